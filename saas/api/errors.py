@@ -1,0 +1,128 @@
+"""One exception handler: every error leaves the API as RFC 9457 problem details.
+
+``{"type", "title", "status", "detail", "errors": [{"field", "message"}]}`` with content type
+``application/problem+json``. Domain errors (``saas.common.errors``) and DRF's own exceptions
+(authentication, permissions, parse errors, throttling, 404/405) are mapped here; anything
+else is logged and becomes a 500 problem without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from saas.common.errors import DomainError
+
+log = logging.getLogger(__name__)
+TYPE_BASE = "https://trainyard.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+
+def _flatten(detail, prefix: str = "") -> list[dict]:
+    if isinstance(detail, dict):
+        out: list[dict] = []
+        for key, value in detail.items():
+            name = key if key != "non_field_errors" else ""
+            out += _flatten(value, f"{prefix}.{name}" if prefix and name else (name or prefix))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(d, (dict, list)) for d in detail):
+            return [{"field": prefix or None, "message": str(d)} for d in detail]
+        out = []
+        for i, d in enumerate(detail):
+            out += _flatten(d, f"{prefix}[{i}]")
+        return out
+    return [{"field": prefix or None, "message": str(detail)}]
+
+
+def problem(status_code: int, code: str, title: str, detail: str, errors=None, **extra) -> dict:
+    body = {"type": TYPE_BASE + code, "title": title, "status": status_code, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return body
+
+
+def problem_response(
+    status_code: int, code: str, title: str, detail: str, errors=None, headers=None, **extra
+) -> Response:
+    resp = Response(
+        problem(status_code, code, title, detail, errors, **extra),
+        status=status_code,
+        headers=headers,
+    )
+    resp.content_type = PROBLEM_JSON
+    return resp
+
+
+_DRF_CODES = {
+    exceptions.NotAuthenticated: ("unauthenticated", "Authentication required"),
+    exceptions.AuthenticationFailed: ("unauthenticated", "Authentication failed"),
+    exceptions.PermissionDenied: ("forbidden", "Forbidden"),
+    exceptions.NotFound: ("not-found", "Not found"),
+    exceptions.MethodNotAllowed: ("method-not-allowed", "Method not allowed"),
+    exceptions.ParseError: ("malformed-request", "The request body could not be parsed"),
+    exceptions.UnsupportedMediaType: ("unsupported-media-type", "Unsupported media type"),
+    exceptions.NotAcceptable: ("not-acceptable", "Not acceptable"),
+    exceptions.Throttled: ("rate-limited", "Too many requests"),
+    exceptions.ValidationError: ("validation-failed", "The request did not pass validation"),
+}
+
+
+def problem_exception_handler(exc, context):
+    """DRF ``EXCEPTION_HANDLER``: map ``exc`` to a problem+json Response."""
+    if isinstance(exc, DomainError):
+        return problem_response(
+            exc.status, exc.code, exc.title, exc.detail, exc.errors, **exc.extra
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.APIException):
+        code, title = next(
+            (v for k, v in _DRF_CODES.items() if isinstance(exc, k)), ("error", "Request failed")
+        )
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        if isinstance(exc, exceptions.ValidationError):
+            errors = _flatten(exc.detail)
+            detail = "; ".join(
+                f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors[:5]
+            )
+        else:
+            errors = None
+            detail = str(exc.detail)
+        return problem_response(
+            exc.status_code, code, title, detail, errors, headers=headers or None
+        )
+    log.exception("unhandled error in %s", context.get("view"))
+    return problem_response(
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+        "internal-error",
+        "Internal error",
+        "Something went wrong on our side; it has been logged.",
+    )
+
+
+def not_found_view(request, exception=None):
+    """Django's handler404 for paths outside the API's routes (JSON problem, not HTML)."""
+    body = problem(404, "not-found", "Not found", f"No route for {request.path}.")
+    return JsonResponse(body, status=404, content_type=PROBLEM_JSON)
+
+
+def server_error_view(request):
+    body = problem(
+        500,
+        "internal-error",
+        "Internal error",
+        "Something went wrong on our side; it has been logged.",
+    )
+    return JsonResponse(body, status=500, content_type=PROBLEM_JSON)

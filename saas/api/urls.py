@@ -1,0 +1,30 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from . import views as v
+
+urlpatterns = [
+    path("datasets", v.DatasetListView.as_view()),
+    path("datasets/<str:dataset_id>", v.DatasetDetailView.as_view()),
+    path("training-jobs", v.TrainingJobListView.as_view()),
+    path("training-jobs/<str:job_id>", v.TrainingJobDetailView.as_view()),
+    path("training-jobs/<str:job_id>/cancel", v.TrainingJobCancelView.as_view()),
+    path("training-jobs/<str:job_id>/events", v.TrainingJobEventsView.as_view()),
+    path("training-jobs/<str:job_id>/misclassified", v.TrainingJobMisclassifiedView.as_view()),
+    path("models", v.ModelListView.as_view()),
+    path("models/<str:model_id>", v.ModelDetailView.as_view()),
+    path("models/<str:model_id>/download", v.ModelDownloadView.as_view()),
+    path("models/<str:model_id>/predict", v.ModelPredictView.as_view()),
+    path("usage", v.UsageView.as_view()),
+    path(
+        "openapi.json",
+        SpectacularJSONAPIView.as_view(permission_classes=[], authentication_classes=[]),
+        name="openapi",
+    ),
+    path(
+        "docs",
+        SpectacularSwaggerView.as_view(
+            url_name="openapi", permission_classes=[], authentication_classes=[]
+        ),
+    ),
+]

@@ -1,0 +1,50 @@
+"""DRF authentication: ``Authorization: Bearer ty_live_…``."""
+
+from rest_framework import authentication, exceptions
+
+from .services import InvalidApiKey, api_key_authenticate
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """Authenticates a program by API key; ``request.auth`` is the :class:`ApiKey`.
+
+    Raises ``AuthenticationFailed`` (401 with ``WWW-Authenticate: Bearer``) for a malformed,
+    unknown, expired or revoked key. Returns None when no Bearer header is present, so session
+    authentication can try.
+    """
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        token = token.strip()
+        if not token:
+            raise exceptions.AuthenticationFailed("empty bearer token")
+        try:
+            key = api_key_authenticate(raw=token)
+        except InvalidApiKey as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
+        return (ApiKeyUser(key), key)
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="trainyard"'
+
+
+class ApiKeyUser:
+    """The principal behind an API key (no human user)."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+
+    def __init__(self, api_key) -> None:
+        self.api_key = api_key
+        self.pk = None
+
+    def __str__(self) -> str:
+        return f"api-key:{self.api_key.pk}"

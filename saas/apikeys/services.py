@@ -1,0 +1,104 @@
+"""Creating and checking API keys.
+
+Format: ``ty_live_`` + a 12-character public id + ``_`` + 43 characters of URL-safe base64
+(32 random bytes). Keys are high-entropy, so a fast SHA-256 digest is the right storage (a slow
+password hash would add ~100 ms to every request for no gain); lookup is by the public id and
+the digest is compared in constant time (``hmac.compare_digest``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from saas.tenancy.models import Organization
+
+from .models import SCOPES, ApiKey
+
+KEY_PREFIX = "ty_live_"
+_PUBLIC_ALPHABET = string.ascii_lowercase + string.digits
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class InvalidApiKey(Exception):
+    """The presented key is malformed, unknown, expired or revoked (the reason is in args)."""
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    secret: str  # the whole key, shown once
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    organization: Organization,
+    name: str = "default",
+    scopes: list[str] | None = None,
+    created_by=None,
+    expires_at: datetime | None = None,
+) -> IssuedKey:
+    """Issue a key for ``organization``. ``scopes`` defaults to every scope.
+
+    Raises ``ValueError`` for an unknown scope.
+    """
+    scopes = list(scopes) if scopes is not None else list(SCOPES)
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(unknown)}")
+    public_id = "".join(secrets.choice(_PUBLIC_ALPHABET) for _ in range(12))
+    secret_part = secrets.token_urlsafe(32)
+    full = f"{KEY_PREFIX}{public_id}_{secret_part}"
+    key = ApiKey.objects.for_tenant(organization).create(
+        organization=organization,
+        name=name,
+        public_id=public_id,
+        secret_sha256=_digest(full),
+        scopes=scopes,
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    return IssuedKey(api_key=key, secret=full)
+
+
+def api_key_authenticate(*, raw: str) -> ApiKey:
+    """Return the active key matching ``raw`` or raise :class:`InvalidApiKey`.
+
+    Updates ``last_used_at`` at most once a minute per key (one conditional UPDATE).
+    """
+    if not raw.startswith(KEY_PREFIX):
+        raise InvalidApiKey("malformed API key")
+    body = raw[len(KEY_PREFIX) :]
+    public_id, sep, _ = body.partition("_")
+    if not sep or len(public_id) != 12:
+        raise InvalidApiKey("malformed API key")
+    key = (
+        ApiKey.objects.unscoped_all_tenants()  # authentication is what finds the tenant
+        .select_related("organization")
+        .filter(public_id=public_id)
+        .first()
+    )
+    # Compare against a dummy digest when the id is unknown so timing does not reveal it.
+    expected = key.secret_sha256 if key else "0" * 64
+    if not hmac.compare_digest(expected, _digest(raw)) or key is None:
+        raise InvalidApiKey("invalid API key")
+    now = timezone.now()
+    if key.revoked_at is not None:
+        raise InvalidApiKey("API key revoked")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise InvalidApiKey("API key expired")
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        ApiKey.objects.for_tenant(key.organization_id).filter(pk=key.pk).update(last_used_at=now)
+    return key

@@ -1,0 +1,123 @@
+"""Writes for datasets: validate, store, record — all or nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.files.base import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from saas.common.errors import Conflict, PayloadTooLarge, ValidationFailed
+from saas.common.ids import new_id
+from saas.tenancy.models import Organization
+
+from .models import Dataset, Task
+from .validation import validate_image_zip, validate_text_csv
+
+
+def dataset_storage_key(*, organization_id: str, dataset_id: str, task: str) -> str:
+    """Where a dataset's file lives in storage: keyed by tenant and id, never by user names."""
+    ext = "csv" if task == Task.TEXT_CLASSIFICATION else "zip"
+    return f"tenants/{organization_id}/datasets/{dataset_id}/data.{ext}"
+
+
+def dataset_create(
+    *,
+    organization: Organization,
+    file: BinaryIO,
+    size: int,
+    task: str,
+    name: str,
+    text_column: str = "text",
+    label_column: str = "label",
+    api_key=None,
+) -> Dataset:
+    """Validate an upload, store it and create the :class:`Dataset` (status ``ready``).
+
+    Args:
+        file: a seekable binary file (Django's UploadedFile), ``size`` its length in bytes.
+        task: ``text-classification`` or ``image-classification``.
+
+    Raises:
+        PayloadTooLarge: ``size`` over ``TRAINYARD_MAX_UPLOAD_BYTES`` (413).
+        ValidationFailed: the file cannot be trained on; every problem is listed (400).
+
+    Nothing is stored when validation fails; if the database write fails after the file was
+    stored, the file is removed again.
+    """
+    limit = settings.TRAINYARD_MAX_UPLOAD_BYTES
+    if size > limit:
+        raise PayloadTooLarge(
+            f"The file is {size} bytes; the limit is {limit} bytes.", limit_bytes=limit
+        )
+    if task not in Task.values:
+        raise ValidationFailed(
+            "Unknown task.",
+            errors=[{"field": "task", "message": f"must be one of {', '.join(Task.values)}"}],
+        )
+    file.seek(0)
+    if task == Task.TEXT_CLASSIFICATION:
+        validated = validate_text_csv(
+            file.read(), text_column=text_column, label_column=label_column
+        )
+    else:
+        validated = validate_image_zip(file)
+
+    file.seek(0)
+    digest = hashlib.sha256()
+    while chunk := file.read(1 << 20):
+        digest.update(chunk)
+    file.seek(0)
+
+    dataset_id = new_id("ds")
+    key = dataset_storage_key(organization_id=organization.pk, dataset_id=dataset_id, task=task)
+    stored_key = default_storage.save(key, File(file))
+    try:
+        with transaction.atomic():
+            return Dataset.objects.for_tenant(organization).create(
+                id=dataset_id,
+                organization=organization,
+                name=name,
+                task=task,
+                num_examples=validated.num_examples,
+                classes=validated.classes,
+                report=validated.report,
+                size_bytes=size,
+                sha256=digest.hexdigest(),
+                storage_key=stored_key,
+                text_column=text_column if task == Task.TEXT_CLASSIFICATION else "",
+                label_column=label_column if task == Task.TEXT_CLASSIFICATION else "",
+                created_by_key=api_key,
+            )
+    except BaseException:
+        default_storage.delete(stored_key)
+        raise
+
+
+@transaction.atomic
+def dataset_delete(*, dataset: Dataset) -> None:
+    """Delete a dataset's file and mark it ``deleted`` (jobs that used it keep their history).
+
+    Raises Conflict while a queued or running job still needs the file.
+    """
+    from saas.jobs.models import TrainingJob  # jobs depends on datasets, not the reverse
+
+    locked = (
+        Dataset.objects.for_tenant(dataset.organization_id).select_for_update().get(pk=dataset.pk)
+    )
+    active = (
+        TrainingJob.objects.for_tenant(dataset.organization_id)
+        .filter(dataset=locked, status__in=TrainingJob.ACTIVE_STATUSES)
+        .exists()
+    )
+    if active:
+        raise Conflict("A queued or running training job uses this dataset; cancel it first.")
+    Dataset.objects.for_tenant(dataset.organization_id).filter(pk=dataset.pk).update(
+        status=Dataset.Status.DELETED, deleted_at=timezone.now()
+    )
+    key = locked.storage_key
+    transaction.on_commit(lambda: default_storage.delete(key))

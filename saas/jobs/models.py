@@ -1,0 +1,74 @@
+"""Training jobs, their timeline, and the state machine's statuses."""
+
+from django.db import models
+
+from saas.common.ids import IdFactory
+from saas.tenancy.models import TenantModel
+
+
+class TrainingJob(TenantModel):
+    """One training run of a dataset into a model.
+
+    Status moves ``queued → running → succeeded | failed | cancelled`` (or ``queued →
+    cancelled``). ``attempt`` counts deliveries that started the job (a worker that died
+    mid-job is replaced by a new attempt); ``heartbeat_at`` is refreshed while it trains so a
+    redelivered message can tell a live run from a dead one.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    TERMINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    id = models.CharField(primary_key=True, max_length=32, default=IdFactory("tj"), editable=False)
+    dataset = models.ForeignKey("datasets.Dataset", on_delete=models.PROTECT, related_name="+")
+    task = models.CharField(max_length=32)
+    base_model = models.CharField(max_length=64)
+    hyperparameters = models.JSONField()
+    seed = models.IntegerField(default=0)
+    device = models.CharField(max_length=8, default="cpu")
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    epoch = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(null=True, blank=True)
+    misclassified = models.JSONField(default=list, blank=True)
+    usage = models.JSONField(default=dict, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    created_by_key = models.ForeignKey(
+        "apikeys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["status", "device", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+
+class JobEvent(TenantModel):
+    """A line of a job's timeline: ``created``, ``started``, ``epoch``, ``succeeded``, …"""
+
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="+")
+    type = models.CharField(max_length=32)
+    message = models.CharField(max_length=500, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["job", "created_at"])]

@@ -1,0 +1,44 @@
+"""The usage ledger: append-only usage events, each traceable to the job or request it bills."""
+
+from django.db import models
+
+from saas.tenancy.models import TenantModel
+
+
+class Meter(models.TextChoices):
+    TRAINING_COMPUTE_SECONDS = "training_compute_seconds"
+    TRAINING_EXAMPLES = "training_examples"
+    PREDICTIONS = "predictions"
+
+
+class UsageEvent(TenantModel):
+    """One metered quantity. Never edited; a correction is a new (negative) event.
+
+    ``idempotency_key`` is unique per (organisation, meter), derived from the source (``tj_…``
+    for a job, ``pred_…`` for a prediction request), so a redelivered completion cannot count
+    twice.
+    """
+
+    meter = models.CharField(max_length=64, choices=Meter.choices)
+    quantity = models.DecimalField(max_digits=20, decimal_places=6)
+    unit = models.CharField(max_length=16)
+    occurred_at = models.DateTimeField()
+    source_type = models.CharField(max_length=32)  # training_job | prediction
+    source_id = models.CharField(max_length=64)
+    idempotency_key = models.CharField(max_length=128)
+    dimensions = models.JSONField(default=dict, blank=True)  # device, cpu_seconds, reason…
+    api_key = models.ForeignKey(
+        "apikeys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model = models.ForeignKey(
+        "registry.TrainedModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "meter", "idempotency_key"], name="uniq_usage_idempotency"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "occurred_at"])]

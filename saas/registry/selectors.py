@@ -1,0 +1,21 @@
+"""Reads for trained models, tenant-scoped."""
+
+from saas.common.errors import NotFound
+
+from .models import TrainedModel
+
+
+def model_list(*, organization_id: str):
+    return TrainedModel.objects.for_tenant(organization_id)
+
+
+def model_get(*, organization_id: str, model_id: str) -> TrainedModel:
+    """Raises NotFound if missing or another tenant's."""
+    model = model_list(organization_id=organization_id).filter(pk=model_id).first()
+    if model is None:
+        raise NotFound(f"No model {model_id!r}.")
+    return model
+
+
+def model_for_job(*, organization_id: str, job_id: str) -> TrainedModel | None:
+    return model_list(organization_id=organization_id).filter(job_id=job_id).first()

@@ -1,0 +1,207 @@
+"""Trainyard settings: one module, configured from the environment (django-environ).
+
+Every variable is documented in the README's configuration table. Integrations switch on by
+their variables: with ``DATABASE_URL`` and ``REDIS_URL`` set, Trainyard runs on PostgreSQL and
+Redis (production and the test suite); without them it falls back to SQLite and kombu's
+filesystem transport under ``var/`` so ``make demo`` works on a bare machine.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
+
+VAR_DIR = Path(env.str("TRAINYARD_VAR_DIR", default=str(BASE_DIR / "var")))
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-key-change-me-" + "x" * 24)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "saas.accounts",
+    "saas.tenancy",
+    "saas.apikeys",
+    "saas.datasets",
+    "saas.jobs",
+    "saas.registry",
+    "saas.metering",
+    "saas.inference",
+    "saas.api",
+    # Only management commands and Celery tasks; nothing here imports TensorFlow at import time.
+    "workers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "saas.urls"
+WSGI_APPLICATION = "saas.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'trainyard.sqlite3'}")
+}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The demo's web server and worker share the file; wait on the lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# Artifacts (datasets, SavedModels) go through Django's storage API, keyed by tenant.
+MEDIA_ROOT = Path(env.str("TRAINYARD_STORAGE_DIR", default=str(VAR_DIR / "storage")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- uploads -------------------------------------------------------------------------------
+TRAINYARD_MAX_UPLOAD_BYTES = env.int("TRAINYARD_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+TRAINYARD_ZIP_MAX_UNCOMPRESSED_BYTES = env.int(
+    "TRAINYARD_ZIP_MAX_UNCOMPRESSED_BYTES", default=512 * 1024 * 1024
+)
+TRAINYARD_ZIP_MAX_ENTRIES = env.int("TRAINYARD_ZIP_MAX_ENTRIES", default=50_000)
+TRAINYARD_MAX_IMAGE_PIXELS = env.int("TRAINYARD_MAX_IMAGE_PIXELS", default=40_000_000)
+# Django refuses bodies above this before our validation sees them; keep it above the limit
+# so our 413 problem (not Django's 400) is what the client gets.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- training and inference ----------------------------------------------------------------
+TRAINYARD_HUB_HANDLES = env.json(
+    "TRAINYARD_HUB_HANDLES",
+    default={
+        "mobilenet_v2": "https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5"
+    },
+)
+TRAINYARD_MAX_CONCURRENT_JOBS_PER_TENANT = env.int(
+    "TRAINYARD_MAX_CONCURRENT_JOBS_PER_TENANT", default=2
+)
+# Training slots across all workers per device; used to explain why a job waits.
+TRAINYARD_TRAINING_SLOTS = env.json("TRAINYARD_TRAINING_SLOTS", default={"cpu": 1, "gpu": 0})
+TRAINYARD_HEARTBEAT_STALE_SECONDS = env.int("TRAINYARD_HEARTBEAT_STALE_SECONDS", default=120)
+TRAINYARD_REAPER_INTERVAL_SECONDS = env.float("TRAINYARD_REAPER_INTERVAL_SECONDS", default=60.0)
+TRAINYARD_PREDICT_TIMEOUT_SECONDS = env.float("TRAINYARD_PREDICT_TIMEOUT_SECONDS", default=30.0)
+TRAINYARD_PREDICT_MAX_INPUTS = 256
+TRAINYARD_MODEL_CACHE_BYTES = env.int("TRAINYARD_MODEL_CACHE_BYTES", default=1024 * 1024 * 1024)
+TRAINYARD_MODEL_CACHE_DIR = Path(
+    env.str("TRAINYARD_MODEL_CACHE_DIR", default=str(VAR_DIR / "model-cache"))
+)
+
+# --- Celery ----------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=12 * 3600)
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+else:
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "out"),
+        "data_folder_out": str(_broker_dir / "out"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+    CELERY_RESULT_BACKEND = f"file://{VAR_DIR / 'results'}"
+    for _d in (_broker_dir / "out", _broker_dir / "processed", VAR_DIR / "results"):
+        _d.mkdir(parents=True, exist_ok=True)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Hard limit below the broker's visibility timeout, so a message is never redelivered while
+# its first delivery may still be running.
+CELERY_TASK_TIME_LIMIT = env.int(
+    "TRAINYARD_TRAINING_TIME_LIMIT_SECONDS", default=min(6 * 3600, CELERY_VISIBILITY_TIMEOUT - 60)
+)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "reap-stuck-training-jobs": {
+        "task": "trainyard.jobs.reap_stuck",
+        "schedule": TRAINYARD_REAPER_INTERVAL_SECONDS,
+        "options": {"queue": "training-cpu", "expires": TRAINYARD_REAPER_INTERVAL_SECONDS},
+    }
+}
+
+# --- REST API --------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "saas.apikeys.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "saas.api.errors.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Trainyard API",
+    "DESCRIPTION": "Upload labelled data, train classifiers, predict over REST.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

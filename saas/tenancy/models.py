@@ -1,0 +1,95 @@
+"""Organisations (tenants), memberships, and the tenant-scoped base every tenant-owned model uses.
+
+Tenancy fails closed: ``TenantModel.objects`` refuses to build a query until it is given an
+organisation (``Model.objects.for_tenant(org)``). The escape hatch for operators and the
+stuck-job reaper is ``Model.objects.unscoped_all_tenants()``, named to stand out in review.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from saas.common.ids import IdFactory
+
+
+class UnscopedQueryError(RuntimeError):
+    """A tenant-owned model was queried without an organisation."""
+
+
+class Organization(models.Model):
+    """A tenant: a company that owns datasets, jobs, models, keys and usage."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SUSPENDED = "suspended"
+
+    id = models.CharField(primary_key=True, max_length=32, default=IdFactory("org"), editable=False)
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=64, unique=True)
+    plan = models.CharField(max_length=32, default="free")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    """A user's role in an organisation."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        DEVELOPER = "developer"
+        VIEWER = "viewer"
+        BILLING = "billing"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.DEVELOPER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="uniq_membership")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.organization_id} ({self.role})"
+
+
+class TenantQuerySet(models.QuerySet):
+    pass
+
+
+class TenantManager(models.Manager):
+    """Default manager of tenant-owned models: every query must name its organisation."""
+
+    def get_queryset(self):
+        raise UnscopedQueryError(
+            f"{self.model.__name__} is tenant-owned: use .for_tenant(org) "
+            "(or .unscoped_all_tenants() in operator code)"
+        )
+
+    def for_tenant(self, organization: Organization | str) -> TenantQuerySet:
+        """Rows of ``organization`` (an Organization or its id) only."""
+        org_id = organization if isinstance(organization, str) else organization.pk
+        if not org_id:
+            raise UnscopedQueryError("for_tenant() needs an organisation")
+        return TenantQuerySet(self.model, using=self._db).filter(organization_id=org_id)
+
+    def unscoped_all_tenants(self) -> TenantQuerySet:
+        """Every tenant's rows. For operator tools and system tasks only."""
+        return TenantQuerySet(self.model, using=self._db)
+
+
+class TenantModel(models.Model):
+    """Abstract base of every tenant-owned model."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+
+    objects = TenantManager()
+
+    class Meta:
+        abstract = True

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("v1/", include("saas.api.urls")),
+    path("healthz", healthz),
+]
+
+handler404 = "saas.api.errors.not_found_view"
+handler500 = "saas.api.errors.server_error_view"

@@ -1,0 +1,157 @@
+"""Start Trainyard's processes (web server, workers) for `make run`, `make demo` and e2e tests.
+
+Each process is a real OS process: gunicorn serving ``saas.wsgi`` and Celery workers from
+``workers.celery_app``. Their output goes to log files under the given directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    """A web server and workers sharing one environment.
+
+    Args:
+        env: extra environment (``DATABASE_URL``, ``REDIS_URL``, ``TRAINYARD_HUB_HANDLES``, …).
+        log_dir: where ``web.log`` and ``worker-<name>.log`` go.
+        port: the web server's port (a free one if None).
+    """
+
+    def __init__(self, *, env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "saas.settings",
+            "TF_USE_LEGACY_KERAS": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            **env,
+        }
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def manage(self, *args: str) -> str:
+        """Run ``manage.py`` with the stack's environment; returns stdout (raises on failure)."""
+        out = subprocess.run(
+            [str(BIN / "python"), "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stderr}")
+        return out.stdout.strip()
+
+    def start_web(self, workers: int = 2) -> None:
+        self._spawn(
+            "web",
+            [
+                str(BIN / "gunicorn"),
+                "saas.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--timeout",
+                "120",
+                "--access-logfile",
+                "-",
+            ],
+        )
+
+    def start_worker(self, name: str, queues: str, *, beat: bool = False) -> subprocess.Popen:
+        argv = [
+            str(BIN / "celery"),
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            "1",
+            "-n",
+            f"{name}@%h",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        if beat:
+            argv += ["-B", "--schedule", str(self.log_dir / f"beat-{name}.db")]
+        return self._spawn(f"worker-{name}", argv)
+
+    def wait_web(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs["web"].poll() is not None:
+                raise RuntimeError(f"web server exited; see {self.log_dir / 'web.log'}")
+            try:
+                if requests.get(self.base_url + "/healthz", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError("web server did not answer in time")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the whole process group of ``name`` (a worker and its pool children)."""
+        proc = self.procs.pop(name)
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            proc = self.procs[name]
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for name in list(self.procs):
+            try:
+                self.procs[name].wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.procs[name].pid, signal.SIGKILL)
+            self.procs.pop(name)
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,164 @@
+"""API keys at the door, problem+json everywhere, the schema, and predict input checks."""
+
+import base64
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from saas.apikeys.models import ApiKey
+from saas.apikeys.services import api_key_create
+from saas.jobs.models import TrainingJob
+from saas.registry.models import TrainedModel
+from tests.conftest import make_tenant, png_bytes, small_text_rows, text_csv, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def bearer(key: str) -> APIClient:
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return c
+
+
+def test_key_format_and_storage(tenant):
+    assert tenant.key.startswith("ty_live_")
+    public_id, secret = tenant.key[len("ty_live_") :].split("_", 1)
+    assert len(public_id) == 12 and len(secret) >= 43
+    key = ApiKey.objects.for_tenant(tenant.org).get()
+    assert tenant.key not in (key.secret_sha256, key.public_id) and len(key.secret_sha256) == 64
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Bearer",
+        "Bearer nope",
+        "Bearer ty_live_short_x",
+        "Bearer ty_live_abcdefghijkl_wrongsecret",
+    ],
+)
+def test_bad_credentials_are_401_with_www_authenticate(db, header):
+    c = APIClient()
+    if header:
+        c.credentials(HTTP_AUTHORIZATION=header)
+    r = c.get("/v1/datasets")
+    assert r.status_code == 401, r.content
+    assert r["WWW-Authenticate"].startswith("Bearer")
+    assert r["Content-Type"].startswith("application/problem+json")
+
+
+def test_revoked_and_expired_keys(tenant):
+    key = ApiKey.objects.for_tenant(tenant.org).get()
+    assert tenant.client.get("/v1/datasets").status_code == 200
+    ApiKey.objects.for_tenant(tenant.org).filter(pk=key.pk).update(revoked_at=timezone.now())
+    r = tenant.client.get("/v1/datasets")
+    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+    issued = api_key_create(
+        organization=tenant.org, expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    r = bearer(issued.secret).get("/v1/datasets")
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+
+
+def test_last_used_is_written_at_most_once_a_minute(tenant):
+    tenant.client.get("/v1/datasets")
+    first = ApiKey.objects.for_tenant(tenant.org).get().last_used_at
+    assert first is not None
+    tenant.client.get("/v1/datasets")
+    assert ApiKey.objects.for_tenant(tenant.org).get().last_used_at == first
+
+
+def test_missing_scope_is_403_naming_it(db):
+    t = make_tenant("readonly", scopes=["datasets:read"])
+    assert t.client.get("/v1/datasets").status_code == 200
+    r = upload(t.client, text_csv(small_text_rows()))
+    assert r.status_code == 403 and "datasets:write" in r.json()["detail"]
+
+
+def test_unknown_route_and_method_are_problems(tenant):
+    r = tenant.client.get("/v1/nope")
+    assert r.status_code == 404 and r["Content-Type"].startswith("application/problem+json")
+    r = tenant.client.put("/v1/datasets")
+    assert r.status_code == 405 and r.json()["status"] == 405
+
+
+def test_openapi_schema_is_served(db):
+    r = APIClient().get("/v1/openapi.json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    for p in ("/v1/datasets", "/v1/training-jobs/{job_id}/cancel", "/v1/models/{model_id}/predict"):
+        assert p in paths
+
+
+def make_model(tenant, task: str = "text-classification") -> TrainedModel:
+    """A model row as a finished job leaves it (no artifact: these tests stop before inference)."""
+    ds = upload(tenant.client, text_csv(small_text_rows())).json()
+    job = tenant.client.post("/v1/training-jobs", {"dataset": ds["id"]}, format="json").json()
+    TrainingJob.objects.for_tenant(tenant.org).filter(pk=job["id"]).update(status="succeeded")
+    return TrainedModel.objects.for_tenant(tenant.org).create(
+        organization=tenant.org,
+        job_id=job["id"],
+        task=task,
+        base_model="x",
+        classes=["a", "b"],
+        metrics={},
+        artifact_key="missing",
+        artifact_bytes=0,
+        artifact_sha256="0" * 64,
+    )
+
+
+@pytest.mark.parametrize(
+    "task, body, needles",
+    [
+        ("text-classification", {"inputs": []}, ["at least one"]),
+        ("text-classification", {"inputs": ["x"] * 257}, ["257 inputs > limit 256"]),
+        ("text-classification", {}, ["required"]),
+        ("text-classification", {"inputs": "just a string"}, ["array"]),
+        ("text-classification", {"inputs": [{"image_base64": "AAAA"}]}, ["takes strings"]),
+        ("image-classification", {"inputs": ["a sentence"]}, ["image_base64"]),
+        ("image-classification", {"inputs": [{"image_base64": "***"}]}, ["not valid base64"]),
+        (
+            "image-classification",
+            {"inputs": [{"image_base64": base64.b64encode(b"hello").decode()}]},
+            ["not a decodable"],
+        ),
+    ],
+)
+def test_predict_bad_inputs(tenant, task, body, needles):
+    model = make_model(tenant, task)
+    r = tenant.client.post(f"/v1/models/{model.pk}/predict", body, format="json")
+    assert r.status_code == 400, r.content
+    text = r.json()["detail"] + " ".join(e["message"] for e in r.json().get("errors", []))
+    for n in needles:
+        assert n in text
+
+
+def test_predict_with_no_worker_is_503(tenant, settings):
+    settings.TRAINYARD_PREDICT_TIMEOUT_SECONDS = 0.5
+    model = make_model(tenant, "image-classification")
+    img = base64.b64encode(png_bytes()).decode()
+    r = tenant.client.post(
+        f"/v1/models/{model.pk}/predict", {"inputs": [{"image_base64": img}]}, format="json"
+    )
+    assert r.status_code == 503 and r["Content-Type"].startswith("application/problem+json")
+
+
+def test_models_are_tenant_scoped(tenant, other_tenant):
+    model = make_model(tenant)
+    for method, path in (
+        ("get", f"/v1/models/{model.pk}"),
+        ("get", f"/v1/models/{model.pk}/download"),
+        ("post", f"/v1/models/{model.pk}/predict"),
+    ):
+        r = (
+            getattr(other_tenant.client, method)(path, {"inputs": ["x"]}, format="json")
+            if method == "post"
+            else other_tenant.client.get(path)
+        )
+        assert r.status_code == 404, path
+    assert other_tenant.client.get("/v1/models").json()["data"] == []
+    assert [m["id"] for m in tenant.client.get("/v1/models").json()["data"]] == [model.pk]

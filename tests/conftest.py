@@ -1,0 +1,97 @@
+"""Shared fixtures: organisations, API keys and a DRF client per tenant.
+
+Tests run against real PostgreSQL and Redis (``make test`` sets ``DATABASE_URL`` and
+``REDIS_URL``). Each test's storage goes to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+from saas.apikeys.services import api_key_create
+from saas.tenancy.services import organization_create
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _storage(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "storage"
+    settings.TRAINYARD_MODEL_CACHE_DIR = tmp_path / "model-cache"
+
+
+class Tenant:
+    def __init__(self, org, key: str):
+        self.org = org
+        self.key = key
+        self.client = APIClient()
+        self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+
+
+def make_tenant(slug: str, scopes=None) -> Tenant:
+    org = organization_create(slug=slug, name=slug.title(), owner_email=f"owner@{slug}.test")
+    issued = api_key_create(organization=org, name="test", scopes=scopes)
+    return Tenant(org, issued.secret)
+
+
+@pytest.fixture
+def tenant(db) -> Tenant:
+    return make_tenant("acme")
+
+
+@pytest.fixture
+def other_tenant(db) -> Tenant:
+    return make_tenant("globex")
+
+
+def text_csv(rows: list[tuple[str, str]], header: str = "text,label") -> bytes:
+    import csv
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header.split(","))
+    w.writerows(rows)
+    return buf.getvalue().encode()
+
+
+def small_text_rows(n_per_class: int = 12) -> list[tuple[str, str]]:
+    good = ["great film", "loved it", "excellent value", "works well", "very good", "superb acting"]
+    bad = ["terrible film", "hated it", "awful value", "broke quickly", "very bad", "poor acting"]
+    rows = []
+    for i in range(n_per_class):
+        rows.append((f"{good[i % len(good)]} {i}", "positive"))
+        rows.append((f"{bad[i % len(bad)]} {i}", "negative"))
+    return rows
+
+
+def png_bytes(value: int = 0, size: tuple[int, int] = (8, 8)) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", size, color=value).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, blob in files.items():
+            zf.writestr(name, blob)
+    return buf.getvalue()
+
+
+def upload(
+    client, data: bytes, *, task: str = "text-classification", name: str = "data.csv", **extra
+):
+    f = io.BytesIO(data)
+    f.name = name
+    return client.post("/v1/datasets", {"file": f, "task": task, **extra}, format="multipart")
+
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

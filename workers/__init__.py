@@ -1,0 +1,1 @@
+"""Celery tasks and everything that imports TensorFlow (see DESIGN.md §1, §5)."""
