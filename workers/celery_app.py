@@ -6,6 +6,6 @@ tasks, i.e. in the pool's child process after fork, never here.
 
 from saas.celery import app
 
-import workers.tasks  # noqa: E402,F401  (registers the tasks)
+import workers.tasks  # noqa: E402,F401  # isort: skip  (registers the tasks)
 
 __all__ = ["app"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from dataclasses import asdict
 
 from celery import shared_task
 from celery.signals import worker_process_init
@@ -23,8 +24,14 @@ def _child_started(**_kwargs):
         conn.close()
 
 
-@shared_task(name=TaskName.TRAIN, bind=True, acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True, max_retries=None)
+@shared_task(
+    name=TaskName.TRAIN,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=None,
+)
 def train(self, *, job_id: str) -> None:
     """Run one attempt of training job ``job_id`` (a no-op for a finished or live job)."""
     from saas.jobs import services as jobs
@@ -51,17 +58,27 @@ def run_training(start) -> None:
     meter = None
     try:
         with local_copy(start.dataset_key) as path, measure() as meter:
-            spec = TrainSpec(task=start.task, dataset_path=path, output_dir=str(workdir),
-                             base_model=start.base_model, hyperparameters=start.hyperparameters,
-                             seed=start.seed, handle=start.handle, text_column=start.text_column,
-                             label_column=start.label_column)
+            spec = TrainSpec(
+                task=start.task,
+                dataset_path=path,
+                output_dir=str(workdir),
+                base_model=start.base_model,
+                hyperparameters=start.hyperparameters,
+                seed=start.seed,
+                handle=start.handle,
+                text_column=start.text_column,
+                label_column=start.label_column,
+            )
             result = runners.train(spec, on_epoch=monitor.on_epoch, should_stop=monitor.should_stop)
-        jobs.training_job_complete(start=start, result=result, resources=meter.as_dict())
+        jobs.training_job_complete(start=start, result=result, resources=asdict(meter))
     except TrainingCancelled as stop:
-        jobs.training_job_stopped(start=start, resources=meter.as_dict(), examples=getattr(stop, "examples_processed", 0))
+        jobs.training_job_stopped(
+            start=start, resources=asdict(meter), examples=getattr(stop, "examples_processed", 0)
+        )
     except TrainingInputError as exc:
-        jobs.training_job_fail(start=start, code="input", message=str(exc),
-                               resources=meter.as_dict() if meter else None)
+        jobs.training_job_fail(
+            start=start, code="input", message=str(exc), resources=asdict(meter) if meter else None
+        )
     except Exception as exc:  # a platform fault must end the job, not the worker
         log.exception("training job %s failed", start.job_id)
         jobs.training_job_fail(start=start, code="platform", message=f"{type(exc).__name__}: {exc}")
@@ -98,5 +115,3 @@ def predict(*, organization_id: str, model_id: str, inputs: list[str]) -> dict:
     t0 = time.perf_counter()
     predictions = loaded.predict(batch)
     return {"predictions": predictions, "inference_ms": round((time.perf_counter() - t0) * 1000, 3)}
-
-

@@ -18,13 +18,15 @@ DEFAULTS: dict[str, dict] = {
     TEXT_DEFAULT: {"epochs": 10, "batch_size": 32, "learning_rate": 0.005, "validation_split": 0.2},
     CNN_SMALL: {"epochs": 30, "batch_size": 32, "learning_rate": 0.003, "validation_split": 0.2},
     "hub": {
-        "epochs": 3,
-        "batch_size": 16,
+        "epochs": 5,
+        "batch_size": 32,
         "learning_rate": 0.001,
         "validation_split": 0.2,
         "fine_tune": False,
     },
 }
+
+FINE_TUNE_LEARNING_RATE = 1e-4
 
 # name: (type, min, max) — inclusive bounds; bools have no bounds.
 RANGES: dict[str, tuple[type, float | None, float | None]] = {
@@ -103,4 +105,6 @@ def resolve(*, task: str, base_model: str | None, hyperparameters: dict | None) 
         out[name] = value
     if errors:
         raise ValidationFailed("Some hyperparameters are invalid.", errors=errors)
+    if out.get("fine_tune") and "learning_rate" not in given:
+        out["learning_rate"] = FINE_TUNE_LEARNING_RATE  # a pretrained backbone needs small steps
     return base_model, out

@@ -7,11 +7,13 @@ exported ``serving_default`` signature uses, so training and serving see identic
 
 from __future__ import annotations
 
+import workers.tf_env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+# isort: split
+
 import posixpath
 import zipfile
 from typing import Any
-
-import workers.tf_env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import numpy as np
 import tensorflow as tf
@@ -49,6 +51,7 @@ CNN_DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "epochs": 30,
     "batch_size": 32,
     "learning_rate": 0.003,
+    "lr_schedule": "cosine",
     "validation_split": 0.2,
     "image_size": 32,
     "dropout": 0.3,
@@ -58,12 +61,13 @@ HUB_DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "epochs": 5,
     "batch_size": 32,
     "learning_rate": None,
+    "lr_schedule": "constant",
     "validation_split": 0.2,
     "fine_tune": False,
     "image_size": None,
     "dropout": 0.2,
 }
-_TYPES = {"image_size": int, "dropout": float, "fine_tune": bool}
+_TYPES = {"image_size": int, "fine_tune": bool}
 
 
 def read_zip(path: str) -> tuple[list[str], list[bytes], list[str]]:
@@ -97,7 +101,9 @@ def read_zip(path: str) -> tuple[list[str], list[bytes], list[str]]:
                 continue
             names.append((info.filename, parts))
         if not names:
-            raise TrainingInputError("The archive contains no images (.png, .jpg, .jpeg, .gif, .bmp).")
+            raise TrainingInputError(
+                "The archive contains no images (.png, .jpg, .jpeg, .gif, .bmp)."
+            )
         tops = {parts[0] for _, parts in names}
         if len(tops) == 1 and all(len(parts) >= 3 for _, parts in names):
             names = [(name, parts[1:]) for name, parts in names]
@@ -133,7 +139,9 @@ def preprocess_image(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
 
 def find_undecodable(images: list[bytes]) -> list[int]:
     """Indices of the images TensorFlow cannot decode (decoded in parallel, once)."""
-    indices = tf.data.Dataset.from_tensor_slices((np.arange(len(images)), np.array(images, dtype=object)))
+    indices = tf.data.Dataset.from_tensor_slices(
+        (np.arange(len(images)), np.array(images, dtype=object))
+    )
     decoded = indices.map(
         lambda i, b: (i, tf.shape(tf.io.decode_image(b, channels=3, expand_animations=False))),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -154,7 +162,9 @@ def build_cnn_small(image_size: int, num_classes: int, dropout: float) -> keras.
         probabilities ``[batch, num_classes]``.
     """
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", name="augment_translate")(inputs)
+    x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", name="augment_translate")(
+        inputs
+    )
     x = keras.layers.RandomRotation(0.05, fill_mode="constant", name="augment_rotate")(x)
     x = keras.layers.RandomZoom(0.1, fill_mode="constant", name="augment_zoom")(x)
     for i, filters in enumerate((32, 64, 128)):
@@ -176,13 +186,17 @@ def hub_input_size(module: Any) -> int | None:
     (Reusable SavedModel), then of its ``serving_default`` signature.
     """
     specs = []
-    call = getattr(module, "__call__", None)
+    call = module.__call__ if callable(module) else None
     for fn in getattr(call, "concrete_functions", None) or []:
         args, kwargs = fn.structured_input_signature
         specs.extend(s for s in (*args, *kwargs.values()) if isinstance(s, tf.TensorSpec))
     signature = getattr(module, "signatures", {}).get("serving_default")
     if signature is not None:
-        specs.extend(s for s in signature.structured_input_signature[1].values() if isinstance(s, tf.TensorSpec))
+        specs.extend(
+            s
+            for s in signature.structured_input_signature[1].values()
+            if isinstance(s, tf.TensorSpec)
+        )
     for spec in specs:
         shape = spec.shape
         if shape.rank == 4 and shape[1] is not None and shape[1] == shape[2]:
@@ -190,7 +204,9 @@ def hub_input_size(module: Any) -> int | None:
     return None
 
 
-def build_hub_model(module: Any, image_size: int, num_classes: int, *, fine_tune: bool, dropout: float) -> keras.Model:
+def build_hub_model(
+    module: Any, image_size: int, num_classes: int, *, fine_tune: bool, dropout: float
+) -> keras.Model:
     """A TF Hub feature extractor (``hub.KerasLayer``) with a dropout + softmax head.
 
     Args:
@@ -241,6 +257,8 @@ def train(
         raise ValueError(f"Base model {spec.base_model!r} needs a TF Hub handle.")
     defaults = CNN_DEFAULT_HYPERPARAMETERS if is_cnn else _hub_defaults(spec.hyperparameters)
     hp = resolve_hyperparameters(defaults, spec.hyperparameters, _TYPES)
+    if is_cnn and hp["image_size"] < 8:
+        raise TrainingInputError("Hyperparameter 'image_size' must be at least 8.")
 
     members, images, labels = read_zip(spec.dataset_path)
     broken = find_undecodable(images)
@@ -249,13 +267,13 @@ def train(
         raise TrainingInputError(f"{len(broken)} image(s) cannot be decoded: {shown}.")
     classes, y = encode_labels(labels)
     reject_newlines_in_labels(classes)
-    train_idx, val_idx = stratified_split(y, classes, validation_split=hp["validation_split"], seed=spec.seed)
+    train_idx, val_idx = stratified_split(
+        y, classes, validation_split=hp["validation_split"], seed=spec.seed
+    )
 
     seed_everything(spec.seed)
     if is_cnn:
         image_size = hp["image_size"]
-        if image_size < 8:
-            raise TrainingInputError("Hyperparameter 'image_size' must be at least 8.")
         model = build_cnn_small(image_size, len(classes), hp["dropout"])
     else:
         import tensorflow_hub as hub
@@ -263,10 +281,14 @@ def train(
         module = hub.load(spec.handle)
         fixed = hub_input_size(module)
         if fixed is not None and hp["image_size"] not in (None, fixed):
-            raise TrainingInputError(f"This base model takes {fixed}×{fixed} images; image_size cannot change that.")
+            raise TrainingInputError(
+                f"This base model takes {fixed}×{fixed} images; image_size cannot change that."
+            )
         image_size = fixed or hp["image_size"] or DEFAULT_HUB_IMAGE_SIZE
         hp["image_size"] = image_size
-        model = build_hub_model(module, image_size, len(classes), fine_tune=hp["fine_tune"], dropout=hp["dropout"])
+        model = build_hub_model(
+            module, image_size, len(classes), fine_tune=hp["fine_tune"], dropout=hp["dropout"]
+        )
 
     x = np.array(images, dtype=object)
 
@@ -277,10 +299,22 @@ def train(
     batch_size = hp["batch_size"]
     data = Split(
         train=dataset_from_arrays(
-            x[train_idx], y[train_idx], batch_size=batch_size, shuffle=True, seed=spec.seed, map_fn=decode, cache=cache
+            x[train_idx],
+            y[train_idx],
+            batch_size=batch_size,
+            shuffle=True,
+            seed=spec.seed,
+            map_fn=decode,
+            cache=cache,
         ),
         validation=dataset_from_arrays(
-            x[val_idx], y[val_idx], batch_size=batch_size, shuffle=False, seed=spec.seed, map_fn=decode, cache=cache
+            x[val_idx],
+            y[val_idx],
+            batch_size=batch_size,
+            shuffle=False,
+            seed=spec.seed,
+            map_fn=decode,
+            cache=cache,
         ),
         val_y=y[val_idx],
         val_inputs=[members[i] for i in val_idx],
@@ -305,7 +339,9 @@ def train(
         )
         return model(pixels, training=False)
 
+    # Track the variables, not the Keras model: serve() captures them, and saving the model
+    # itself would add Keras's own serialisation (extra traces, seconds per export).
     module_to_save = tf.Module()
-    module_to_save.model = model
+    module_to_save.model_variables = list(model.variables)
     export_saved_model(module=module_to_save, serve=serve, classes=classes, saved_model_dir=out_dir)
     return result

@@ -7,8 +7,9 @@ plain callables so the task that glues them to the database stays a few lines lo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 TEXT = "text-classification"
 IMAGE = "image-classification"

@@ -1,0 +1,42 @@
+"""`make run`: the web server (on $PORT, default 8000) and a worker with beat, in the foreground.
+
+Ctrl-C stops everything. Logs go to var/run/.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.stack import Stack  # noqa: E402
+
+
+def main() -> int:
+    port = int(os.environ.get("PORT", "8000"))
+    log_dir = ROOT / "var" / "run"
+    with Stack(env={}, log_dir=log_dir, port=port) as stack:
+        stack.start_web()
+        stack.start_worker("training", "training-cpu", beat=True)
+        stack.start_worker("inference", "inference")
+        stack.wait_web()
+        print(f"Trainyard on {stack.base_url} (API docs: {stack.base_url}/v1/docs); logs in {log_dir}")
+        print("Ctrl-C to stop.")
+        try:
+            while all(p.poll() is None for p in stack.procs.values()):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
+        if dead:
+            print(f"stopped because {dead} exited; see {log_dir}")
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

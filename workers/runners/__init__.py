@@ -1,0 +1,66 @@
+"""ML runners: a :class:`~workers.runners.spec.TrainSpec` in, a ``TrainResult`` out.
+
+Importing this package is cheap: TensorFlow is loaded by :func:`train` on first use (through
+``workers.runners.text`` / ``workers.runners.image``), after ``workers.tf_env`` has set the
+environment TensorFlow reads at import time.
+"""
+
+from __future__ import annotations
+
+import workers.tf_env  # noqa: F401  (must run before any TensorFlow import)
+from workers.runners.spec import (
+    IMAGE,
+    TEXT,
+    EpochCallback,
+    StopCheck,
+    TrainingCancelled,
+    TrainingInputError,
+    TrainResult,
+    TrainSpec,
+)
+
+__all__ = [
+    "IMAGE",
+    "TEXT",
+    "TrainResult",
+    "TrainSpec",
+    "TrainingCancelled",
+    "TrainingInputError",
+    "train",
+]
+
+
+def train(
+    spec: TrainSpec, *, on_epoch: EpochCallback | None = None, should_stop: StopCheck | None = None
+) -> TrainResult:
+    """Train, evaluate and export the model ``spec`` describes.
+
+    Dispatches on ``spec.task``: ``TEXT`` → :func:`workers.runners.text.train` (base model
+    ``"text-embedding-bag"``); ``IMAGE`` → :func:`workers.runners.image.train` (``"cnn-small"``,
+    or a TF Hub model given by ``spec.handle``).
+
+    Args:
+        spec: what to train; ``spec.output_dir`` must exist and be empty.
+        on_epoch: ``on_epoch(epoch, {"loss", "accuracy", "val_loss", "val_accuracy"})`` after
+            each finished epoch, epoch counted from 1, figures as floats.
+        should_stop: polled before every training batch; returning True cancels the run.
+
+    Returns:
+        The :class:`TrainResult`; the SavedModel is at ``result.saved_model_dir``.
+
+    Raises:
+        TrainingInputError: the data or hyperparameters cannot be trained on (user-facing).
+        TrainingCancelled: ``should_stop()`` returned True; no model is exported.
+        ValueError: unknown task or base model (a platform bug, not the user's).
+    """
+    if spec.task == TEXT:
+        from workers.runners import text
+
+        if spec.base_model != text.BASE_MODEL:
+            raise ValueError(f"Unknown text base model {spec.base_model!r}.")
+        return text.train(spec, on_epoch=on_epoch, should_stop=should_stop)
+    if spec.task == IMAGE:
+        from workers.runners import image
+
+        return image.train(spec, on_epoch=on_epoch, should_stop=should_stop)
+    raise ValueError(f"Unknown task {spec.task!r}.")

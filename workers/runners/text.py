@@ -1,0 +1,194 @@
+"""Text classification: a bag-of-embeddings model over a learned vocabulary.
+
+``TextVectorization`` (adapted on the training split only) → ``Embedding`` →
+``GlobalAveragePooling1D`` → ``Dropout`` → ``Dense(C, softmax)``. The exported SavedModel
+takes raw strings; lower-casing, punctuation stripping and tokenisation happen inside it.
+"""
+
+from __future__ import annotations
+
+import workers.tf_env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+# isort: split
+
+import csv
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from workers.runners.common import (
+    Split,
+    dataset_from_arrays,
+    encode_labels,
+    export_saved_model,
+    fit_evaluate,
+    reject_newlines_in_labels,
+    resolve_hyperparameters,
+    saved_model_path,
+    seed_everything,
+    stratified_split,
+)
+from workers.runners.spec import (
+    EpochCallback,
+    StopCheck,
+    TrainingInputError,
+    TrainResult,
+    TrainSpec,
+)
+
+BASE_MODEL = "text-embedding-bag"
+
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
+    "epochs": 10,
+    "batch_size": 32,
+    "learning_rate": 0.005,
+    "lr_schedule": "constant",
+    "validation_split": 0.2,
+    "max_tokens": 20000,
+    "sequence_length": 64,
+    "embedding_dim": 32,
+    "dropout": 0.5,
+}
+_TYPES = {"max_tokens": int, "sequence_length": int, "embedding_dim": int}
+
+
+def read_csv(
+    path: str, text_column: str = "text", label_column: str = "label"
+) -> tuple[list[str], list[str]]:
+    """Read a labelled text CSV (UTF-8, optional BOM, RFC 4180 quoting).
+
+    Labels are stripped of surrounding whitespace; texts are kept as they are.
+
+    Returns:
+        ``(texts, labels)``, two equally long lists.
+
+    Raises:
+        TrainingInputError: not UTF-8, a column is missing, a row has an empty label, or the
+            file has no rows.
+    """
+    texts: list[str] = []
+    labels: list[str] = []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in (text_column, label_column) if c not in (reader.fieldnames or [])]
+            if missing:
+                raise TrainingInputError(
+                    f"The CSV has no column named {', '.join(map(repr, missing))}."
+                )
+            for row_number, row in enumerate(reader, start=2):
+                label = (row.get(label_column) or "").strip()
+                if not label:
+                    raise TrainingInputError(f"Row {row_number} has an empty label.")
+                texts.append(row.get(text_column) or "")
+                labels.append(label)
+    except UnicodeDecodeError as exc:
+        raise TrainingInputError("The CSV is not valid UTF-8.") from exc
+    except csv.Error as exc:
+        raise TrainingInputError(f"The CSV cannot be parsed: {exc}") from exc
+    if not texts:
+        raise TrainingInputError("The CSV has no data rows.")
+    return texts, labels
+
+
+def build_model(train_texts: np.ndarray, num_classes: int, hp: dict[str, Any]) -> keras.Model:
+    """Build the text model; its vocabulary is adapted on ``train_texts`` only.
+
+    Args:
+        train_texts: object array of ``str`` ``[N_train]``.
+        num_classes: ``C``.
+        hp: resolved hyperparameters (``max_tokens``, ``sequence_length``, ``embedding_dim``,
+            ``dropout``).
+
+    Returns:
+        A Keras model mapping ``tf.string [batch]`` to softmax probabilities ``[batch, C]``.
+    """
+    vectorize = keras.layers.TextVectorization(
+        max_tokens=hp["max_tokens"],
+        output_mode="int",
+        output_sequence_length=hp["sequence_length"],
+        name="vectorize",
+    )
+    vectorize.adapt(tf.data.Dataset.from_tensor_slices(train_texts).batch(1024))
+    inputs = keras.Input(shape=(), dtype=tf.string, name="text")
+    x = vectorize(inputs)
+    # No mask_zero: a masked average of an empty (all-padding) text is 0/0 = NaN; the padding
+    # embedding is learned instead.
+    x = keras.layers.Embedding(
+        vectorize.vocabulary_size(), hp["embedding_dim"], mask_zero=False, name="embedding"
+    )(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    x = keras.layers.Dropout(hp["dropout"], name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="scores")(x)
+    return keras.Model(inputs, outputs, name="text_embedding_bag")
+
+
+def train(
+    spec: TrainSpec, *, on_epoch: EpochCallback | None = None, should_stop: StopCheck | None = None
+) -> TrainResult:
+    """Train, evaluate and export a text classifier (see the module docstring).
+
+    Args:
+        spec: ``spec.dataset_path`` is a CSV with ``spec.text_column``/``spec.label_column``;
+            hyperparameters default to :data:`DEFAULT_HYPERPARAMETERS`.
+        on_epoch: called after every epoch with (epoch from 1, metrics).
+        should_stop: called before every training batch; True cancels.
+
+    Returns:
+        The :class:`TrainResult`; the SavedModel is in ``spec.output_dir/saved_model``.
+
+    Raises:
+        TrainingInputError: unreadable CSV, invalid hyperparameters, or classes too small
+            to split.
+        TrainingCancelled: ``should_stop()`` returned True; nothing is exported.
+    """
+    hp = resolve_hyperparameters(DEFAULT_HYPERPARAMETERS, spec.hyperparameters, _TYPES)
+    if hp["max_tokens"] < 3:
+        raise TrainingInputError(
+            "Hyperparameter 'max_tokens' must be at least 3 (padding, unknown word, one word)."
+        )
+    texts, labels = read_csv(spec.dataset_path, spec.text_column, spec.label_column)
+    classes, y = encode_labels(labels)
+    reject_newlines_in_labels(classes)
+    train_idx, val_idx = stratified_split(
+        y, classes, validation_split=hp["validation_split"], seed=spec.seed
+    )
+    x = np.array(texts, dtype=object)
+
+    seed_everything(spec.seed)
+    model = build_model(x[train_idx], len(classes), hp)
+    data = Split(
+        train=dataset_from_arrays(
+            x[train_idx], y[train_idx], batch_size=hp["batch_size"], shuffle=True, seed=spec.seed
+        ),
+        validation=dataset_from_arrays(
+            x[val_idx], y[val_idx], batch_size=hp["batch_size"], shuffle=False, seed=spec.seed
+        ),
+        val_y=y[val_idx],
+        val_inputs=[texts[i] for i in val_idx],
+        num_train=len(train_idx),
+    )
+    out_dir = saved_model_path(spec)
+    result = fit_evaluate(
+        model=model,
+        data=data,
+        classes=classes,
+        hp=hp,
+        saved_model_dir=out_dir,
+        on_epoch=on_epoch,
+        should_stop=should_stop,
+    )
+    # Track the variables and the vocabulary layer (it owns the lookup table), not the whole
+    # Keras model: saving the model would add Keras's own serialisation (extra traces).
+    module = tf.Module()
+    module.model_variables = list(model.variables)
+    module.vectorize = model.get_layer("vectorize")
+    export_saved_model(
+        module=module,
+        serve=lambda inputs: model(inputs, training=False),
+        classes=classes,
+        saved_model_dir=out_dir,
+    )
+    return result
