@@ -1,5 +1,7 @@
 """Reads of the usage ledger, tenant-scoped."""
 
+from decimal import Decimal
+
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
 
@@ -14,7 +16,13 @@ def usage_for_source(*, organization_id: str, source_type: str, source_id: str) 
         .order_by("meter")
         .values("meter", "quantity", "unit", "dimensions")
     )
-    return [{**r, "quantity": str(r["quantity"])} for r in rows]
+    return [{**r, "quantity": format_quantity(r["quantity"])} for r in rows]
+
+
+def format_quantity(value) -> str:
+    """A ledger quantity as a plain decimal string: 6 places at most, no exponent."""
+    q = Decimal(str(value)).quantize(Decimal("0.000001")).normalize()
+    return f"{q:f}"
 
 
 def usage_by_meter_and_day(*, organization_id: str, since=None) -> list[dict]:
@@ -28,4 +36,4 @@ def usage_by_meter_and_day(*, organization_id: str, since=None) -> list[dict]:
         .annotate(quantity=Sum("quantity"))
         .order_by("date", "meter")
     )
-    return [{**r, "date": r["date"].isoformat(), "quantity": str(r["quantity"])} for r in rows]
+    return [{**r, "date": r["date"].isoformat(), "quantity": format_quantity(r["quantity"])} for r in rows]

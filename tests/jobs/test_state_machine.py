@@ -127,3 +127,14 @@ def test_unscoped_query_raises():
         list(TrainingJob.objects.all())
     with pytest.raises(UnscopedQueryError):
         TrainingJob.objects.for_tenant("")
+
+
+def test_usage_endpoint_sums_by_meter_and_day(tenant, job, tmp_path):
+    start = jobs.training_job_start(job_id=job.pk)
+    jobs.training_job_complete(start=start, result=fake_result(tmp_path), resources=RESOURCES)
+    rows = tenant.client.get("/v1/usage").json()["data"]
+    by_meter = {r["meter"]: r for r in rows}
+    assert by_meter["training_compute_seconds"]["quantity"] == "1.5"
+    assert by_meter["training_examples"]["quantity"] == "60"
+    assert by_meter["training_examples"]["unit"] == "example"
+    assert by_meter["training_examples"]["date"] == timezone.now().date().isoformat()
