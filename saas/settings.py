@@ -158,7 +158,9 @@ CELERY_TASK_TIME_LIMIT = env.int(
     default=min(6 * 3600, int(CELERY_VISIBILITY_TIMEOUT * 0.9)),
 )
 if CELERY_TASK_TIME_LIMIT >= CELERY_VISIBILITY_TIMEOUT:
-    raise environ.ImproperlyConfigured("the task time limit must be below CELERY_VISIBILITY_TIMEOUT")
+    raise environ.ImproperlyConfigured(
+        "the task time limit must be below CELERY_VISIBILITY_TIMEOUT"
+    )
 CELERY_TASK_SOFT_TIME_LIMIT = int(CELERY_TASK_TIME_LIMIT * 0.95)
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_SERIALIZER = "json"

@@ -24,7 +24,9 @@ def main() -> int:
         stack.start_worker("training", "training-cpu", beat=True)
         stack.start_worker("inference", "inference")
         stack.wait_web()
-        print(f"Trainyard on {stack.base_url} (API docs: {stack.base_url}/v1/docs); logs in {log_dir}")
+        print(
+            f"Trainyard on {stack.base_url} (API docs: {stack.base_url}/v1/docs); logs in {log_dir}"
+        )
         print("Ctrl-C to stop.")
         try:
             while all(p.poll() is None for p in stack.procs.values()):

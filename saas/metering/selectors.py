@@ -36,4 +36,7 @@ def usage_by_meter_and_day(*, organization_id: str, since=None) -> list[dict]:
         .annotate(quantity=Sum("quantity"))
         .order_by("date", "meter")
     )
-    return [{**r, "date": r["date"].isoformat(), "quantity": format_quantity(r["quantity"])} for r in rows]
+    return [
+        {**r, "date": r["date"].isoformat(), "quantity": format_quantity(r["quantity"])}
+        for r in rows
+    ]

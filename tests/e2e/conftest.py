@@ -28,8 +28,20 @@ def hub_module(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("hub") / "mobilenet_v2_tiny"
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     subprocess.run(
-        [sys.executable, "manage.py", "build_hub_module", str(path), "--image-size", "32", "--alpha", "0.35"],
-        cwd=ROOT, env=env, check=True, capture_output=True,
+        [
+            sys.executable,
+            "manage.py",
+            "build_hub_module",
+            str(path),
+            "--image-size",
+            "32",
+            "--alpha",
+            "0.35",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     return path
 
@@ -81,8 +93,13 @@ class Api:
     def json(self, method: str, path: str, expect: int = 200, **kw) -> dict:
         return self.call(method, path, expect, **kw).json()
 
-    def wait(self, job_id: str, statuses=("succeeded", "failed", "cancelled"), timeout: float = 240,
-             predicate=None) -> tuple[dict, list[tuple[str, int]]]:
+    def wait(
+        self,
+        job_id: str,
+        statuses=("succeeded", "failed", "cancelled"),
+        timeout: float = 240,
+        predicate=None,
+    ) -> tuple[dict, list[tuple[str, int]]]:
         """Poll a job until its status is in ``statuses`` (and ``predicate(job)``); returns the job
         and the (status, epoch) states seen on the way."""
         seen: list[tuple[str, int]] = []

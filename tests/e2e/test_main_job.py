@@ -30,14 +30,18 @@ def digits_sample(per_class: int = 8, classes: int = 3) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(DATA / "images/digits_8x8.zip") as src, zipfile.ZipFile(buf, "w") as dst:
         for c in range(classes):
-            names = sorted(n for n in src.namelist() if n.startswith(f"digits_8x8/{c}/") and n.endswith(".png"))
+            names = sorted(
+                n for n in src.namelist() if n.startswith(f"digits_8x8/{c}/") and n.endswith(".png")
+            )
             for n in names[:per_class]:
                 dst.writestr(n, src.read(n))
     return buf.getvalue()
 
 
 def upload(api, data: bytes, task: str, name: str) -> dict:
-    return api.json("POST", "/v1/datasets", 201, files={"file": (name, data)}, data={"task": task, "name": name})
+    return api.json(
+        "POST", "/v1/datasets", 201, files={"file": (name, data)}, data={"task": task, "name": name}
+    )
 
 
 def test_text_and_image_end_to_end(api):
@@ -46,19 +50,29 @@ def test_text_and_image_end_to_end(api):
     assert text_ds["classes"] == {"negative": 40, "positive": 40}
 
     # 2. train and watch it move
-    job = api.json("POST", "/v1/training-jobs", 201, json={
-        "dataset": text_ds["id"], "hyperparameters": {"epochs": 3, "batch_size": 16}, "seed": 1})
+    job = api.json(
+        "POST",
+        "/v1/training-jobs",
+        201,
+        json={
+            "dataset": text_ds["id"],
+            "hyperparameters": {"epochs": 3, "batch_size": 16},
+            "seed": 1,
+        },
+    )
     assert job["status"] == "queued" and job["wait_reason"] in ("capacity", "tenant_limit")
     done, seen = api.wait(job["id"])
     assert done["status"] == "succeeded", done["error"]
     statuses = [s for s, _ in seen]
-    assert statuses[-1] == "succeeded" and "queued" not in statuses[statuses.index("succeeded"):]
+    assert statuses[-1] == "succeeded" and "queued" not in statuses[statuses.index("succeeded") :]
     assert done["progress"] == {"epoch": 3, "epochs": 3}
     events = api.json("GET", f"/v1/training-jobs/{job['id']}/events")["data"]
     epochs = [e for e in events if e["type"] == "epoch"]
     assert [e["data"]["epoch"] for e in epochs] == [1, 2, 3]
     assert all({"loss", "accuracy", "val_loss", "val_accuracy"} <= set(e["data"]) for e in epochs)
-    assert [e["type"] for e in events][:2] == ["created", "started"] and events[-1]["type"] == "succeeded"
+    assert [e["type"] for e in events][:2] == ["created", "started"] and events[-1][
+        "type"
+    ] == "succeeded"
 
     # 3. metrics on the validation split (16 of 80 rows at the default split of 0.2)
     m = done["metrics"]
@@ -71,18 +85,31 @@ def test_text_and_image_end_to_end(api):
     usage = done["usage"]
     assert usage["device"] == "cpu" and usage["wall_seconds"] > 0 and usage["cpu_seconds"] > 0
     assert usage["examples_processed"] == 64 * 3
-    meters = dict(UsageEvent.objects.for_tenant(api.org).filter(source_id=job["id"]).values_list("meter", "quantity"))
+    meters = dict(
+        UsageEvent.objects.for_tenant(api.org)
+        .filter(source_id=job["id"])
+        .values_list("meter", "quantity")
+    )
     assert meters["training_examples"] == 192
-    assert float(meters["training_compute_seconds"]) == pytest.approx(usage["wall_seconds"], abs=1e-3)
+    assert float(meters["training_compute_seconds"]) == pytest.approx(
+        usage["wall_seconds"], abs=1e-3
+    )
 
     # 4. predict
     model_id = done["model"]
-    out = api.json("POST", f"/v1/models/{model_id}/predict", json={"inputs": ["I loved it, great value", "awful, broke at once"]})
+    out = api.json(
+        "POST",
+        f"/v1/models/{model_id}/predict",
+        json={"inputs": ["I loved it, great value", "awful, broke at once"]},
+    )
     assert len(out["predictions"]) == 2
     for p in out["predictions"]:
         assert set(p["scores"]) == {"negative", "positive"}
         assert sum(p["scores"].values()) == pytest.approx(1.0, abs=1e-4)
-        assert p["label"] == max(p["scores"], key=p["scores"].get) and p["score"] == p["scores"][p["label"]]
+        assert (
+            p["label"] == max(p["scores"], key=p["scores"].get)
+            and p["score"] == p["scores"][p["label"]]
+        )
     assert UsageEvent.objects.for_tenant(api.org).get(meter="predictions").quantity == 2
 
     # 7. download and misclassified
@@ -99,28 +126,49 @@ def test_text_and_image_end_to_end(api):
 
     # images: cnn-small and the TF Hub path (locally built module, fine-tuned)
     img_ds = upload(api, digits_sample(), "image-classification", "digits.zip")
-    cnn = api.json("POST", "/v1/training-jobs", 201, json={
-        "dataset": img_ds["id"], "base_model": "cnn-small", "hyperparameters": {"epochs": 2}})
-    hub = api.json("POST", "/v1/training-jobs", 201, json={
-        "dataset": img_ds["id"], "base_model": "mobilenet_v2", "hyperparameters": {"epochs": 1, "fine_tune": True}})
+    cnn = api.json(
+        "POST",
+        "/v1/training-jobs",
+        201,
+        json={"dataset": img_ds["id"], "base_model": "cnn-small", "hyperparameters": {"epochs": 2}},
+    )
+    hub = api.json(
+        "POST",
+        "/v1/training-jobs",
+        201,
+        json={
+            "dataset": img_ds["id"],
+            "base_model": "mobilenet_v2",
+            "hyperparameters": {"epochs": 1, "fine_tune": True},
+        },
+    )
     for j in (cnn, hub):
         finished, _ = api.wait(j["id"])
         assert finished["status"] == "succeeded", finished["error"]
         assert finished["metrics"]["confusion_matrix"]["labels"] == ["0", "1", "2"]
         with zipfile.ZipFile(io.BytesIO(digits_sample())) as zf:
             png = zf.read(sorted(n for n in zf.namelist() if n.endswith(".png"))[0])
-        out = api.json("POST", f"/v1/models/{finished['model']}/predict",
-                       json={"inputs": [{"image_base64": base64.b64encode(png).decode()}]})
+        out = api.json(
+            "POST",
+            f"/v1/models/{finished['model']}/predict",
+            json={"inputs": [{"image_base64": base64.b64encode(png).decode()}]},
+        )
         assert out["predictions"][0]["label"] in {"0", "1", "2"}
         # multipart files work too
-        out = api.json("POST", f"/v1/models/{finished['model']}/predict", files=[("files", ("a.png", png))])
+        out = api.json(
+            "POST", f"/v1/models/{finished['model']}/predict", files=[("files", ("a.png", png))]
+        )
         assert len(out["predictions"]) == 1
 
 
 def test_cancel_running_job_stops_within_a_batch(api):
     ds = upload(api, sentiment_sample(60), "text-classification", "s.csv")
-    job = api.json("POST", "/v1/training-jobs", 201, json={
-        "dataset": ds["id"], "hyperparameters": {"epochs": 200, "batch_size": 4}})
+    job = api.json(
+        "POST",
+        "/v1/training-jobs",
+        201,
+        json={"dataset": ds["id"], "hyperparameters": {"epochs": 200, "batch_size": 4}},
+    )
     api.wait(job["id"], statuses=("running",), predicate=lambda j: j["progress"]["epoch"] >= 1)
     cancelled_at = time.monotonic()
     r = api.json("POST", f"/v1/training-jobs/{job['id']}/cancel")
@@ -129,7 +177,9 @@ def test_cancel_running_job_stops_within_a_batch(api):
     took = time.monotonic() - cancelled_at
     assert done["status"] == "cancelled"
     assert done["progress"]["epoch"] < 200
-    assert done["usage"]["billing_reason"] == "cancelled_by_user" and done["usage"]["wall_seconds"] > 0
+    assert (
+        done["usage"]["billing_reason"] == "cancelled_by_user" and done["usage"]["wall_seconds"] > 0
+    )
     assert took < 15, took
     assert TrainedModel.objects.for_tenant(api.org).count() == 0
     types = [e["type"] for e in api.json("GET", f"/v1/training-jobs/{job['id']}/events")["data"]]
@@ -138,8 +188,12 @@ def test_cancel_running_job_stops_within_a_batch(api):
 
 def test_worker_killed_mid_job_is_finished_by_a_new_worker_exactly_once(api, stack):
     ds = upload(api, sentiment_sample(60), "text-classification", "s.csv")
-    job = api.json("POST", "/v1/training-jobs", 201, json={
-        "dataset": ds["id"], "hyperparameters": {"epochs": 12, "batch_size": 4}})
+    job = api.json(
+        "POST",
+        "/v1/training-jobs",
+        201,
+        json={"dataset": ds["id"], "hyperparameters": {"epochs": 12, "batch_size": 4}},
+    )
     api.wait(job["id"], statuses=("running",), predicate=lambda j: j["progress"]["epoch"] >= 1)
     stack.kill("worker-training", signal.SIGKILL)
     stack.start_worker("training", "training-cpu", beat=True)
@@ -147,7 +201,11 @@ def test_worker_killed_mid_job_is_finished_by_a_new_worker_exactly_once(api, sta
     assert done["status"] == "succeeded", (done["error"], seen)
     assert done["attempt"] == 2
     assert TrainedModel.objects.for_tenant(api.org).count() == 1
-    rows = list(UsageEvent.objects.for_tenant(api.org).filter(source_id=job["id"]).values_list("meter", flat=True))
+    rows = list(
+        UsageEvent.objects.for_tenant(api.org)
+        .filter(source_id=job["id"])
+        .values_list("meter", flat=True)
+    )
     assert sorted(rows) == ["training_compute_seconds", "training_examples"]
     assert TrainingJob.objects.for_tenant(api.org).get(pk=job["id"]).status == "succeeded"
     events = [e["type"] for e in api.json("GET", f"/v1/training-jobs/{job['id']}/events")["data"]]

@@ -28,8 +28,11 @@ def fake_result(tmp_path):
     model_dir.mkdir()
     (model_dir / "saved_model.pb").write_bytes(b"not really a model")
     return SimpleNamespace(
-        classes=["negative", "positive"], saved_model_dir=str(model_dir),
-        metrics={"accuracy": 1.0, "macro_f1": 1.0}, misclassified=[], epochs_completed=3,
+        classes=["negative", "positive"],
+        saved_model_dir=str(model_dir),
+        metrics={"accuracy": 1.0, "macro_f1": 1.0},
+        misclassified=[],
+        epochs_completed=3,
         examples_processed=60,
     )
 
@@ -49,7 +52,8 @@ def test_start_runs_once_then_ignores_redelivery(job):
 def test_stale_heartbeat_is_taken_over_as_a_new_attempt(job, settings):
     first = jobs.training_job_start(job_id=job.pk)
     TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(
-        heartbeat_at=timezone.now() - timedelta(seconds=settings.TRAINYARD_HEARTBEAT_STALE_SECONDS + 1)
+        heartbeat_at=timezone.now()
+        - timedelta(seconds=settings.TRAINYARD_HEARTBEAT_STALE_SECONDS + 1)
     )
     second = jobs.training_job_start(job_id=job.pk)
     assert second.attempt == first.attempt + 1
@@ -60,22 +64,36 @@ def test_stale_heartbeat_is_taken_over_as_a_new_attempt(job, settings):
 
 def test_complete_is_exactly_once(job, tmp_path):
     start = jobs.training_job_start(job_id=job.pk)
-    assert jobs.training_job_complete(start=start, result=fake_result(tmp_path), resources=RESOURCES) is True
+    assert (
+        jobs.training_job_complete(start=start, result=fake_result(tmp_path), resources=RESOURCES)
+        is True
+    )
     (tmp_path / "again").mkdir()
-    again = jobs.training_job_complete(start=start, result=fake_result(tmp_path / "again"), resources=RESOURCES)
+    again = jobs.training_job_complete(
+        start=start, result=fake_result(tmp_path / "again"), resources=RESOURCES
+    )
     assert again is False
     assert TrainedModel.objects.for_tenant(job.organization_id).count() == 1
     assert UsageEvent.objects.for_tenant(job.organization_id).count() == 2
     j = reload(job)
-    assert j.status == "succeeded" and j.usage["billing_reason"] == "completed" and j.usage["wall_seconds"] == 1.5
+    assert (
+        j.status == "succeeded"
+        and j.usage["billing_reason"] == "completed"
+        and j.usage["wall_seconds"] == 1.5
+    )
     assert jobs.training_job_start(job_id=job.pk) is None  # redelivered after success
 
 
 def test_late_attempt_cannot_complete(job, tmp_path, settings):
     first = jobs.training_job_start(job_id=job.pk)
-    TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
     jobs.training_job_start(job_id=job.pk)
-    assert jobs.training_job_complete(start=first, result=fake_result(tmp_path), resources=RESOURCES) is False
+    assert (
+        jobs.training_job_complete(start=first, result=fake_result(tmp_path), resources=RESOURCES)
+        is False
+    )
     assert TrainedModel.objects.for_tenant(job.organization_id).count() == 0
 
 
@@ -95,7 +113,10 @@ def test_cancel_requested_while_running_then_stopped(job):
     jobs.training_job_stopped(start=start, resources=RESOURCES, examples=12)
     j = reload(job)
     assert j.status == "cancelled" and j.usage["billing_reason"] == "cancelled_by_user"
-    assert UsageEvent.objects.for_tenant(job.organization_id).get(meter="training_examples").quantity == 12
+    assert (
+        UsageEvent.objects.for_tenant(job.organization_id).get(meter="training_examples").quantity
+        == 12
+    )
 
 
 def test_platform_failure_is_not_billed(job):
@@ -109,14 +130,18 @@ def test_platform_failure_is_not_billed(job):
 
 def test_epochs_recorded_in_timeline(job):
     start = jobs.training_job_start(job_id=job.pk)
-    jobs.JobMonitor(start).on_epoch(1, {"loss": 0.5, "accuracy": 0.75, "val_loss": 0.6, "val_accuracy": 0.7})
+    jobs.JobMonitor(start).on_epoch(
+        1, {"loss": 0.5, "accuracy": 0.75, "val_loss": 0.6, "val_accuracy": 0.7}
+    )
     assert reload(job).epoch == 1
 
 
 def test_reaper_reenqueues_only_stale_running_jobs(job, settings):
     jobs.training_job_start(job_id=job.pk)
     assert jobs.training_jobs_reap_stuck() == []
-    TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
     assert jobs.training_jobs_reap_stuck() == [job.pk]
 
 
