@@ -26,6 +26,7 @@ class TaskName(enum.StrEnum):
     TRAIN = "trainyard.jobs.train"
     PREDICT = "trainyard.inference.predict"
     REAP_STUCK = "trainyard.jobs.reap_stuck"
+    PURGE_IDEMPOTENCY = "trainyard.api.purge_idempotency_keys"
 
 
 def training_queue(device: str) -> Queue:

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -89,6 +90,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# WhiteNoise serves the apps' static files (the API docs' Swagger UI) without collectstatic.
+WHITENOISE_USE_FINDERS = True
 
 # Artifacts (datasets, SavedModels) go through Django's storage API, keyed by tenant.
 MEDIA_ROOT = Path(env.str("TRAINYARD_STORAGE_DIR", default=str(VAR_DIR / "storage")))
@@ -106,7 +109,10 @@ TRAINYARD_ZIP_MAX_ENTRIES = env.int("TRAINYARD_ZIP_MAX_ENTRIES", default=50_000)
 TRAINYARD_MAX_IMAGE_PIXELS = env.int("TRAINYARD_MAX_IMAGE_PIXELS", default=40_000_000)
 # Django refuses bodies above this before our validation sees them; keep it above the limit
 # so our 413 problem (not Django's 400) is what the client gets.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# JSON bodies (e.g. a predict request of 256 base64 images) up to 64 MiB; above, a 413 problem.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 300  # a multipart predict may carry 256 files
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # --- training and inference ----------------------------------------------------------------
@@ -115,9 +121,6 @@ TRAINYARD_HUB_HANDLES = env.json(
     default={
         "mobilenet_v2": "https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5"
     },
-)
-TRAINYARD_MAX_CONCURRENT_JOBS_PER_TENANT = env.int(
-    "TRAINYARD_MAX_CONCURRENT_JOBS_PER_TENANT", default=2
 )
 # Training slots across all workers per device; used to explain why a job waits.
 TRAINYARD_TRAINING_SLOTS = env.json("TRAINYARD_TRAINING_SLOTS", default={"cpu": 1, "gpu": 0})
@@ -172,7 +175,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "trainyard.jobs.reap_stuck",
         "schedule": TRAINYARD_REAPER_INTERVAL_SECONDS,
         "options": {"queue": "training-cpu", "expires": TRAINYARD_REAPER_INTERVAL_SECONDS},
-    }
+    },
+    "purge-idempotency-keys": {
+        "task": "trainyard.api.purge_idempotency_keys",
+        "schedule": 3600.0,
+        "options": {"queue": "training-cpu", "expires": 3600},
+    },
 }
 
 # --- REST API --------------------------------------------------------------------------------
@@ -184,7 +192,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "saas.api.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -209,3 +217,39 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# --- tenancy limits ----------------------------------------------------------------------------
+# Per plan: request rate per API key (or signed-in user) and per organisation within
+# TRAINYARD_RATE_LIMIT_WINDOW_SECONDS, running training jobs, and queued+running jobs accepted.
+TRAINYARD_PLAN_LIMITS = env.json(
+    "TRAINYARD_PLAN_LIMITS",
+    default={
+        "free": {
+            "requests_per_key": 120,
+            "requests_per_organization": 300,
+            "max_running_jobs": 1,
+            "max_active_jobs": 10,
+        },
+        "pro": {
+            "requests_per_key": 600,
+            "requests_per_organization": 2000,
+            "max_running_jobs": 2,
+            "max_active_jobs": 50,
+        },
+        "enterprise": {
+            "requests_per_key": 3000,
+            "requests_per_organization": 10000,
+            "max_running_jobs": 8,
+            "max_active_jobs": 500,
+        },
+    },
+)
+TRAINYARD_RATE_LIMIT_WINDOW_SECONDS = env.int("TRAINYARD_RATE_LIMIT_WINDOW_SECONDS", default=60)
+# How many reverse proxies in front of the web tier append to X-Forwarded-For (0 = none:
+# the socket's address is the client).
+TRAINYARD_TRUSTED_PROXIES = env.int("TRAINYARD_TRUSTED_PROXIES", default=0)
+TRAINYARD_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+TRAINYARD_INVITATION_TTL_DAYS = env.int("TRAINYARD_INVITATION_TTL_DAYS", default=7)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Trainyard <no-reply@trainyard.local>")
+TRAINYARD_PUBLIC_URL = env.str("TRAINYARD_PUBLIC_URL", default="http://localhost:8000")

@@ -13,5 +13,6 @@ urlpatterns = [
     path("healthz", healthz),
 ]
 
+handler400 = "saas.api.errors.bad_request_view"
 handler404 = "saas.api.errors.not_found_view"
 handler500 = "saas.api.errors.server_error_view"

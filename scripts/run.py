@@ -6,6 +6,7 @@ Ctrl-C stops everything. Logs go to var/run/.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,12 @@ sys.path.insert(0, str(ROOT))
 from scripts.stack import Stack  # noqa: E402
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (systemd, docker stop, timeout) stops the stack like Ctrl-C
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     port = int(os.environ.get("PORT", "8000"))
     log_dir = ROOT / "var" / "run"
     with Stack(env={}, log_dir=log_dir, port=port) as stack:

@@ -119,9 +119,9 @@ class Stack:
             if self.procs["web"].poll() is not None:
                 raise RuntimeError(f"web server exited; see {self.log_dir / 'web.log'}")
             try:
-                if requests.get(self.base_url + "/healthz", timeout=2).ok:
+                if requests.get(self.base_url + "/healthz", timeout=10).ok:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still importing Django
                 pass
             time.sleep(0.3)
         raise TimeoutError("web server did not answer in time")

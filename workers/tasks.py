@@ -115,3 +115,11 @@ def predict(*, organization_id: str, model_id: str, inputs: list[str]) -> dict:
     t0 = time.perf_counter()
     predictions = loaded.predict(batch)
     return {"predictions": predictions, "inference_ms": round((time.perf_counter() - t0) * 1000, 3)}
+
+
+@shared_task(name=TaskName.PURGE_IDEMPOTENCY, ignore_result=True)
+def purge_idempotency_keys() -> int:
+    """Delete Idempotency-Key records older than 24 h (Celery beat, hourly)."""
+    from saas.api.idempotency import idempotency_purge
+
+    return idempotency_purge()

@@ -1,34 +1,87 @@
 """The one base class every /v1 endpoint uses: tenant resolution, scope checks, pagination.
 
-It resolves the organisation from the API key (``request.auth``) or, for a logged-in user,
-from the session's current organisation, checks the key's scope for the HTTP method, and puts
-``self.organization`` in place before the handler runs. Subclasses declare ``scopes`` per
-method and never build their own querysets: they call tenant-scoped selectors.
+Subclasses declare the ``Action`` each HTTP method takes and never build their own querysets:
+they call tenant-scoped selectors with ``self.organization``.
 """
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlparse
 
-from rest_framework import exceptions
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from saas.apikeys.models import ApiKey
+from saas.common.actor import Actor, client_ip
+from saas.common.errors import DomainError, ValidationFailed
 from saas.tenancy.models import Membership, Organization
+from saas.tenancy.permissions import BLOCKED_WHEN_SUSPENDED, Action, key_allows, role_allows
+
+from .idempotency import Replay, idempotency_begin, idempotency_finish, request_fingerprint
+from .ratelimit import rate_limit_check
+
+
+class OrganizationSuspended(DomainError):
+    status = 403
+    code = "organization-suspended"
+    title = "The organisation is suspended"
+
+
+class RateLimited(DomainError):
+    status = 429
+    code = "rate-limited"
+    title = "Too many requests"
 
 
 class ListPagination(CursorPagination):
     """Cursor pagination: ``{"object": "list", "data": [...], "next_cursor": str | null}``.
 
-    ``?limit=`` (default 20, at most 100) and ``?cursor=`` (the previous page's next_cursor).
+    ``?limit=`` (an integer ≥ 1, default 20, capped at 100) and ``?cursor=`` (the previous
+    page's ``next_cursor``). A malformed limit or cursor is a 400 problem.
     """
 
     page_size = 20
     page_size_query_param = "limit"
     max_page_size = 100
     ordering = ("-created_at", "-pk")
+
+    def __init__(self, ordering: tuple[str, ...] | None = None) -> None:
+        if ordering:
+            self.ordering = ordering
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise ValidationFailed(
+                "Invalid limit.",
+                errors=[
+                    {
+                        "field": "limit",
+                        "message": "must be an integer ≥ 1 (at most 100 are returned)",
+                    }
+                ],
+            )
+        return min(size, self.max_page_size)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (exceptions.NotFound, DjangoValidationError, ValueError, OverflowError, TypeError):
+            raise ValidationFailed(
+                "Invalid cursor.",
+                errors=[{"field": "cursor", "message": "pass a next_cursor from a previous page"}],
+            ) from None
 
     def get_paginated_response(self, data):
         next_link = self.get_next_link()
@@ -46,28 +99,145 @@ class ListPagination(CursorPagination):
         }
 
 
-class TenantAPIView(APIView):
-    """Base for tenant-owned endpoints. Set ``scopes = {"GET": "datasets:read", ...}``."""
+def paginate_list(request, view, items: list, *, page_size: int | None = None) -> Response:
+    """Cursor-paginate an in-memory list (e.g. a job's stored misclassified examples).
 
-    scopes: dict[str, str] = {}
+    The cursor is the opaque base64 of an offset; same ``limit`` rules as :class:`ListPagination`.
+    """
+    import base64
+
+    size = ListPagination().get_page_size(request)
+    raw = request.query_params.get("cursor")
+    offset = 0
+    if raw:
+        try:
+            offset = int(base64.urlsafe_b64decode(raw.encode()).decode().removeprefix("o="))
+            if offset < 0:
+                raise ValueError
+        except (ValueError, UnicodeDecodeError, base64.binascii.Error):
+            raise ValidationFailed(
+                "Invalid cursor.",
+                errors=[{"field": "cursor", "message": "pass a next_cursor from a previous page"}],
+            ) from None
+    page = items[offset : offset + size]
+    nxt = offset + size
+    cursor = base64.urlsafe_b64encode(f"o={nxt}".encode()).decode() if nxt < len(items) else None
+    return Response({"object": "list", "data": page, "next_cursor": cursor, "total": len(items)})
+
+
+class TenantAPIView(APIView):
+    """Base for tenant-owned endpoints. Declare ``actions = {"GET": Action.X, "POST": ...}``.
+
+    Before the handler runs, in this order: authentication (401), the tenant (the key's
+    organisation, or the signed-in user's current one), the permission for the method's action
+    (role table and key scopes, 403 naming what is missing), suspension (403 for writes that
+    cost money), rate limits (429 with Retry-After), and for POST the ``Idempotency-Key``
+    (replay, 409 or 422). Handlers get ``self.organization``, ``self.actor``, ``self.api_key``.
+    """
+
+    actions: dict[str, Action] = {}
     organization: Organization
     api_key: ApiKey | None
+    actor: Actor
+    role: str | None
+
+    def _action(self, method: str) -> Action | None:
+        if method in ("HEAD", "OPTIONS"):
+            method = "GET"
+        return self.actions.get(method)
 
     def initial(self, request, *args, **kwargs):
+        self._idempotency = None
+        self._rate_headers: dict[str, str] = {}
         super().initial(request, *args, **kwargs)  # authentication + IsAuthenticated
+        action = self._action(request.method)
+        ip = client_ip(request, settings.TRAINYARD_TRUSTED_PROXIES)
         if isinstance(request.auth, ApiKey):
-            self.api_key = request.auth
-            self.organization = request.auth.organization
-            needed = self.scopes.get(request.method) or self.scopes.get(
-                "GET" if request.method in ("HEAD", "OPTIONS") else ""
+            key = request.auth
+            self.api_key, self.organization = key, key.organization
+            self.actor = Actor(api_key_id=key.pk, user_id=key.created_by_id, ip=ip)
+            self.role = None
+            if key.created_by_id is not None:
+                self.role = (
+                    Membership.objects.filter(
+                        organization_id=key.organization_id, user_id=key.created_by_id
+                    )
+                    .values_list("role", flat=True)
+                    .first()
+                )
+            reason = (
+                key_allows(key.scopes, self.role, key.created_by_id is not None, action)
+                if action
+                else None
             )
-            if needed and needed not in request.auth.scopes:
-                raise exceptions.PermissionDenied(f"This API key lacks the '{needed}' scope.")
+            principal = key.pk
         else:
             self.api_key = None
-            self.organization = self._session_organization(request)
+            self.organization, self.role = self._session_organization(request)
+            self.actor = Actor(user_id=request.user.pk, ip=ip)
+            reason = None
+            if action and not role_allows(self.role, action):
+                reason = f"Your role ({self.role}) does not allow '{action}'."
+            principal = f"user:{request.user.pk}"
+        if reason:
+            raise exceptions.PermissionDenied(reason)
+        if (
+            action in BLOCKED_WHEN_SUSPENDED
+            and self.organization.status == Organization.Status.SUSPENDED
+        ):
+            raise OrganizationSuspended(
+                "This organisation is suspended: you can sign in and read, but not upload, train or predict. "
+                "Contact your account owner or support."
+            )
+        decision = rate_limit_check(
+            organization_id=self.organization.pk, plan=self.organization.plan, principal=principal
+        )
+        if decision is not None:
+            self._rate_headers = decision.headers()
+            if not decision.allowed:
+                raise RateLimited(
+                    f"Rate limit of {decision.limit} requests per {settings.TRAINYARD_RATE_LIMIT_WINDOW_SECONDS} s "
+                    f"reached; retry in {decision.retry_after_seconds} s."
+                )
+        key_header = request.headers.get("Idempotency-Key")
+        if request.method == "POST" and key_header is not None:
+            self._idempotency = idempotency_begin(
+                organization_id=self.organization.pk,
+                route=request.path,
+                key=key_header,
+                fingerprint=request_fingerprint(request),
+            )
 
-    def _session_organization(self, request) -> Organization:
+    def handle_exception(self, exc):
+        if isinstance(exc, Replay):
+            record = exc.record
+            response = Response(
+                record.response_body,
+                status=record.response_status,
+                headers={"Idempotent-Replayed": "true"},
+            )
+            response.content_type = record.response_headers.get("Content-Type")
+            return response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for name, value in getattr(self, "_rate_headers", {}).items():
+            response[name] = value
+        record = getattr(self, "_idempotency", None)
+        if record is not None and "Idempotent-Replayed" not in response:
+            body = getattr(response, "data", None)
+            # DRF sets Content-Type when rendering; keep the explicit one (problem+json) if any.
+            kept = (
+                {"Content-Type": response.content_type}
+                if getattr(response, "content_type", None)
+                else {}
+            )
+            idempotency_finish(record=record, status=response.status_code, body=body, headers=kept)
+            self._idempotency = None
+        return response
+
+    def _session_organization(self, request) -> tuple[Organization, str]:
         memberships = Membership.objects.filter(user=request.user).select_related("organization")
         wanted = request.session.get("organization_id")
         chosen = next((m for m in memberships if m.organization_id == wanted), None) or next(
@@ -75,9 +245,29 @@ class TenantAPIView(APIView):
         )
         if chosen is None:
             raise exceptions.PermissionDenied("You are not a member of any organisation.")
-        return chosen.organization
+        return chosen.organization, chosen.role
 
-    def paginate(self, queryset, serializer_class) -> Response:
-        paginator = ListPagination()
+    def paginate(
+        self, queryset, serializer_class, ordering: tuple[str, ...] | None = None
+    ) -> Response:
+        paginator = ListPagination(ordering)
         page = paginator.paginate_queryset(queryset, self.request, view=self)
         return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+PAGE_PARAMS = [
+    OpenApiParameter("limit", int, description="page size, 1–100 (default 20)"),
+    OpenApiParameter("cursor", str, description="the next_cursor of the previous page"),
+]
+
+
+def page_of(serializer_class):
+    """OpenAPI shape of a list page of ``serializer_class`` items."""
+    return inline_serializer(
+        name=f"{serializer_class.__name__.removesuffix('Out')}List",
+        fields={
+            "object": serializers.CharField(default="list"),
+            "data": serializer_class(many=True),
+            "next_cursor": serializers.CharField(allow_null=True),
+        },
+    )

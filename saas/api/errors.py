@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -79,6 +86,26 @@ def problem_exception_handler(exc, context):
         return problem_response(
             exc.status, exc.code, exc.title, exc.detail, exc.errors, **exc.extra
         )
+    if isinstance(exc, RequestDataTooBig):
+        return problem_response(
+            413,
+            "payload-too-large",
+            "The request body is too large",
+            f"Request bodies are limited to {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; "
+            "send fewer or smaller inputs per request.",
+        )
+    if isinstance(exc, TooManyFilesSent | TooManyFieldsSent):
+        return problem_response(
+            400,
+            "too-many-parts",
+            "Too many form parts",
+            f"At most {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files and "
+            f"{settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields per request.",
+        )
+    if isinstance(exc, SuspiciousOperation):
+        return problem_response(
+            400, "bad-request", "Bad request", str(exc) or "The request was refused."
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -116,6 +143,17 @@ def not_found_view(request, exception=None):
     """Django's handler404 for paths outside the API's routes (JSON problem, not HTML)."""
     body = problem(404, "not-found", "Not found", f"No route for {request.path}.")
     return JsonResponse(body, status=404, content_type=PROBLEM_JSON)
+
+
+def bad_request_view(request, exception=None):
+    """Django's handler400 (e.g. a Host header not in ALLOWED_HOSTS): a problem, not HTML."""
+    body = problem(
+        400,
+        "bad-request",
+        "Bad request",
+        "The request was refused (check the Host header and the URL).",
+    )
+    return JsonResponse(body, status=400, content_type=PROBLEM_JSON)
 
 
 def server_error_view(request):

@@ -152,3 +152,10 @@ class PredictOut(serializers.Serializer):
     model = serializers.CharField()
     predictions = PredictionOut(many=True)
     usage = serializers.JSONField()
+
+
+class MisclassifiedOut(serializers.Serializer):
+    input = serializers.CharField(help_text="the text, or the image's path inside the uploaded ZIP")
+    true_label = serializers.CharField()
+    predicted_label = serializers.CharField()
+    score = serializers.FloatField(help_text="the model's probability for the predicted label")

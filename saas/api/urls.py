@@ -1,6 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
+from . import tenancy_views as t
 from . import views as v
 
 urlpatterns = [
@@ -16,6 +17,13 @@ urlpatterns = [
     path("models/<str:model_id>/download", v.ModelDownloadView.as_view()),
     path("models/<str:model_id>/predict", v.ModelPredictView.as_view()),
     path("usage", v.UsageView.as_view()),
+    path("api-keys", t.ApiKeyListView.as_view()),
+    path("api-keys/<str:key_id>/revoke", t.ApiKeyRevokeView.as_view()),
+    path("members", t.MemberListView.as_view()),
+    path("members/<str:member_id>", t.MemberDetailView.as_view()),
+    path("invitations", t.InvitationListView.as_view()),
+    path("invitations/accept", t.InvitationAcceptView.as_view()),
+    path("audit-events", t.AuditEventListView.as_view()),
     path(
         "openapi.json",
         SpectacularJSONAPIView.as_view(permission_classes=[], authentication_classes=[]),

@@ -7,10 +7,10 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from saas.common.errors import PayloadTooLarge, ValidationFailed
+from saas.common.errors import Conflict, PayloadTooLarge, ValidationFailed
 from saas.datasets import selectors as dataset_selectors
 from saas.datasets import services as dataset_services
 from saas.inference import services as inference
@@ -18,24 +18,41 @@ from saas.jobs import selectors as job_selectors
 from saas.jobs import services as job_services
 from saas.metering.selectors import usage_by_meter_and_day
 from saas.registry import selectors as model_selectors
+from saas.tenancy.permissions import Action
 
 from . import serializers as s
-from .base import TenantAPIView
-
-MAX_MISCLASSIFIED_PAGE = 100
+from .base import PAGE_PARAMS, TenantAPIView, page_of, paginate_list
+from .parsers import JSONParser
 
 
 def _validated(serializer_class, data, **kwargs):
+    """Validate ``data`` with ``serializer_class``; unknown top-level fields are a 400 too
+    (a typo such as ``hyperparameter`` must not be silently ignored)."""
+    if hasattr(data, "keys"):
+        known = set(serializer_class().fields)
+        unknown = sorted(k for k in data.keys() if k not in known)
+        if unknown:
+            raise ValidationFailed(
+                f"Unknown field(s): {', '.join(unknown)}.",
+                errors=[
+                    {"field": k, "message": f"unknown; known fields: {', '.join(sorted(known))}"}
+                    for k in unknown
+                ],
+            )
     ser = serializer_class(data=data, **kwargs)
     ser.is_valid(raise_exception=True)
     return ser.validated_data
 
 
 class DatasetListView(TenantAPIView):
-    scopes = {"GET": "datasets:read", "POST": "datasets:write"}
+    """Datasets: list them, or upload a CSV (text) or ZIP of class folders (images)."""
+
+    actions = {"GET": Action.DATASETS_READ, "POST": Action.DATASETS_WRITE}
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(responses=s.DatasetOut(many=True))
+    @extend_schema(
+        operation_id="datasets_list", responses=page_of(s.DatasetOut), parameters=PAGE_PARAMS
+    )
     def get(self, request):
         return self.paginate(
             dataset_selectors.dataset_list(organization=self.organization), s.DatasetOut
@@ -69,7 +86,9 @@ class DatasetListView(TenantAPIView):
 
 
 class DatasetDetailView(TenantAPIView):
-    scopes = {"GET": "datasets:read", "DELETE": "datasets:write"}
+    """One dataset: read it, or delete it (409 while a queued or running job uses it)."""
+
+    actions = {"GET": Action.DATASETS_READ, "DELETE": Action.DATASETS_WRITE}
 
     @extend_schema(responses=s.DatasetOut)
     def get(self, request, dataset_id: str):
@@ -79,15 +98,21 @@ class DatasetDetailView(TenantAPIView):
     @extend_schema(responses={204: None})
     def delete(self, request, dataset_id: str):
         ds = dataset_selectors.dataset_get(organization=self.organization, dataset_id=dataset_id)
-        dataset_services.dataset_delete(dataset=ds)
+        dataset_services.dataset_delete(dataset=ds, actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class TrainingJobListView(TenantAPIView):
-    scopes = {"GET": "training:read", "POST": "training:write"}
+    """Training jobs: list them (``?status=``), or start one on a dataset."""
+
+    actions = {"GET": Action.TRAINING_READ, "POST": Action.TRAINING_WRITE}
     parser_classes = [JSONParser]
 
-    @extend_schema(responses=s.TrainingJobOut(many=True))
+    @extend_schema(
+        operation_id="training_jobs_list",
+        responses=page_of(s.TrainingJobOut),
+        parameters=PAGE_PARAMS,
+    )
     def get(self, request):
         qs = job_selectors.training_job_list(organization_id=self.organization.pk)
         if request.query_params.get("status"):
@@ -119,7 +144,9 @@ class TrainingJobListView(TenantAPIView):
 
 
 class TrainingJobDetailView(TenantAPIView):
-    scopes = {"GET": "training:read"}
+    """One training job: status, progress, queue position, metrics, model, usage."""
+
+    actions = {"GET": Action.TRAINING_READ}
 
     @extend_schema(responses=s.TrainingJobOut)
     def get(self, request, job_id: str):
@@ -128,57 +155,52 @@ class TrainingJobDetailView(TenantAPIView):
 
 
 class TrainingJobCancelView(TenantAPIView):
-    scopes = {"POST": "training:write"}
+    """Cancel a queued job now, or stop a running one before its next batch."""
+
+    actions = {"POST": Action.TRAINING_WRITE}
 
     @extend_schema(request=None, responses=s.TrainingJobOut)
     def post(self, request, job_id: str):
         job = job_selectors.training_job_get(organization_id=self.organization.pk, job_id=job_id)
-        job = job_services.training_job_cancel(job=job)
+        job = job_services.training_job_cancel(job=job, actor=self.actor)
         return Response(s.TrainingJobOut(job).data)
 
 
 class TrainingJobEventsView(TenantAPIView):
-    scopes = {"GET": "training:read"}
+    """The job's timeline, oldest first: created, started, one event per epoch, finished."""
 
-    @extend_schema(responses=s.JobEventOut(many=True))
+    actions = {"GET": Action.TRAINING_READ}
+
+    @extend_schema(responses=page_of(s.JobEventOut), parameters=PAGE_PARAMS)
     def get(self, request, job_id: str):
         job = job_selectors.training_job_get(organization_id=self.organization.pk, job_id=job_id)
         events = job_selectors.training_job_events(job=job)
-        return Response(
-            {"object": "list", "data": s.JobEventOut(events, many=True).data, "next_cursor": None}
-        )
+        return self.paginate(events, s.JobEventOut, ordering=("created_at", "pk"))
 
 
 class TrainingJobMisclassifiedView(TenantAPIView):
-    scopes = {"GET": "training:read"}
+    """Validation examples the model got wrong, most confident mistakes first (up to 200 kept)."""
 
-    @extend_schema(
-        responses={200: OpenApiResponse(description="list of misclassified validation examples")}
-    )
+    actions = {"GET": Action.TRAINING_READ}
+
+    @extend_schema(responses=page_of(s.MisclassifiedOut), parameters=PAGE_PARAMS)
     def get(self, request, job_id: str):
         job = job_selectors.training_job_get(organization_id=self.organization.pk, job_id=job_id)
-        try:
-            limit = max(1, min(int(request.query_params.get("limit", 20)), MAX_MISCLASSIFIED_PAGE))
-        except ValueError:
-            raise ValidationFailed(
-                "limit must be an integer.",
-                errors=[{"field": "limit", "message": "must be an integer"}],
-            ) from None
-        rows = (job.misclassified or [])[:limit]
-        return Response(
-            {
-                "object": "list",
-                "data": rows,
-                "total": len(job.misclassified or []),
-                "next_cursor": None,
-            }
-        )
+        if job.status != "succeeded":
+            raise Conflict(
+                f"The job is {job.status}; misclassified examples exist once it has succeeded."
+            )
+        return paginate_list(request, self, job.misclassified or [])
 
 
 class ModelListView(TenantAPIView):
-    scopes = {"GET": "training:read"}
+    """Trained models, newest first."""
 
-    @extend_schema(responses=s.ModelOut(many=True))
+    actions = {"GET": Action.TRAINING_READ}
+
+    @extend_schema(
+        operation_id="models_list", responses=page_of(s.ModelOut), parameters=PAGE_PARAMS
+    )
     def get(self, request):
         return self.paginate(
             model_selectors.model_list(organization_id=self.organization.pk), s.ModelOut
@@ -186,7 +208,9 @@ class ModelListView(TenantAPIView):
 
 
 class ModelDetailView(TenantAPIView):
-    scopes = {"GET": "training:read"}
+    """One trained model: classes, metrics, artifact size and SHA-256."""
+
+    actions = {"GET": Action.TRAINING_READ}
 
     @extend_schema(responses=s.ModelOut)
     def get(self, request, model_id: str):
@@ -195,7 +219,9 @@ class ModelDetailView(TenantAPIView):
 
 
 class ModelDownloadView(TenantAPIView):
-    scopes = {"GET": "training:read"}
+    """The SavedModel as a ``.tar.gz`` (``saved_model/``; labels in ``assets/labels.txt``)."""
+
+    actions = {"GET": Action.TRAINING_READ}
 
     @extend_schema(
         responses={(200, "application/gzip"): OpenApiResponse(description="SavedModel .tar.gz")}
@@ -214,7 +240,9 @@ class ModelDownloadView(TenantAPIView):
 
 
 class ModelPredictView(TenantAPIView):
-    scopes = {"POST": "models:predict"}
+    """Predict: 1–256 texts, or images as base64 JSON or multipart ``files``."""
+
+    actions = {"POST": Action.MODELS_PREDICT}
     parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(request=s.PredictIn, responses=s.PredictOut)
@@ -235,7 +263,9 @@ class ModelPredictView(TenantAPIView):
 
 
 class UsageView(TenantAPIView):
-    scopes = {"GET": "usage:read"}
+    """Usage by meter and day (UTC) for the caller's organisation."""
+
+    actions = {"GET": Action.USAGE_READ}
 
     @extend_schema(responses={200: OpenApiResponse(description="usage by meter and day")})
     def get(self, request):

@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from saas.common.actor import Actor
+from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Organization
 
 from .models import SCOPES, ApiKey
@@ -49,10 +51,11 @@ def api_key_create(
     scopes: list[str] | None = None,
     created_by=None,
     expires_at: datetime | None = None,
+    actor: Actor | None = None,
 ) -> IssuedKey:
     """Issue a key for ``organization``. ``scopes`` defaults to every scope.
 
-    Raises ``ValueError`` for an unknown scope.
+    Raises ``ValueError`` for an unknown scope. Records ``api_key.created`` in the audit log.
     """
     scopes = list(scopes) if scopes is not None else list(SCOPES)
     unknown = sorted(set(scopes) - set(SCOPES))
@@ -70,7 +73,32 @@ def api_key_create(
         created_by=created_by,
         expires_at=expires_at,
     )
+    audit_record(
+        organization_id=organization.pk,
+        action="api_key.created",
+        actor=actor,
+        target_type="api_key",
+        target_id=key.pk,
+        name=name,
+        scopes=scopes,
+    )
     return IssuedKey(api_key=key, secret=full)
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: Actor | None = None) -> ApiKey:
+    """Revoke a key; the next request with it gets 401. Revoking twice is a no-op."""
+    scoped = ApiKey.objects.for_tenant(api_key.organization_id).filter(pk=api_key.pk)
+    if scoped.filter(revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        audit_record(
+            organization_id=api_key.organization_id,
+            action="api_key.revoked",
+            actor=actor,
+            target_type="api_key",
+            target_id=api_key.pk,
+            name=api_key.name,
+        )
+    return scoped.get()
 
 
 def api_key_authenticate(*, raw: str) -> ApiKey:

@@ -11,8 +11,10 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from saas.common.actor import Actor
 from saas.common.errors import Conflict, PayloadTooLarge, ValidationFailed
 from saas.common.ids import new_id
+from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Organization
 
 from .models import Dataset, Task
@@ -99,7 +101,7 @@ def dataset_create(
 
 
 @transaction.atomic
-def dataset_delete(*, dataset: Dataset) -> None:
+def dataset_delete(*, dataset: Dataset, actor: Actor | None = None) -> None:
     """Delete a dataset's file and mark it ``deleted`` (jobs that used it keep their history).
 
     Raises Conflict while a queued or running job still needs the file.
@@ -118,6 +120,14 @@ def dataset_delete(*, dataset: Dataset) -> None:
         raise Conflict("A queued or running training job uses this dataset; cancel it first.")
     Dataset.objects.for_tenant(dataset.organization_id).filter(pk=dataset.pk).update(
         status=Dataset.Status.DELETED, deleted_at=timezone.now()
+    )
+    audit_record(
+        organization_id=dataset.organization_id,
+        action="dataset.deleted",
+        actor=actor,
+        target_type="dataset",
+        target_id=dataset.pk,
+        name=dataset.name,
     )
     key = locked.storage_key
     transaction.on_commit(lambda: default_storage.delete(key))

@@ -113,6 +113,11 @@ def validate_text_csv(
     no data rows, empty text or label cells (rows listed), fewer than 2 classes, a class with
     fewer than 2 examples.
     """
+    if text_column == label_column:
+        raise ValidationFailed(
+            "The text and label columns must differ.",
+            errors=[{"field": "label_column", "message": f"same as text_column ({text_column!r})"}],
+        )
     problems = _Problems()
     if not data.strip():
         raise ValidationFailed(
@@ -121,10 +126,11 @@ def validate_text_csv(
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = _line_of(data, exc.start)
-        msg = (
-            f"the file is not UTF-8: byte 0x{data[exc.start]:02x} on line {line} cannot be decoded"
-        )
+        offset = exc.start + (
+            3 if data.startswith(b"\xef\xbb\xbf") else 0
+        )  # utf-8-sig drops the BOM
+        line = _line_of(data, offset)
+        msg = f"the file is not UTF-8: byte 0x{data[offset]:02x} on line {line} cannot be decoded"
         raise ValidationFailed(
             "The file is not valid UTF-8; save it as UTF-8 and upload again.",
             errors=[{"field": "file", "message": msg, "line": line}],

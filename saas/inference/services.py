@@ -31,23 +31,31 @@ MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_TEXT_CHARS = 100_000
 
 
+def _utf8_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_image(blob: bytes, where: str) -> str | None:
     if len(blob) > MAX_IMAGE_BYTES:
-        return f"{where}: image is over {MAX_IMAGE_BYTES} bytes"
+        return f"image is over {MAX_IMAGE_BYTES} bytes"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(blob)) as img:
                 w, h = img.size
                 if w * h > settings.TRAINYARD_MAX_IMAGE_PIXELS:
-                    return f"{where}: {w}x{h} pixels is over the limit"
+                    return f"{w}x{h} pixels is over the limit"
                 if img.format not in ("JPEG", "PNG"):
-                    return f"{where}: {img.format} is not supported (JPEG or PNG)"
+                    return f"{img.format} is not supported (JPEG or PNG)"
                 img.load()
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return f"{where}: not a decodable JPEG or PNG image"
+        return "not a decodable JPEG or PNG image"
     except (OSError, SyntaxError, ValueError) as exc:
-        return f"{where}: the image cannot be decoded ({exc})"
+        return f"the image cannot be decoded ({exc})"
     return None
 
 
@@ -95,6 +103,13 @@ def prediction_inputs_validate(
             elif len(item) > MAX_TEXT_CHARS:
                 errors.append(
                     {"field": f"inputs[{i}]", "message": f"over {MAX_TEXT_CHARS} characters"}
+                )
+            elif not _utf8_encodable(item):
+                errors.append(
+                    {
+                        "field": f"inputs[{i}]",
+                        "message": "contains a lone surrogate; send valid Unicode",
+                    }
                 )
             else:
                 wire.append(item)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from saas.common.errors import NotFound
+from saas.tenancy.plans import plan_limits
 
 from .models import JobEvent, TrainingJob
 
@@ -36,7 +35,7 @@ def training_job_queue_info(*, job: TrainingJob) -> tuple[int | None, str | None
 
     ``queue_position`` is 1 for the next job to start on the job's device queue (all tenants;
     only a count is revealed). ``wait_reason`` is ``tenant_limit`` while the organisation
-    already runs ``TRAINYARD_MAX_CONCURRENT_JOBS_PER_TENANT`` jobs, else ``capacity``
+    already runs its plan's ``max_running_jobs``, else ``capacity``
     (waiting for a free worker slot).
     """
     if job.status != Status.QUEUED:
@@ -49,6 +48,6 @@ def training_job_queue_info(*, job: TrainingJob) -> tuple[int | None, str | None
     running_here = (
         TrainingJob.objects.for_tenant(job.organization_id).filter(status=Status.RUNNING).count()
     )
-    if running_here >= settings.TRAINYARD_MAX_CONCURRENT_JOBS_PER_TENANT:
+    if running_here >= plan_limits(job.organization.plan)["max_running_jobs"]:
         return ahead + 1, "tenant_limit"
     return ahead + 1, "capacity"

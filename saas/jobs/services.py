@@ -8,6 +8,7 @@ or record a result twice.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -19,12 +20,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from saas.celery import TaskName, app, training_queue
-from saas.common.errors import Conflict, ValidationFailed
+from saas.common.actor import Actor
+from saas.common.errors import Conflict, DomainError, ValidationFailed
 from saas.datasets.models import Dataset
 from saas.metering.models import Meter
 from saas.metering.services import usage_record
 from saas.registry.services import model_artifact_delete, model_artifact_store
+from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Organization
+from saas.tenancy.plans import plan_limits
 
 from . import hyperparameters as hp
 from .models import JobEvent, TrainingJob
@@ -69,6 +73,19 @@ def training_job_create(
     base_model, params = hp.resolve(
         task=dataset.task, base_model=base_model, hyperparameters=hyperparameters
     )
+    _check_split(dataset, params["validation_split"])
+    # Serialise submissions per organisation so two concurrent requests cannot both pass the cap.
+    org = Organization.objects.select_for_update().get(pk=organization.pk)
+    cap = plan_limits(org.plan)["max_active_jobs"]
+    active = (
+        TrainingJob.objects.for_tenant(org).filter(status__in=TrainingJob.ACTIVE_STATUSES).count()
+    )
+    if active >= cap:
+        raise TooManyJobs(
+            f"Your organisation has {active} training jobs queued or running, the most its plan "
+            f"({org.plan}) allows; wait for one to finish or cancel one.",
+            limit=cap,
+        )
     job = TrainingJob.objects.for_tenant(organization).create(
         organization=organization,
         dataset=dataset,
@@ -82,6 +99,32 @@ def training_job_create(
     _event(job, "created", f"Queued on {training_queue(device).value}")
     _enqueue(job)
     return job
+
+
+def _check_split(dataset: Dataset, validation_split: float) -> None:
+    """A stratified split needs at least one example of every class on each side.
+
+    scikit-learn's ``train_test_split`` takes ``ceil(n × split)`` examples for validation.
+    """
+    n, classes = dataset.num_examples, len(dataset.classes)
+    n_val = math.ceil(n * validation_split)
+    if n_val < classes or n - n_val < classes:
+        raise ValidationFailed(
+            f"A validation split of {validation_split} leaves {n_val} validation and {n - n_val} training "
+            f"examples; each side needs at least one example of each of the {classes} classes.",
+            errors=[
+                {
+                    "field": "hyperparameters.validation_split",
+                    "message": f"needs ≥ {classes} examples on each side; add data or change the split",
+                }
+            ],
+        )
+
+
+class TooManyJobs(DomainError):
+    status = 429
+    code = "too-many-jobs"
+    title = "Too many training jobs in flight"
 
 
 @dataclass(frozen=True)
@@ -144,13 +187,13 @@ def training_job_start(*, job_id: str) -> JobStart | None:
             _event(job, "cancelled", "Cancelled before the worker resumed it")
             return None
         if job.status == Status.QUEUED:
-            Organization.objects.select_for_update().filter(pk=job.organization_id).first()
+            org = Organization.objects.select_for_update().get(pk=job.organization_id)
             running = (
                 TrainingJob.objects.for_tenant(job.organization_id)
                 .filter(status=Status.RUNNING)
                 .count()
             )
-            if running >= settings.TRAINYARD_MAX_CONCURRENT_JOBS_PER_TENANT:
+            if running >= plan_limits(org.plan)["max_running_jobs"]:
                 raise Deferred(countdown=5.0)
         resumed = job.status == Status.RUNNING
         job.status = Status.RUNNING
@@ -393,14 +436,17 @@ def training_job_fail(
 
 
 @transaction.atomic
-def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
+def training_job_cancel(*, job: TrainingJob, actor: Actor | None = None) -> TrainingJob:
     """Cancel a queued job now, or ask a running one to stop within one batch.
 
     Raises Conflict for a job that already finished. Returns the job as it now stands.
     """
     locked = TrainingJob.objects.for_tenant(job.organization_id).select_for_update().get(pk=job.pk)
     if locked.status in TrainingJob.TERMINAL_STATUSES:
-        raise Conflict(f"The job is already {locked.status}.", status_now=locked.status)
+        raise Conflict(
+            f"The job has already finished ({locked.status}); only queued or running jobs can be cancelled.",
+            status_now=locked.status,
+        )
     now = timezone.now()
     if locked.cancel_requested_at is None:
         fields: dict = {"cancel_requested_at": now}
@@ -415,6 +461,14 @@ def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
             }
             fields["usage"] = locked.usage
         TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(**fields)
+        audit_record(
+            organization_id=job.organization_id,
+            action="training_job.cancelled",
+            actor=actor,
+            target_type="training_job",
+            target_id=job.pk,
+            status_was=locked.status,
+        )
         _event(
             locked,
             "cancel_requested" if locked.status == Status.RUNNING else "cancelled",

@@ -93,3 +93,52 @@ class TenantModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class AuditEvent(TenantModel):
+    """Who did what, when, from which key or session and IP. Append-only.
+
+    ``action`` is a dotted name (``api_key.created``, ``membership.role_changed``,
+    ``training_job.cancelled``, ``dataset.deleted``, …); ``target`` is the affected object's id.
+    """
+
+    action = models.CharField(max_length=64)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_api_key = models.ForeignKey(
+        "apikeys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target_type = models.CharField(max_length=32)
+    target_id = models.CharField(max_length=64)
+    data = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_id}"
+
+
+class Invitation(TenantModel):
+    """An emailed, expiring, single-use invitation to join an organisation with a role.
+
+    Only the SHA-256 of the token is stored; the token travels in the email only.
+    """
+
+    id = models.CharField(primary_key=True, max_length=32, default=IdFactory("inv"), editable=False)
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Membership.Role.choices)
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.role})"

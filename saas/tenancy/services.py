@@ -1,11 +1,25 @@
-"""Writes for organisations and memberships."""
+"""Writes for organisations, memberships and invitations (each with its audit event)."""
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.db import transaction
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
 
-from .models import Membership, Organization
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from saas.common.actor import Actor
+from saas.common.errors import Conflict, NotFound, ValidationFailed
+
+from .audit import audit_record
+from .models import Invitation, Membership, Organization
+
+Role = Membership.Role
 
 
 @transaction.atomic
@@ -17,11 +31,188 @@ def organization_create(
     Raises ``django.db.IntegrityError`` if the slug is taken.
     """
     org = Organization.objects.create(slug=slug, name=name, plan=plan)
+    user = _user_for_email(owner_email)
+    Membership.objects.create(organization=org, user=user, role=Role.OWNER)
+    return org
+
+
+def _user_for_email(email: str):
     User = get_user_model()
-    user = User.objects.filter(email__iexact=owner_email).first()
+    user = User.objects.filter(email__iexact=email).first()
     if user is None:
-        user = User.objects.create_user(username=owner_email, email=owner_email)
+        user = User.objects.create_user(username=email, email=email)
         user.set_unusable_password()
         user.save(update_fields=["password"])
-    Membership.objects.create(organization=org, user=user, role=Membership.Role.OWNER)
-    return org
+    return user
+
+
+def _owners_locked(organization_id: str) -> int:
+    # Lock every owner row: two concurrent demotions cannot both see "another owner remains".
+    return len(
+        list(
+            Membership.objects.select_for_update().filter(
+                organization_id=organization_id, role=Role.OWNER
+            )
+        )
+    )
+
+
+def _check_owner_rules(
+    *, actor_role: str | None, membership: Membership, new_role: str | None
+) -> None:
+    touches_owner = membership.role == Role.OWNER or new_role == Role.OWNER
+    if touches_owner and actor_role != Role.OWNER:
+        raise Conflict("Only an owner can grant, change or remove the owner role.")
+    if (
+        membership.role == Role.OWNER
+        and new_role != Role.OWNER
+        and _owners_locked(membership.organization_id) <= 1
+    ):
+        raise Conflict(
+            "The last owner cannot leave or be demoted; make someone else an owner first."
+        )
+
+
+@transaction.atomic
+def membership_change_role(
+    *, membership: Membership, role: str, actor_role: str | None, actor: Actor
+) -> Membership:
+    """Change a member's role. Raises ValidationFailed (unknown role) or Conflict (owner rules)."""
+    if role not in Role.values:
+        raise ValidationFailed(
+            "Unknown role.",
+            errors=[{"field": "role", "message": f"one of {', '.join(Role.values)}"}],
+        )
+    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    _check_owner_rules(actor_role=actor_role, membership=locked, new_role=role)
+    old = locked.role
+    Membership.objects.filter(pk=locked.pk).update(role=role)
+    audit_record(
+        organization_id=locked.organization_id,
+        action="membership.role_changed",
+        actor=actor,
+        target_type="membership",
+        target_id=locked.pk,
+        user=locked.user.email,
+        old_role=old,
+        new_role=role,
+    )
+    return Membership.objects.select_related("user").get(pk=locked.pk)
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor_role: str | None, actor: Actor) -> None:
+    """Remove a member (or leave). The last owner cannot; only owners remove owners."""
+    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    leaving_self = actor.user_id == locked.user_id
+    if not leaving_self or locked.role == Role.OWNER:
+        _check_owner_rules(
+            actor_role=actor_role if not leaving_self else Role.OWNER,
+            membership=locked,
+            new_role=None,
+        )
+    Membership.objects.filter(pk=locked.pk).delete()
+    audit_record(
+        organization_id=locked.organization_id,
+        action="membership.removed",
+        actor=actor,
+        target_type="membership",
+        target_id=locked.pk,
+        user=locked.user.email,
+        role=locked.role,
+    )
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    token: str  # only ever in the email
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def invitation_create(
+    *, organization: Organization, email: str, role: str, actor_role: str | None, actor: Actor
+) -> IssuedInvitation:
+    """Invite ``email`` with ``role`` and send the email (Django's email backend).
+
+    The token is single-use and expires after ``TRAINYARD_INVITATION_TTL_DAYS``. Only owners may
+    invite owners. Raises ValidationFailed or Conflict (already a member).
+    """
+    if role not in Role.values:
+        raise ValidationFailed(
+            "Unknown role.",
+            errors=[{"field": "role", "message": f"one of {', '.join(Role.values)}"}],
+        )
+    if role == Role.OWNER and actor_role != Role.OWNER:
+        raise Conflict("Only an owner can invite another owner.")
+    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise Conflict(f"{email} is already a member of this organisation.")
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.for_tenant(organization).create(
+        organization=organization,
+        email=email,
+        role=role,
+        token_sha256=_digest(token),
+        invited_by_id=actor.user_id,
+        expires_at=timezone.now() + timedelta(days=settings.TRAINYARD_INVITATION_TTL_DAYS),
+    )
+    audit_record(
+        organization_id=organization.pk,
+        action="invitation.created",
+        actor=actor,
+        target_type="invitation",
+        target_id=invitation.pk,
+        email=email,
+        role=role,
+    )
+    link = f"{settings.TRAINYARD_PUBLIC_URL}/v1/invitations/accept?token={token}"
+    transaction.on_commit(
+        lambda: send_mail(
+            subject=f"You are invited to {organization.name} on Trainyard",
+            message=(
+                f"You have been invited to join {organization.name} as {role}.\n\n"
+                f"Accept (valid {settings.TRAINYARD_INVITATION_TTL_DAYS} days, once): {link}\n"
+                f"or POST the token to /v1/invitations/accept while signed in: {token}\n"
+            ),
+            from_email=None,
+            recipient_list=[email],
+        )
+    )
+    return IssuedInvitation(invitation=invitation, token=token)
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user, actor: Actor) -> Membership:
+    """Join the inviting organisation as ``user``. Raises NotFound for an unknown, used, revoked
+    or expired token (the same answer for all four)."""
+    inv = (
+        Invitation.objects.unscoped_all_tenants()  # the token is what identifies the tenant
+        .select_for_update()
+        .filter(token_sha256=_digest(token or ""))
+        .first()
+    )
+    if inv is None or inv.accepted_at or inv.revoked_at or inv.expires_at <= timezone.now():
+        raise NotFound("This invitation is unknown, already used, revoked or expired.")
+    if inv.email.lower() != (user.email or "").lower():
+        raise NotFound("This invitation is unknown, already used, revoked or expired.")
+    Invitation.objects.for_tenant(inv.organization_id).filter(pk=inv.pk).update(
+        accepted_at=timezone.now()
+    )
+    membership, _ = Membership.objects.get_or_create(
+        organization_id=inv.organization_id, user=user, defaults={"role": inv.role}
+    )
+    audit_record(
+        organization_id=inv.organization_id,
+        action="membership.added",
+        actor=actor,
+        target_type="membership",
+        target_id=membership.pk,
+        user=user.email,
+        role=membership.role,
+        invitation=inv.pk,
+    )
+    return membership

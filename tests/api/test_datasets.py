@@ -256,3 +256,50 @@ def test_delete_dataset(tenant, settings, django_capture_on_commit_callbacks):
     assert r.status_code == 204
     assert tenant.client.get(f"/v1/datasets/{ds['id']}").status_code == 404
     assert stored_files(settings) == []
+
+
+def test_same_text_and_label_column(tenant, settings):
+    r = upload(
+        tenant.client, text_csv(small_text_rows()), text_column="label", label_column="label"
+    )
+    assert_problem(r, 400, "must differ")
+    assert_nothing_created(tenant, settings)
+
+
+def test_non_utf8_line_is_right_after_a_bom(tenant):
+    data = b"\xef\xbb\xbf" + text_csv(small_text_rows()) + b"bad \xff here,positive\n"
+    body = assert_problem(upload(tenant.client, data), 400, "byte 0xff", "line 26")
+    assert body["errors"][0]["line"] == 26
+
+
+def test_crafted_cursor_and_bad_limits_are_400(tenant):
+    import base64
+
+    for q in (
+        "cursor=bad",
+        "cursor=" + base64.b64encode(b"p=garbage").decode(),
+        "cursor=" + base64.b64encode(b"p=9999999999999999999999").decode(),
+        "limit=0",
+        "limit=-1",
+        "limit=abc",
+    ):
+        r = tenant.client.get(f"/v1/datasets?{q}")
+        assert r.status_code == 400, (q, r.content)
+        assert r["Content-Type"].startswith("application/problem+json")
+
+
+def test_huge_json_body_is_413_and_deep_nesting_is_400(tenant, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    r = tenant.client.post("/v1/training-jobs", {"dataset": "x" * 2000}, format="json")
+    assert r.status_code == 413 and r["Content-Type"].startswith("application/problem+json")
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10**8
+    deep = "[" * 100000 + "]" * 100000
+    r = tenant.client.post(
+        "/v1/training-jobs", data='{"dataset": ' + deep + "}", content_type="application/json"
+    )
+    assert r.status_code == 400
+
+
+def test_disallowed_host_is_a_problem(tenant):
+    r = tenant.client.get("/v1/datasets", HTTP_HOST="evil.example")
+    assert r.status_code == 400 and r["Content-Type"].startswith("application/problem+json")

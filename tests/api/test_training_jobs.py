@@ -97,7 +97,10 @@ def test_malformed_json_is_a_problem(tenant):
 
 
 def test_queue_position_and_wait_reason(tenant, dataset, settings):
-    settings.TRAINYARD_MAX_CONCURRENT_JOBS_PER_TENANT = 1
+    settings.TRAINYARD_PLAN_LIMITS = {
+        **settings.TRAINYARD_PLAN_LIMITS,
+        "free": {**settings.TRAINYARD_PLAN_LIMITS["free"], "max_running_jobs": 1},
+    }
     other = make_tenant("initech")
     other_ds = upload(other.client, text_csv(small_text_rows())).json()
     first = create(other.client, dataset=other_ds["id"]).json()
@@ -118,7 +121,7 @@ def test_cancel_queued_job(tenant, dataset):
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     assert r.json()["usage"]["billing_reason"] == "cancelled_by_user"
     r = tenant.client.post(f"/v1/training-jobs/{job['id']}/cancel")
-    assert r.status_code == 409 and "already cancelled" in r.json()["detail"]
+    assert r.status_code == 409 and "already finished (cancelled)" in r.json()["detail"]
     types = list(JobEvent.objects.for_tenant(tenant.org).values_list("type", flat=True))
     assert types == ["created", "cancelled"]
 
@@ -161,3 +164,19 @@ def test_list_pagination(tenant, dataset):
         seen += [j["id"] for j in page["data"]]
     assert seen == list(reversed(ids))
     assert len(tenant.client.get("/v1/training-jobs?limit=1000").json()["data"]) == 5
+
+
+def test_unknown_top_level_field_is_rejected(tenant, dataset):
+    r = create(tenant.client, dataset=dataset["id"], hyperparameter={"epochs": 3})
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "hyperparameter"
+
+
+def test_validation_split_too_small_for_the_classes(tenant):
+    rows = [(f"text {i} {c}", f"class{c}") for c in range(12) for i in range(2)]
+    ds = upload(tenant.client, text_csv(rows)).json()
+    r = create(tenant.client, dataset=ds["id"], hyperparameters={"validation_split": 0.1})
+    assert (
+        r.status_code == 400
+        and r.json()["errors"][0]["field"] == "hyperparameters.validation_split"
+    )
+    assert "12 classes" in r.json()["detail"]

@@ -98,7 +98,10 @@ def test_late_attempt_cannot_complete(job, tmp_path, settings):
 
 
 def test_tenant_limit_defers_the_start(job, settings):
-    settings.TRAINYARD_MAX_CONCURRENT_JOBS_PER_TENANT = 0
+    settings.TRAINYARD_PLAN_LIMITS = {
+        **settings.TRAINYARD_PLAN_LIMITS,
+        "free": {**settings.TRAINYARD_PLAN_LIMITS["free"], "max_running_jobs": 0},
+    }
     with pytest.raises(jobs.Deferred):
         jobs.training_job_start(job_id=job.pk)
     assert reload(job).status == "queued"

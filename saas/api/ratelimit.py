@@ -1,0 +1,127 @@
+"""Rate limits: token buckets in Redis, updated atomically by one Lua script.
+
+Each bucket holds up to ``capacity`` tokens and refills at ``capacity / window`` tokens per
+second; a request takes one token from the API key's bucket *and* the organisation's bucket,
+or from neither (the script checks both before taking). Limits come from the organisation's
+plan (``TRAINYARD_PLAN_LIMITS``). The token bucket is the classic algorithm (e.g. Tanenbaum,
+*Computer Networks*, §5.4; the same scheme as Stripe's API limiter).
+
+Headers follow the IETF draft "RateLimit header fields for HTTP": ``RateLimit-Limit``,
+``RateLimit-Remaining``, ``RateLimit-Reset`` (seconds until the bucket is full again), for the
+tighter of the two buckets; a refused request gets ``Retry-After`` (seconds).
+
+Without ``REDIS_URL`` (the embedded demo configuration) limits are not enforced.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+
+from saas.tenancy.plans import plan_limits
+
+log = logging.getLogger(__name__)
+
+# KEYS: bucket keys. ARGV: capacity_1, rate_1, capacity_2, rate_2, … (rate in tokens/second).
+# Returns {allowed (0/1), then per bucket: remaining (floor), seconds_to_full*1000, retry_ms}.
+_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local n = #KEYS
+local tokens = {}
+local allowed = 1
+for i = 1, n do
+  local cap = tonumber(ARGV[2 * i - 1])
+  local rate = tonumber(ARGV[2 * i])
+  local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local have = tonumber(state[1]) or cap
+  local ts = tonumber(state[2]) or now
+  have = math.min(cap, have + math.max(0, now - ts) * rate)
+  tokens[i] = have
+  if have < 1 then allowed = 0 end
+end
+local out = {allowed}
+for i = 1, n do
+  local cap = tonumber(ARGV[2 * i - 1])
+  local rate = tonumber(ARGV[2 * i])
+  local have = tokens[i]
+  if allowed == 1 then have = have - 1 end
+  redis.call('HSET', KEYS[i], 'tokens', have, 'ts', now)
+  redis.call('PEXPIRE', KEYS[i], math.ceil(cap / rate * 1000) + 1000)
+  local retry = 0
+  if have < 1 then retry = math.ceil((1 - have) / rate * 1000) end
+  table.insert(out, math.floor(have))
+  table.insert(out, math.ceil((cap - have) / rate * 1000))
+  table.insert(out, retry)
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+    retry_after_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        h = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(max(0, self.remaining)),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+        if not self.allowed:
+            h["Retry-After"] = str(max(1, self.retry_after_seconds))
+        return h
+
+
+@lru_cache(maxsize=1)
+def _client():
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+
+@lru_cache(maxsize=1)
+def _script():
+    return _client().register_script(_SCRIPT)
+
+
+def rate_limit_check(*, organization_id: str, plan: str, principal: str) -> Decision | None:
+    """Take one token from ``principal``'s bucket (an API key id or ``user:<id>``) and the
+    organisation's. Returns the decision, or None when limits are off (no Redis configured, or
+    Redis unreachable: requests are let through and the failure is logged)."""
+    if not settings.REDIS_URL:
+        return None
+    limits = plan_limits(plan)
+    window = float(settings.TRAINYARD_RATE_LIMIT_WINDOW_SECONDS)
+    per_principal, per_org = (
+        int(limits["requests_per_key"]),
+        int(limits["requests_per_organization"]),
+    )
+    keys = [f"rl:p:{principal}", f"rl:o:{organization_id}"]
+    args = [per_principal, per_principal / window, per_org, per_org / window]
+    try:
+        raw = _script()(keys=keys, args=args)
+    except Exception as exc:  # Redis down: availability first, and say so in the log
+        log.warning("rate limiting skipped: %s", exc)
+        return None
+    allowed = bool(raw[0])
+    buckets = [(per_principal, *raw[1:4]), (per_org, *raw[4:7])]
+    # Report the bucket with the fewest tokens left relative to its size.
+    cap, remaining, to_full_ms, retry_ms = min(buckets, key=lambda b: b[1] / b[0])
+    if not allowed:
+        retry_ms = max(b[3] for b in buckets)
+    return Decision(
+        allowed=allowed,
+        limit=cap,
+        remaining=int(remaining),
+        reset_seconds=math.ceil(to_full_ms / 1000),
+        retry_after_seconds=math.ceil(retry_ms / 1000),
+    )

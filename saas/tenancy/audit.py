@@ -1,0 +1,30 @@
+"""Writing the audit log (inside the transaction of the change it records)."""
+
+from __future__ import annotations
+
+from saas.common.actor import Actor
+
+from .models import AuditEvent
+
+
+def audit_record(
+    *,
+    organization_id: str,
+    action: str,
+    actor: Actor | None,
+    target_type: str,
+    target_id: str,
+    **data,
+) -> AuditEvent:
+    """Append one audit event. ``actor`` None means the system (a task, the CLI)."""
+    actor = actor or Actor.system()
+    return AuditEvent.objects.for_tenant(organization_id).create(
+        organization_id=organization_id,
+        action=action,
+        actor_user_id=actor.user_id,
+        actor_api_key_id=actor.api_key_id,
+        ip=actor.ip,
+        target_type=target_type,
+        target_id=str(target_id),
+        data=data,
+    )
