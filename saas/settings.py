@@ -92,6 +92,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 # WhiteNoise serves the apps' static files (the API docs' Swagger UI) without collectstatic.
 WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Artifacts (datasets, SavedModels) go through Django's storage API, keyed by tenant.
 MEDIA_ROOT = Path(env.str("TRAINYARD_STORAGE_DIR", default=str(VAR_DIR / "storage")))

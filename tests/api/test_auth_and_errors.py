@@ -162,3 +162,15 @@ def test_models_are_tenant_scoped(tenant, other_tenant):
         assert r.status_code == 404, path
     assert other_tenant.client.get("/v1/models").json()["data"] == []
     assert [m["id"] for m in tenant.client.get("/v1/models").json()["data"]] == [model.pk]
+
+
+def test_api_docs_page_and_its_assets_are_served(db):
+    c = APIClient()
+    page = c.get("/v1/docs")
+    assert page.status_code == 200 and b"swagger-ui" in page.content
+    asset = c.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+    schema = c.get("/v1/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    listed = schema["paths"]["/v1/datasets"]["get"]
+    assert {p["name"] for p in listed["parameters"]} >= {"limit", "cursor"}

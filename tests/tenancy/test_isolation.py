@@ -107,6 +107,7 @@ def test_no_route_leaks_or_changes_another_tenants_data(
     principals = {f"session:{r}": globex.session(r) for r in ROLES}
     principals |= {f"key:{s}": globex.key("owner", scopes=[s]) for s in SCOPES}
     principals["key:all"] = globex.key("owner")
+    principals |= {f"key-by:{r}": globex.key(r) for r in ROLES}
     bodies = {
         "dataset": ds["id"],
         "model": model.pk,
