@@ -172,7 +172,7 @@ def main() -> int:
                 json={
                     "dataset": img_ds["id"],
                     "base_model": "mobilenet_v2",
-                    "hyperparameters": {"epochs": 2, "fine_tune": False},
+                    "hyperparameters": {"epochs": 5, "learning_rate": 0.01, "fine_tune": False},
                 },
             ),
         }

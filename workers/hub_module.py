@@ -18,6 +18,26 @@ import tensorflow as tf
 import tf_keras as keras
 
 
+def _calibrate_batch_norm(backbone, image_size: int, seed: int, batch: int = 32) -> None:
+    """Set every BatchNormalization layer's moving mean and variance from one batch of noise.
+
+    With random weights and the initial moving statistics (mean 0, variance 1), activations
+    shrink layer after layer in inference mode: the 1280 features come out around 1e-12 and a
+    head trained on them stays at chance. One forward pass in training mode with momentum 0
+    copies each layer's batch statistics into its moving statistics (a data-independent
+    initialisation in the spirit of Mishkin & Matas, "All you need is a good init", ICLR 2016),
+    so the frozen module emits unit-scale features. Momentum is then restored for fine-tuning.
+    """
+    layers = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    noise = tf.random.stateless_uniform([batch, image_size, image_size, 3], seed=[seed, 1])
+    backbone(noise * 2.0 - 1.0, training=True)
+    for layer, momentum in zip(layers, saved, strict=True):
+        layer.momentum = momentum
+
+
 def build_mobilenet_v2_feature_vector(
     path: str, *, image_size: int = 224, alpha: float = 1.0, seed: int = 0
 ) -> str:
@@ -57,6 +77,7 @@ def build_mobilenet_v2_feature_vector(
         weights=None,
         pooling="avg",
     )
+    _calibrate_batch_norm(backbone, image_size, seed)
     input_spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="inputs")
 
     def features(inputs: tf.Tensor, training: bool) -> tf.Tensor:
