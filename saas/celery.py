@@ -27,6 +27,9 @@ class TaskName(enum.StrEnum):
     PREDICT = "trainyard.inference.predict"
     REAP_STUCK = "trainyard.jobs.reap_stuck"
     PURGE_IDEMPOTENCY = "trainyard.api.purge_idempotency_keys"
+    PERIOD_CLOSE = "trainyard.billing.period_close"
+    STORAGE_SAMPLE = "trainyard.billing.storage_sample"
+    ENFORCE_GRACE = "trainyard.billing.enforce_grace"
 
 
 def training_queue(device: str) -> Queue:

@@ -9,6 +9,7 @@ filesystem transport under ``var/`` so ``make demo`` works on a bare machine.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "saas.registry",
     "saas.metering",
     "saas.inference",
+    "saas.billing",
     "saas.api",
     # Only management commands and Celery tasks; nothing here imports TensorFlow at import time.
     "workers",
@@ -177,6 +179,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": TRAINYARD_REAPER_INTERVAL_SECONDS,
         "options": {"queue": "training-cpu", "expires": TRAINYARD_REAPER_INTERVAL_SECONDS},
     },
+    "close-billing-period": {
+        "task": "trainyard.billing.period_close",
+        "schedule": crontab(day_of_month="1", hour="0", minute="15"),
+        "options": {"queue": "training-cpu"},
+    },
+    "sample-storage": {
+        "task": "trainyard.billing.storage_sample",
+        "schedule": crontab(minute="5"),
+        "options": {"queue": "training-cpu", "expires": 3000},
+    },
+    "enforce-past-due-grace": {
+        "task": "trainyard.billing.enforce_grace",
+        "schedule": crontab(minute="20"),
+        "options": {"queue": "training-cpu", "expires": 3000},
+    },
     "purge-idempotency-keys": {
         "task": "trainyard.api.purge_idempotency_keys",
         "schedule": 3600.0,
@@ -254,3 +271,11 @@ TRAINYARD_INVITATION_TTL_DAYS = env.int("TRAINYARD_INVITATION_TTL_DAYS", default
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Trainyard <no-reply@trainyard.local>")
 TRAINYARD_PUBLIC_URL = env.str("TRAINYARD_PUBLIC_URL", default="http://localhost:8000")
+
+# --- billing -------------------------------------------------------------------------------------
+STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+TRAINYARD_PAST_DUE_GRACE_DAYS = env.int("TRAINYARD_PAST_DUE_GRACE_DAYS", default=7)
+TRAINYARD_ISSUER_NAME = env.str("TRAINYARD_ISSUER_NAME", default="Trainyard")
+TRAINYARD_ISSUER_ADDRESS = env.str("TRAINYARD_ISSUER_ADDRESS", default="")

@@ -28,7 +28,9 @@ def _calibrate_batch_norm(backbone, image_size: int, seed: int, batch: int = 32)
     initialisation in the spirit of Mishkin & Matas, "All you need is a good init", ICLR 2016),
     so the frozen module emits unit-scale features. Momentum is then restored for fine-tuning.
     """
-    layers = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    layers = [
+        layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     saved = [layer.momentum for layer in layers]
     for layer in layers:
         layer.momentum = 0.0

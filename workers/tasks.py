@@ -123,3 +123,27 @@ def purge_idempotency_keys() -> int:
     from saas.api.idempotency import idempotency_purge
 
     return idempotency_purge()
+
+
+@shared_task(name=TaskName.PERIOD_CLOSE, ignore_result=True)
+def period_close() -> list[str]:
+    """Close last month's billing period for every organisation (idempotent)."""
+    from saas.billing.services import period_close_previous_month
+
+    return period_close_previous_month()
+
+
+@shared_task(name=TaskName.STORAGE_SAMPLE, ignore_result=True)
+def storage_sample() -> int:
+    """Meter one hour of dataset and model storage per organisation."""
+    from saas.billing.services import storage_sample as sample
+
+    return sample()
+
+
+@shared_task(name=TaskName.ENFORCE_GRACE, ignore_result=True)
+def enforce_grace() -> list[str]:
+    """Suspend organisations past due beyond the grace period."""
+    from saas.billing.webhooks import billing_enforce_grace
+
+    return billing_enforce_grace()

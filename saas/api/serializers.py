@@ -52,6 +52,9 @@ class TrainingJobCreateIn(serializers.Serializer):
     hyperparameters = serializers.JSONField(required=False, default=dict)
     seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
     device = serializers.ChoiceField(choices=["cpu", "gpu"], required=False, default="cpu")
+    dry_run = serializers.BooleanField(
+        required=False, default=False, help_text="estimate seconds and price without creating a job"
+    )
 
 
 class TrainingJobOut(serializers.Serializer):

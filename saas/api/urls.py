@@ -1,6 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
+from . import billing_views as b
 from . import tenancy_views as t
 from . import views as v
 
@@ -17,6 +18,7 @@ urlpatterns = [
     path("models/<str:model_id>/download", v.ModelDownloadView.as_view()),
     path("models/<str:model_id>/predict", v.ModelPredictView.as_view()),
     path("usage", v.UsageView.as_view()),
+    path("billing", b.BillingView.as_view()),
     path("api-keys", t.ApiKeyListView.as_view()),
     path("api-keys/<str:key_id>/revoke", t.ApiKeyRevokeView.as_view()),
     path("members", t.MemberListView.as_view()),

@@ -131,6 +131,16 @@ class TrainingJobListView(TenantAPIView):
                 "Unknown dataset.",
                 errors=[{"field": "dataset", "message": f"no dataset {data['dataset']!r}"}],
             ) from None
+        if data["dry_run"]:
+            return Response(
+                job_services.training_job_estimate(
+                    organization=self.organization,
+                    dataset=dataset,
+                    base_model=data.get("base_model"),
+                    hyperparameters=data.get("hyperparameters"),
+                    device=data["device"],
+                )
+            )
         job = job_services.training_job_create(
             organization=self.organization,
             dataset=dataset,

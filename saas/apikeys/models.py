@@ -31,6 +31,7 @@ class ApiKey(TenantModel):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    monthly_spend_cap = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
 
     @property
     def prefix(self) -> str:

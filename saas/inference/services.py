@@ -148,6 +148,14 @@ def prediction_create(*, model: TrainedModel, inputs: list[str], api_key=None) -
     Returns ``{"id", "object", "model", "predictions": [{"label", "score", "scores"}], "usage"}``.
     Raises ServiceUnavailable (503) when no inference worker answers in time.
     """
+    from saas.billing.services import billing_check
+
+    billing_check(
+        organization=model.organization,
+        meter=Meter.PREDICTIONS,
+        quantity=len(inputs),
+        api_key=api_key,
+    )
     request_id = new_id("pred")
     async_result = app.send_task(
         TaskName.PREDICT,

@@ -11,14 +11,18 @@ import logging
 import math
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from saas.billing.pricing import compute_cost
+from saas.billing.services import PaymentRequired, billing_check, job_charge, training_estimate
 from saas.celery import TaskName, app, training_queue
 from saas.common.actor import Actor
 from saas.common.errors import Conflict, DomainError, ValidationFailed
@@ -74,6 +78,12 @@ def training_job_create(
         task=dataset.task, base_model=base_model, hyperparameters=hyperparameters
     )
     _check_split(dataset, params["validation_split"])
+    billing_check(
+        organization=organization,
+        meter=Meter.TRAINING_COMPUTE_SECONDS,
+        quantity=Decimal(0),
+        api_key=api_key,
+    )
     # Serialise submissions per organisation so two concurrent requests cannot both pass the cap.
     org = Organization.objects.select_for_update().get(pk=organization.pk)
     cap = plan_limits(org.plan)["max_active_jobs"]
@@ -99,6 +109,46 @@ def training_job_create(
     _event(job, "created", f"Queued on {training_queue(device).value}")
     _enqueue(job)
     return job
+
+
+def training_job_estimate(
+    *,
+    organization: Organization,
+    dataset: Dataset,
+    base_model: str | None,
+    hyperparameters: dict | None,
+    device: str = "cpu",
+) -> dict:
+    """What a job would cost, without creating anything (``"dry_run": true``).
+
+    Validates exactly as :func:`training_job_create` does (same 400s), then returns
+    ``{"object": "training_job.estimate", "estimated_seconds", "price": {"low", "high",
+    "currency"}, "basis": {...}}`` — examples × epochs × measured seconds per example.
+    """
+    base_model, params = hp.resolve(
+        task=dataset.task, base_model=base_model, hyperparameters=hyperparameters
+    )
+    _check_split(dataset, params["validation_split"])
+    train_examples = dataset.num_examples - math.ceil(
+        dataset.num_examples * params["validation_split"]
+    )
+    est = training_estimate(
+        organization=organization,
+        task=dataset.task,
+        base_model=base_model,
+        device=device,
+        examples=train_examples,
+        epochs=params["epochs"],
+    )
+    return {
+        "object": "training_job.estimate",
+        "dataset": dataset.pk,
+        "base_model": base_model,
+        "hyperparameters": params,
+        "estimated_seconds": float(est.seconds),
+        "price": {"low": str(est.low_price), "high": str(est.high_price), "currency": est.currency},
+        "basis": est.basis,
+    }
 
 
 def _check_split(dataset: Dataset, validation_split: float) -> None:
@@ -195,6 +245,27 @@ def training_job_start(*, job_id: str) -> JobStart | None:
             )
             if running >= plan_limits(org.plan)["max_running_jobs"]:
                 raise Deferred(countdown=5.0)
+        if job.status == Status.QUEUED:
+            try:
+                billing_check(
+                    organization=org,
+                    meter=Meter.TRAINING_COMPUTE_SECONDS,
+                    quantity=Decimal(0),
+                    api_key=job.created_by_key,
+                )
+            except PaymentRequired as refused:
+                _finish(
+                    job,
+                    Status.FAILED,
+                    error={"code": "payment_required", "message": refused.detail},
+                    usage={
+                        "billing_reason": "not_billed",
+                        "charge": "0.00",
+                        "billable_seconds": 0.0,
+                    },
+                )
+                _event(job, "failed", refused.detail, code="payment_required")
+                return None
         resumed = job.status == Status.RUNNING
         job.status = Status.RUNNING
         job.attempt += 1
@@ -243,6 +314,8 @@ class JobMonitor:
         self.start = start
         self.heartbeat_every = heartbeat_every
         self._last_beat = timezone.now()
+        self._t0 = time.monotonic()
+        self._examples_per_epoch: int | None = None
 
     def _qs(self):
         return TrainingJob.objects.for_tenant(self.start.organization_id).filter(
@@ -261,13 +334,29 @@ class JobMonitor:
         return cancel is not None or attempt != self.start.attempt or status != Status.RUNNING
 
     def on_epoch(self, epoch: int, logs: dict) -> None:
-        """Record an epoch's loss and accuracy in the timeline and the job's progress."""
+        """Record an epoch's loss and accuracy in the timeline, the job's progress, and
+        ``usage.cost_so_far`` (the compute used so far at the marginal list price)."""
         start = self.start
+        elapsed = Decimal(str(round(time.monotonic() - self._t0, 3)))
+        cost = job_charge(
+            organization_id=start.organization_id,
+            seconds=elapsed,
+            examples=0,
+            on=timezone.now().date(),
+        )
         with transaction.atomic():
             updated = (
                 self._qs()
                 .filter(attempt=start.attempt, status=Status.RUNNING)
-                .update(epoch=epoch, heartbeat_at=timezone.now())
+                .update(
+                    epoch=epoch,
+                    heartbeat_at=timezone.now(),
+                    usage={
+                        "cost_so_far": str(cost),
+                        "seconds_so_far": float(elapsed),
+                        "billing_reason": None,
+                    },
+                )
             )
             if updated:
                 job = self._qs().only("id", "organization_id").get()
@@ -277,12 +366,29 @@ class JobMonitor:
                     "epoch",
                     f"Epoch {epoch}/{start.hyperparameters['epochs']}",
                     epoch=epoch,
+                    cost_so_far=str(cost),
                     **clean,
                 )
 
 
-def _usage_fields(resources: dict, examples: int) -> dict:
+def _usage_fields(
+    resources: dict, examples: int, *, organization_id: str, billed: bool = True
+) -> dict:
+    seconds = Decimal(str(round(resources["wall_seconds"], 3)))
+    charge = (
+        job_charge(
+            organization_id=organization_id,
+            seconds=seconds,
+            examples=examples,
+            on=timezone.now().date(),
+        )
+        if billed
+        else Decimal(0)
+    )
     return {
+        "billable_seconds": float(seconds) if billed else 0.0,
+        "charge": str(charge),
+        "cost_so_far": str(charge),
         "wall_seconds": round(resources["wall_seconds"], 3),
         "cpu_seconds": round(resources["cpu_seconds"], 3),
         "examples_processed": examples,
@@ -306,6 +412,9 @@ def _record_training_usage(
     usage_record(
         meter=Meter.TRAINING_COMPUTE_SECONDS,
         quantity=usage["wall_seconds"],
+        compute_cost=compute_cost(
+            seconds=Decimal(str(usage["wall_seconds"])), device=usage["device"], day=now.date()
+        ),
         dimensions={
             "device": usage["device"],
             "cpu_seconds": usage["cpu_seconds"],
@@ -354,7 +463,9 @@ def training_job_complete(*, start: JobStart, result, resources: dict) -> bool:
         ):
             transaction.on_commit(lambda: model_artifact_delete(key=artifact.key))
             return False
-        usage = _usage_fields(resources, result.examples_processed)
+        usage = _usage_fields(
+            resources, result.examples_processed, organization_id=job.organization_id
+        )
         usage["billing_reason"] = "completed"
         TrainedModel.objects.for_tenant(job.organization_id).create(
             id=model_id,
@@ -403,7 +514,7 @@ def training_job_stopped(*, start: JobStart, resources: dict, examples: int) -> 
         )
         if job is None or job.attempt != start.attempt or job.status != Status.RUNNING:
             return
-        usage = _usage_fields(resources, examples)
+        usage = _usage_fields(resources, examples, organization_id=job.organization_id)
         usage["billing_reason"] = "cancelled_by_user"
         _record_training_usage(job, usage, reason="cancelled_by_user", model_id=None)
         _finish(job, Status.CANCELLED, usage=usage)
@@ -429,7 +540,9 @@ def training_job_fail(
             return
         usage = dict(job.usage or {})
         if resources:
-            usage.update(_usage_fields(resources, 0))
+            usage.update(
+                _usage_fields(resources, 0, organization_id=job.organization_id, billed=False)
+            )
         usage["billing_reason"] = "failed_input" if code == "input" else "failed_platform"
         _finish(job, Status.FAILED, error={"code": code, "message": message[:2000]}, usage=usage)
         _event(job, "failed", message[:500], code=code)
@@ -454,6 +567,8 @@ def training_job_cancel(*, job: TrainingJob, actor: Actor | None = None) -> Trai
             fields.update(status=Status.CANCELLED, finished_at=now)
             locked.usage = {
                 "billing_reason": "cancelled_by_user",
+                "billable_seconds": 0.0,
+                "charge": "0.00",
                 "wall_seconds": 0,
                 "cpu_seconds": 0,
                 "examples_processed": 0,

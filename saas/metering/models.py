@@ -9,6 +9,8 @@ class Meter(models.TextChoices):
     TRAINING_COMPUTE_SECONDS = "training_compute_seconds"
     TRAINING_EXAMPLES = "training_examples"
     PREDICTIONS = "predictions"
+    BATCH_PREDICTION_ROWS = "batch_prediction_rows"
+    STORAGE_GB_HOURS = "storage_gb_hours"
 
 
 class UsageEvent(TenantModel):
@@ -27,6 +29,10 @@ class UsageEvent(TenantModel):
     source_id = models.CharField(max_length=64)
     idempotency_key = models.CharField(max_length=128)
     dimensions = models.JSONField(default=dict, blank=True)  # device, cpu_seconds, reason…
+    compute_cost = models.DecimalField(
+        max_digits=16, decimal_places=8, default=0
+    )  # operator's cost
+    reason = models.CharField(max_length=200, blank=True, default="")  # corrections say why
     api_key = models.ForeignKey(
         "apikeys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

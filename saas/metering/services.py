@@ -11,6 +11,8 @@ UNITS = {
     Meter.TRAINING_COMPUTE_SECONDS: "second",
     Meter.TRAINING_EXAMPLES: "example",
     Meter.PREDICTIONS: "prediction",
+    Meter.BATCH_PREDICTION_ROWS: "row",
+    Meter.STORAGE_GB_HOURS: "GB-hour",
 }
 
 
@@ -25,6 +27,7 @@ def usage_record(
     dimensions: dict | None = None,
     api_key_id: str | None = None,
     model_id: str | None = None,
+    compute_cost: Decimal | int = 0,
 ) -> tuple[UsageEvent, bool]:
     """Append one usage event unless the same (organisation, meter, source) exists already.
 
@@ -45,5 +48,6 @@ def usage_record(
             "dimensions": dimensions or {},
             "api_key_id": api_key_id,
             "model_id": model_id,
+            "compute_cost": Decimal(str(compute_cost)),
         },
     )

@@ -25,6 +25,7 @@ class Action(enum.StrEnum):
     MODELS_PREDICT = "models.predict"
     USAGE_READ = "usage.read"
     INVOICES_READ = "invoices.read"
+    BILLING_MANAGE = "billing.manage"
     KEYS_READ = "keys.read"
     KEYS_MANAGE_OWN = "keys.manage_own"
     KEYS_MANAGE_ALL = "keys.manage_all"
@@ -46,10 +47,17 @@ _DEVELOP = _READ | {
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "viewer": frozenset(_READ),
     "developer": frozenset(_DEVELOP),
-    "billing": frozenset({A.MEMBERS_READ, A.USAGE_READ, A.INVOICES_READ}),
+    "billing": frozenset({A.MEMBERS_READ, A.USAGE_READ, A.INVOICES_READ, A.BILLING_MANAGE}),
     "admin": frozenset(
         _DEVELOP
-        | {A.USAGE_READ, A.INVOICES_READ, A.KEYS_MANAGE_ALL, A.MEMBERS_MANAGE, A.AUDIT_READ}
+        | {
+            A.USAGE_READ,
+            A.INVOICES_READ,
+            A.BILLING_MANAGE,
+            A.KEYS_MANAGE_ALL,
+            A.MEMBERS_MANAGE,
+            A.AUDIT_READ,
+        }
     ),
     "owner": frozenset(Action),
 }

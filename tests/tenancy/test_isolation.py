@@ -16,6 +16,7 @@ import pytest
 from django.urls import URLPattern, get_resolver
 
 from saas.apikeys.models import SCOPES, ApiKey
+from saas.billing.models import Invoice
 from saas.jobs.models import TrainingJob
 from saas.registry.models import TrainedModel
 from saas.tenancy.models import AuditEvent, Invitation, Membership
@@ -61,6 +62,7 @@ def snapshot(org) -> dict:
         "invitations": list(
             Invitation.objects.for_tenant(org.org).values_list("id", "accepted_at")
         ),
+        "invoices": list(Invoice.objects.for_tenant(org.org).values_list("id", "status", "total")),
         "audit": AuditEvent.objects.for_tenant(org.org).count(),
     }
 
@@ -89,6 +91,11 @@ def test_no_route_leaks_or_changes_another_tenants_data(
         artifact_bytes=0,
         artifact_sha256="0" * 64,
     )
+    import datetime
+
+    from saas.billing.services import period_close
+
+    invoice = period_close(organization=acme.org, period_start=datetime.date(2026, 5, 1))
     inv = (
         acme.session("owner")
         .post("/v1/invitations", {"email": "inv@x.test", "role": "viewer"}, format="json")
@@ -99,9 +106,10 @@ def test_no_route_leaks_or_changes_another_tenants_data(
         "job_id": job["id"],
         "model_id": model.pk,
         "key_id": a.api_key.pk,
+        "invoice_id": invoice.pk,
         "member_id": f"mem_{Membership.objects.get(organization=acme.org, user=acme.users['viewer']).pk}",
     }
-    secret_values = set(a_ids.values()) | {inv["id"], job2["id"]}
+    secret_values = set(a_ids.values()) | {inv["id"], job2["id"], invoice.number}
     before = snapshot(acme)
 
     principals = {f"session:{r}": globex.session(r) for r in ROLES}

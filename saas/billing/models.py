@@ -1,0 +1,231 @@
+"""Plans, the rate card, billing accounts, B2B contracts, invoices and Stripe events.
+
+Money is ``Decimal`` with a currency, never float. Unit prices keep 6 decimal places (a
+prediction can cost a fraction of a cent); invoice amounts are rounded once per line, half-up,
+to the currency's minor unit.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from saas.common.ids import IdFactory
+from saas.metering.models import Meter
+from saas.tenancy.models import TenantModel
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+UNIT_PRICE = {"max_digits": 16, "decimal_places": 8}
+
+
+class Plan(models.Model):
+    """A self-serve plan (data, seeded by a migration, editable in the admin).
+
+    ``hard_limits``: quotas are hard caps (a request over them is a 402) rather than included
+    units followed by paid overage.
+    """
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    currency = models.CharField(max_length=3, default="usd")
+    monthly_fee = models.DecimalField(**MONEY, default=0)
+    hard_limits = models.BooleanField(default=False)
+    contract_based = models.BooleanField(default=False)
+    stripe_price_id = models.CharField(max_length=100, blank=True, default="")
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class PlanPrice(models.Model):
+    """What a plan includes and charges for one meter, from ``effective_from`` on.
+
+    ``included_units`` per month are free; beyond them each unit costs ``unit_price`` or, when
+    the plan has hard limits, is refused (``included_units`` is then the quota).
+    """
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="prices")
+    meter = models.CharField(max_length=64, choices=Meter.choices)
+    effective_from = models.DateField()
+    included_units = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    unit_price = models.DecimalField(**UNIT_PRICE, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan", "meter", "effective_from"], name="uniq_plan_price"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan.code}:{self.meter}@{self.effective_from}"
+
+
+class RateCard(models.Model):
+    """What compute costs the operator, from ``effective_from`` on (versioned by date)."""
+
+    effective_from = models.DateField(unique=True)
+    currency = models.CharField(max_length=3, default="usd")
+    cpu_second_cost = models.DecimalField(**UNIT_PRICE)
+    gpu_second_cost = models.DecimalField(**UNIT_PRICE)
+
+    def __str__(self) -> str:
+        return f"rate card {self.effective_from}"
+
+
+class BillingAccount(TenantModel):
+    """An organisation's billing state: its plan, spend cap, Stripe ids and payment status."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        PAST_DUE = "past_due"
+        CANCELED = "canceled"
+
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    monthly_spend_cap = models.DecimalField(**MONEY, null=True, blank=True)
+    stripe_customer_id = models.CharField(max_length=100, blank=True, default="")
+    stripe_subscription_id = models.CharField(max_length=100, blank=True, default="")
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    stripe_updated_at = models.IntegerField(
+        null=True, blank=True
+    )  # Stripe's event.created of the last applied change
+    warned = models.JSONField(default=dict, blank=True)  # {"YYYY-MM:meter:80": true} warnings sent
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization"], name="uniq_billing_account")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} on {self.plan_id}"
+
+
+class Contract(TenantModel):
+    """A B2B contract: negotiated prices, a committed monthly minimum, prepaid credits, terms."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=IdFactory("ctr"), editable=False)
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    currency = models.CharField(max_length=3, default="usd")
+    committed_monthly_minimum = models.DecimalField(**MONEY, default=0)
+    prepaid_credit_balance = models.DecimalField(**MONEY, default=0)
+    payment_terms_days = models.PositiveSmallIntegerField(
+        choices=[(30, "net 30"), (45, "net 45"), (60, "net 60")], default=30
+    )
+    po_number = models.CharField(max_length=100, blank=True, default="")
+    billing_contact = models.EmailField(blank=True, default="")
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=4, default=0)  # 0.2000 = 20 %
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.organization_id})"
+
+
+class ContractPrice(TenantModel):
+    """A contract's price for one meter, overriding the plan's (no included units)."""
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="prices")
+    meter = models.CharField(max_length=64, choices=Meter.choices)
+    unit_price = models.DecimalField(**UNIT_PRICE)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contract", "meter"], name="uniq_contract_price")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contract_id}:{self.meter}"
+
+
+class InvoiceNumberSequence(models.Model):
+    """Sequential invoice numbers per issuer (locked with SELECT … FOR UPDATE)."""
+
+    issuer = models.CharField(max_length=32, unique=True)
+    last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.issuer}: {self.last_number}"
+
+
+class Invoice(TenantModel):
+    """One organisation's invoice for one billing period. Period close creates it once."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        OPEN = "open"
+        PAID = "paid"
+        VOID = "void"
+
+    id = models.CharField(primary_key=True, max_length=32, default=IdFactory("inv"), editable=False)
+    number = models.CharField(max_length=32, unique=True)
+    period_start = models.DateField()
+    period_end = models.DateField()  # exclusive
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    contract = models.ForeignKey(
+        Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    plan_code = models.CharField(max_length=32, blank=True, default="")
+    subtotal = models.DecimalField(**MONEY)
+    credit_applied = models.DecimalField(**MONEY, default=0)
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=4, default=0)
+    tax = models.DecimalField(**MONEY, default=0)
+    total = models.DecimalField(**MONEY)
+    compute_cost = models.DecimalField(
+        **MONEY, default=0
+    )  # what the period's usage cost the operator
+    issued_at = models.DateTimeField(auto_now_add=True)
+    due_on = models.DateField()
+    po_number = models.CharField(max_length=100, blank=True, default="")
+    stripe_invoice_id = models.CharField(max_length=100, blank=True, default="")
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "period_start"], name="uniq_invoice_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class InvoiceLine(TenantModel):
+    """One line: a subscription fee, a meter's usage, a credit drawdown, a true-up or tax."""
+
+    class Kind(models.TextChoices):
+        SUBSCRIPTION = "subscription"
+        USAGE = "usage"
+        TRUE_UP = "true_up"
+        CREDIT = "credit"
+
+    id = models.CharField(primary_key=True, max_length=32, default=IdFactory("il"), editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    meter = models.CharField(max_length=64, blank=True, default="")
+    description = models.CharField(max_length=300)
+    quantity = models.DecimalField(max_digits=20, decimal_places=6)
+    unit_price = models.DecimalField(**UNIT_PRICE)
+    amount = models.DecimalField(**MONEY)
+    stripe_invoice_item_id = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id}#{self.position}"
+
+
+class StripeEvent(models.Model):
+    """A Stripe webhook event, stored once (a duplicate delivery is a no-op)."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100)
+    created = models.IntegerField()  # Stripe's timestamp (seconds)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.event_id

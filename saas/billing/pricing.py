@@ -1,0 +1,109 @@
+"""Prices and money arithmetic: which price applies, and rounding to the currency's minor unit.
+
+All amounts are ``Decimal``. A line is rounded exactly once, half-up, to the currency's minor
+unit (ISO 4217: 2 decimals for most currencies, 0 for e.g. JPY); totals are sums of rounded
+lines, so an invoice always adds up.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from .models import Contract, ContractPrice, Plan, PlanPrice, RateCard
+
+ZERO_DECIMAL_CURRENCIES = {"jpy", "krw", "vnd", "clp", "isk", "huf_zero"}
+
+
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of ``currency``: Decimal('0.01'), or Decimal('1') for JPY etc."""
+    return Decimal("1") if currency.lower() in ZERO_DECIMAL_CURRENCIES else Decimal("0.01")
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """Round once, half-up, to the currency's minor unit."""
+    return Decimal(amount).quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
+
+
+def to_minor_units(amount: Decimal, currency: str) -> int:
+    """An amount as an integer count of minor units (what Stripe takes)."""
+    return int(round_money(amount, currency) / minor_unit(currency))
+
+
+def month_bounds(day: datetime.date) -> tuple[datetime.date, datetime.date]:
+    """``(first day, first day of next month)`` of the calendar month holding ``day`` (UTC)."""
+    start = day.replace(day=1)
+    days = calendar.monthrange(day.year, day.month)[1]
+    return start, start + datetime.timedelta(days=days)
+
+
+@dataclass(frozen=True)
+class Price:
+    """The price of one meter for one organisation on one day."""
+
+    unit_price: Decimal
+    included_units: Decimal
+    currency: str
+    source: str  # "contract ctr_…" or "plan pro"
+
+
+def contract_active(*, organization_id: str, on: datetime.date) -> Contract | None:
+    return (
+        Contract.objects.for_tenant(organization_id)
+        .filter(starts_on__lte=on, ends_on__gte=on)
+        .order_by("-starts_on")
+        .first()
+    )
+
+
+def plan_price(*, plan: Plan, meter: str, on: datetime.date) -> PlanPrice | None:
+    return (
+        PlanPrice.objects.filter(plan=plan, meter=meter, effective_from__lte=on)
+        .order_by("-effective_from")
+        .first()
+    )
+
+
+def price_for(
+    *,
+    organization_id: str,
+    plan: Plan,
+    meter: str,
+    on: datetime.date,
+    contract: Contract | None = None,
+) -> Price:
+    """The price that applies: the active contract's for that meter, else the plan's version
+    in force on ``on``. Contract prices have no included units. A meter with no price is free."""
+    if contract is not None:
+        cp = (
+            ContractPrice.objects.for_tenant(organization_id)
+            .filter(contract=contract, meter=meter)
+            .first()
+        )
+        if cp is not None:
+            return Price(cp.unit_price, Decimal(0), contract.currency, f"contract {contract.pk}")
+    pp = plan_price(plan=plan, meter=meter, on=on)
+    if pp is None:
+        return Price(Decimal(0), Decimal(0), plan.currency, f"plan {plan.code} (no price)")
+    return Price(pp.unit_price, pp.included_units, plan.currency, f"plan {plan.code}")
+
+
+def billable_units(quantity: Decimal, included: Decimal) -> Decimal:
+    """Units beyond the included ones (never negative)."""
+    return max(Decimal(0), Decimal(quantity) - Decimal(included))
+
+
+def rate_card_on(day: datetime.date) -> RateCard | None:
+    return RateCard.objects.filter(effective_from__lte=day).order_by("-effective_from").first()
+
+
+def compute_cost(*, seconds: Decimal, device: str, day: datetime.date) -> Decimal:
+    """What ``seconds`` of compute on ``device`` cost the operator (rate card in force on ``day``),
+    unrounded (8 decimal places)."""
+    card = rate_card_on(day)
+    if card is None:
+        return Decimal(0)
+    rate = card.gpu_second_cost if device == "gpu" else card.cpu_second_cost
+    return (Decimal(seconds) * rate).quantize(Decimal("0.00000001"))

@@ -1,0 +1,83 @@
+"""The default plans and the first rate card: seeded by migration 0002, and restored by
+:func:`ensure_defaults` if a table was emptied (e.g. by a test database flush)."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal as D
+
+START = datetime.date(2026, 1, 1)
+
+PLANS = {
+    # code: (name, monthly fee, hard limits, contract based, {meter: (included units, unit price)})
+    "free": (
+        "Free",
+        D("0"),
+        True,
+        False,
+        {
+            "training_compute_seconds": (D("3600"), D("0")),
+            "training_examples": (D("1000000"), D("0")),
+            "predictions": (D("10000"), D("0")),
+            "batch_prediction_rows": (D("10000"), D("0")),
+            "storage_gb_hours": (D("720"), D("0")),
+        },
+    ),
+    "pro": (
+        "Pro",
+        D("49.00"),
+        False,
+        False,
+        {
+            "training_compute_seconds": (D("36000"), D("0.0005")),
+            "training_examples": (D("10000000"), D("0.000001")),
+            "predictions": (D("100000"), D("0.0005")),
+            "batch_prediction_rows": (D("100000"), D("0.0002")),
+            "storage_gb_hours": (D("7200"), D("0.0002")),
+        },
+    ),
+    "enterprise": (
+        "Enterprise",
+        D("0"),
+        False,
+        True,
+        {
+            "training_compute_seconds": (D("0"), D("0.0004")),
+            "training_examples": (D("0"), D("0.0000008")),
+            "predictions": (D("0"), D("0.0004")),
+            "batch_prediction_rows": (D("0"), D("0.00015")),
+            "storage_gb_hours": (D("0"), D("0.00015")),
+        },
+    ),
+}
+# $0.072 per CPU-hour and $2.88 per GPU-hour: typical cloud on-demand prices.
+RATE_CARD = {"cpu_second_cost": D("0.00002"), "gpu_second_cost": D("0.0008")}
+
+
+def seed(Plan, PlanPrice, RateCard) -> None:
+    """Create what is missing (never overwrites an operator's edits). Takes the model classes
+    so the migration can pass its historical models."""
+    for code, (name, fee, hard, contract, prices) in PLANS.items():
+        plan, _ = Plan.objects.get_or_create(
+            code=code,
+            defaults={
+                "name": name,
+                "monthly_fee": fee,
+                "hard_limits": hard,
+                "contract_based": contract,
+            },
+        )
+        for meter, (included, price) in prices.items():
+            PlanPrice.objects.get_or_create(
+                plan=plan,
+                meter=meter,
+                effective_from=START,
+                defaults={"included_units": included, "unit_price": price},
+            )
+    RateCard.objects.get_or_create(effective_from=START, defaults=RATE_CARD)
+
+
+def ensure_defaults() -> None:
+    from .models import Plan, PlanPrice, RateCard
+
+    seed(Plan, PlanPrice, RateCard)

@@ -1,0 +1,9 @@
+"""Routes under /stripe/ (the webhook)."""
+
+from django.urls import path
+
+from .webhooks import stripe_webhook
+
+urlpatterns = [
+    path("webhook", stripe_webhook, name="stripe-webhook"),
+]

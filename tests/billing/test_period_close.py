@@ -1,0 +1,222 @@
+"""Period close, quotas and spend caps, estimates and margins, against the real ledger."""
+
+import datetime
+from decimal import Decimal as D
+
+import pytest
+from django.utils import timezone
+
+from saas.billing import services as billing
+from saas.billing.models import BillingAccount, Contract, ContractPrice, Invoice, InvoiceLine
+from saas.metering.models import Meter
+from saas.metering.services import usage_record
+from saas.tenancy.models import Organization
+from tests.conftest import make_tenant, small_text_rows, text_csv, upload
+
+pytestmark = pytest.mark.django_db
+MAY = datetime.date(2026, 5, 1)
+
+
+def record(org, meter, qty, day=datetime.date(2026, 5, 10), source=None, cost=0, key=None):
+    at = timezone.make_aware(datetime.datetime.combine(day, datetime.time(12)))
+    usage_record(
+        organization_id=org.pk,
+        meter=meter,
+        quantity=D(str(qty)),
+        occurred_at=at,
+        source_type="test",
+        source_id=source or f"{meter}-{qty}-{day}",
+        compute_cost=cost,
+        api_key_id=key,
+    )
+
+
+def test_pro_plan_invoice_by_hand(db):
+    org = make_tenant("pro-co").org
+    Organization.objects.filter(pk=org.pk).update(plan="pro")
+    org.refresh_from_db()
+    # 40 000 s of training (36 000 included → 4 000 × $0.0005 = $2.00),
+    # 100 250 predictions (100 000 included → 250 × $0.0005 = $0.125 → $0.13 half-up)
+    record(org, Meter.TRAINING_COMPUTE_SECONDS, 25000, cost="0.5")
+    record(org, Meter.TRAINING_COMPUTE_SECONDS, 15000, day=datetime.date(2026, 5, 31), cost="0.3")
+    record(org, Meter.PREDICTIONS, 100250)
+    record(
+        org, Meter.PREDICTIONS, 999, day=datetime.date(2026, 6, 1)
+    )  # next period: not on this invoice
+    inv = billing.period_close(organization=org, period_start=MAY)
+    lines = {
+        ln.meter or ln.kind: ln for ln in InvoiceLine.objects.for_tenant(org).filter(invoice=inv)
+    }
+    assert lines["subscription"].amount == D("49.00")
+    assert lines["training_compute_seconds"].quantity == D("4000") and lines[
+        "training_compute_seconds"
+    ].amount == D("2.00")
+    assert lines["predictions"].amount == D("0.13")
+    assert inv.subtotal == D("51.13") and inv.total == D("51.13") and inv.tax == 0
+    assert inv.due_on == datetime.date(2026, 6, 1) and inv.period_end == datetime.date(2026, 6, 1)
+    assert inv.compute_cost == D("0.80")
+    # closing again changes nothing and makes no second invoice
+    assert billing.period_close(organization=org, period_start=MAY).pk == inv.pk
+    assert Invoice.objects.for_tenant(org).count() == 1
+
+
+def test_contract_invoice_with_minimum_credit_tax_and_terms(db):
+    org = make_tenant("bigco").org
+    Organization.objects.filter(pk=org.pk).update(plan="enterprise")
+    org.refresh_from_db()
+    contract = Contract.objects.for_tenant(org).create(
+        organization=org,
+        starts_on=datetime.date(2026, 1, 1),
+        ends_on=datetime.date(2026, 12, 31),
+        committed_monthly_minimum=D("500.00"),
+        prepaid_credit_balance=D("300.00"),
+        payment_terms_days=45,
+        po_number="PO-7",
+        tax_rate=D("0.2000"),
+    )
+    ContractPrice.objects.for_tenant(org).create(
+        organization=org, contract=contract, meter=Meter.PREDICTIONS, unit_price=D("0.001")
+    )
+    record(org, Meter.PREDICTIONS, 200000)  # 200 000 × $0.001 = $200.00 at the contract price
+    inv = billing.period_close(organization=org, period_start=MAY)
+    lines = list(
+        InvoiceLine.objects.for_tenant(org).filter(invoice=inv).values_list("kind", "amount")
+    )
+    # usage 200 + true-up 300 = minimum 500; credit 300 applied; tax 20 % of 200 = 40; total 240
+    assert (
+        ("usage", D("200.00")) in lines
+        and ("true_up", D("300.00")) in lines
+        and ("credit", D("-300.00")) in lines
+    )
+    assert (inv.subtotal, inv.credit_applied, inv.tax, inv.total) == (
+        D("500.00"),
+        D("300.00"),
+        D("40.00"),
+        D("240.00"),
+    )
+    assert (
+        inv.due_on == datetime.date(2026, 6, 1) + datetime.timedelta(days=45)
+        and inv.po_number == "PO-7"
+    )
+    assert Contract.objects.for_tenant(org).get().prepaid_credit_balance == D("0.00")
+    assert billing.period_close(organization=org, period_start=MAY).total == D("240.00")
+    assert Contract.objects.for_tenant(org).get().prepaid_credit_balance == D(
+        "0.00"
+    )  # not drawn twice
+
+
+def test_invoice_numbers_are_sequential(db):
+    a, b = make_tenant("a-co").org, make_tenant("b-co").org
+    n1 = billing.period_close(organization=a, period_start=MAY).number
+    n2 = billing.period_close(organization=b, period_start=MAY).number
+    n3 = billing.period_close(organization=a, period_start=datetime.date(2026, 6, 1)).number
+    assert [int(n.split("-")[1]) for n in (n1, n2, n3)] == [1, 2, 3]
+
+
+def test_free_plan_quota_is_a_402_naming_the_meter(db):
+    t = make_tenant("free-co")
+    record(t.org, Meter.PREDICTIONS, 10000, day=timezone.now().date())
+    from saas.billing.services import PaymentRequired
+
+    with pytest.raises(PaymentRequired) as err:
+        billing.billing_check(organization=t.org, meter=Meter.PREDICTIONS, quantity=D(1))
+    assert err.value.extra["meter"] == "predictions" and err.value.extra["limit"] == "10000"
+    assert err.value.extra["resets_on"]
+    ds = upload(t.client, text_csv(small_text_rows())).json()
+    record(t.org, Meter.TRAINING_COMPUTE_SECONDS, 3600, day=timezone.now().date())
+    r = t.client.post("/v1/training-jobs", {"dataset": ds["id"]}, format="json")
+    assert r.status_code == 402 and r.json()["meter"] == "training_compute_seconds"
+    assert r.json()["type"].endswith("payment-required") and "resets" in r.json()["detail"]
+
+
+def test_spend_cap_and_key_spend_cap(db):
+    t = make_tenant("capped")
+    Organization.objects.filter(pk=t.org.pk).update(plan="pro")
+    t.org.refresh_from_db()
+    ds = upload(t.client, text_csv(small_text_rows())).json()
+    billing.billing_account_get(organization=t.org)
+    BillingAccount.objects.for_tenant(t.org).update(
+        monthly_spend_cap=D("49.00")
+    )  # the fee alone reaches it
+    r = t.client.post("/v1/training-jobs", {"dataset": ds["id"]}, format="json")
+    assert r.status_code == 402 and r.json()["remaining"] == "0"
+    BillingAccount.objects.for_tenant(t.org).update(monthly_spend_cap=None)
+    from saas.apikeys.models import ApiKey
+
+    key = ApiKey.objects.for_tenant(t.org).get()
+    ApiKey.objects.for_tenant(t.org).update(monthly_spend_cap=D("1.00"))
+    record(
+        t.org, Meter.PREDICTIONS, 2000, day=timezone.now().date(), key=key.pk
+    )  # $1.00 at list price
+    r = t.client.post("/v1/training-jobs", {"dataset": ds["id"]}, format="json")
+    assert r.status_code == 402 and "API key" in r.json()["detail"]
+
+
+def test_dry_run_estimates_and_creates_nothing(tenant):
+    from saas.jobs.models import TrainingJob
+
+    ds = upload(tenant.client, text_csv(small_text_rows())).json()
+    r = tenant.client.post(
+        "/v1/training-jobs",
+        {"dataset": ds["id"], "dry_run": True, "hyperparameters": {"epochs": 4}},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+    est = r.json()
+    assert est["object"] == "training_job.estimate" and est["basis"]["epochs"] == 4
+    assert est["basis"]["examples"] == 19  # 24 rows, ceil(24 × 0.2) = 5 for validation
+    assert est["estimated_seconds"] > 0 and D(est["price"]["low"]) <= D(est["price"]["high"])
+    assert TrainingJob.objects.for_tenant(tenant.org).count() == 0
+    bad = tenant.client.post(
+        "/v1/training-jobs",
+        {"dataset": ds["id"], "dry_run": True, "hyperparameters": {"epochs": 0}},
+        format="json",
+    )
+    assert bad.status_code == 400
+
+
+def test_margins_report(db):
+    org = make_tenant("m-co").org
+    Organization.objects.filter(pk=org.pk).update(plan="pro")
+    org.refresh_from_db()
+    record(org, Meter.TRAINING_COMPUTE_SECONDS, 100, cost="9.00")
+    billing.period_close(organization=org, period_start=MAY)
+    row = next(r for r in billing.margins(start=MAY) if r["organization"] == "m-co")
+    assert row["revenue"] == D("49.00") and row["compute_cost"] == D("9.00")
+    assert row["gross_margin"] == D("40.00") and row["margin_pct"] == D("81.6")
+
+
+def test_storage_sample_is_idempotent_per_hour(tenant):
+    upload(tenant.client, text_csv(small_text_rows()))
+    at = timezone.now()
+    assert billing.storage_sample(at=at) >= 1
+    assert billing.storage_sample(at=at) == 0
+    from saas.metering.models import UsageEvent
+
+    assert UsageEvent.objects.for_tenant(tenant.org).filter(meter="storage_gb_hours").count() == 1
+
+
+def test_billing_endpoint_and_spend_cap_patch(db):
+    from tests.tenancy.conftest import Org
+
+    acme = Org("acme")
+    r = acme.session("billing").get("/v1/billing")
+    assert (
+        r.status_code == 200
+        and r.json()["plan"] == "free"
+        and r.json()["current_period"]["total"] == "0.00"
+    )
+    r = acme.session("billing").patch("/v1/billing", {"monthly_spend_cap": "25.00"}, format="json")
+    assert r.status_code == 200 and r.json()["monthly_spend_cap"] == "25.00"
+    assert (
+        acme.session("developer")
+        .patch("/v1/billing", {"monthly_spend_cap": "1"}, format="json")
+        .status_code
+        == 403
+    )
+    assert (
+        acme.session("billing")
+        .patch("/v1/billing", {"monthly_spend_cap": "-1"}, format="json")
+        .status_code
+        == 400
+    )
