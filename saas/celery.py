@@ -30,6 +30,7 @@ class TaskName(enum.StrEnum):
     PERIOD_CLOSE = "trainyard.billing.period_close"
     STORAGE_SAMPLE = "trainyard.billing.storage_sample"
     ENFORCE_GRACE = "trainyard.billing.enforce_grace"
+    USAGE_WARNINGS = "trainyard.billing.usage_warnings"
 
 
 def training_queue(device: str) -> Queue:

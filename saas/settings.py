@@ -194,6 +194,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="20"),
         "options": {"queue": "training-cpu", "expires": 3000},
     },
+    "usage-warnings": {
+        "task": "trainyard.billing.usage_warnings",
+        "schedule": crontab(minute="25"),
+        "options": {"queue": "training-cpu", "expires": 3000},
+    },
     "purge-idempotency-keys": {
         "task": "trainyard.api.purge_idempotency_keys",
         "schedule": 3600.0,

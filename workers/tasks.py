@@ -147,3 +147,11 @@ def enforce_grace() -> list[str]:
     from saas.billing.webhooks import billing_enforce_grace
 
     return billing_enforce_grace()
+
+
+@shared_task(name=TaskName.USAGE_WARNINGS, ignore_result=True)
+def usage_warnings() -> int:
+    """Email 80 % / 100 % usage warnings (once per meter and month)."""
+    from saas.billing.services import usage_warnings_send_all
+
+    return usage_warnings_send_all()

@@ -10,7 +10,12 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from saas.billing import pricing
-from saas.billing.services import billing_account_get, billing_account_update, period_charges
+from saas.billing.services import (
+    billing_account_get,
+    billing_account_update,
+    period_charges,
+    usage_levels,
+)
 from saas.tenancy.permissions import Action
 
 from .base import TenantAPIView
@@ -43,6 +48,18 @@ class BillingView(TenantAPIView):
             "monthly_spend_cap": _money(account.monthly_spend_cap)
             if account.monthly_spend_cap is not None
             else None,
+            "usage_levels": [
+                {
+                    "meter": lv["meter"],
+                    "used": f"{lv['used'].normalize():f}",
+                    "included": f"{lv['included'].normalize():f}",
+                    "percent": lv["percent"],
+                    "warning": "limit reached"
+                    if lv["percent"] >= 100
+                    else ("80% used" if lv["percent"] >= 80 else None),
+                }
+                for lv in usage_levels(organization=self.organization)
+            ],
             "current_period": {
                 "start": start.isoformat(),
                 "end": end.isoformat(),
@@ -78,3 +95,49 @@ class BillingView(TenantAPIView):
             organization=self.organization, actor=self.actor, **ser.validated_data
         )
         return Response(self._body())
+
+
+class CheckoutIn(serializers.Serializer):
+    plan = serializers.SlugField()
+
+
+class BillingCheckoutView(TenantAPIView):
+    """Start an upgrade through Stripe Checkout: returns ``{"url"}`` to redirect the user to."""
+
+    actions = {"POST": Action.BILLING_MANAGE}
+
+    @extend_schema(
+        request=CheckoutIn,
+        responses={200: OpenApiResponse(description='{"url": "https://checkout…"}')},
+    )
+    def post(self, request):
+        from saas.billing import stripe_sync
+        from saas.billing.models import Plan
+        from saas.common.errors import ValidationFailed
+
+        ser = CheckoutIn(data=request.data)
+        ser.is_valid(raise_exception=True)
+        plan = Plan.objects.filter(code=ser.validated_data["plan"], contract_based=False).first()
+        if plan is None or plan.monthly_fee <= 0:
+            raise ValidationFailed(
+                "Unknown plan.",
+                errors=[{"field": "plan", "message": "a paid self-serve plan, e.g. pro"}],
+            )
+        account = billing_account_get(organization=self.organization)
+        return Response({"url": stripe_sync.checkout_session_create(account=account, plan=plan)})
+
+
+class BillingPortalView(TenantAPIView):
+    """A Stripe customer-portal link (cards, invoices, cancellation): returns ``{"url"}``."""
+
+    actions = {"POST": Action.BILLING_MANAGE}
+
+    @extend_schema(
+        request=None,
+        responses={200: OpenApiResponse(description='{"url": "https://billing.stripe…"}')},
+    )
+    def post(self, request):
+        from saas.billing import stripe_sync
+
+        account = billing_account_get(organization=self.organization)
+        return Response({"url": stripe_sync.portal_session_create(account=account)})

@@ -19,6 +19,8 @@ urlpatterns = [
     path("models/<str:model_id>/predict", v.ModelPredictView.as_view()),
     path("usage", v.UsageView.as_view()),
     path("billing", b.BillingView.as_view()),
+    path("billing/checkout", b.BillingCheckoutView.as_view()),
+    path("billing/portal", b.BillingPortalView.as_view()),
     path("api-keys", t.ApiKeyListView.as_view()),
     path("api-keys/<str:key_id>/revoke", t.ApiKeyRevokeView.as_view()),
     path("members", t.MemberListView.as_view()),

@@ -279,5 +279,10 @@ class UsageView(TenantAPIView):
 
     @extend_schema(responses={200: OpenApiResponse(description="usage by meter and day")})
     def get(self, request):
-        rows = usage_by_meter_and_day(organization_id=self.organization.pk)
+        group_by = request.query_params.get("group_by") or None
+        if group_by not in (None, "api_key", "model"):
+            raise ValidationFailed(
+                "Unknown group_by.", errors=[{"field": "group_by", "message": "api_key or model"}]
+            )
+        rows = usage_by_meter_and_day(organization_id=self.organization.pk, group_by=group_by)
         return Response({"object": "list", "data": rows, "next_cursor": None})

@@ -53,9 +53,30 @@ def billing_account_get(*, organization: Organization) -> BillingAccount:
         plan = Plan.objects.filter(code=organization.plan).first() or Plan.objects.get(code="free")
     try:
         with transaction.atomic():
-            return scoped.create(organization=organization, plan=plan)
+            account = scoped.create(organization=organization, plan=plan)
     except IntegrityError:
         return scoped.select_related("plan").get()
+    if plan.monthly_fee > 0:
+        transaction.on_commit(lambda: _subscribe_in_stripe(organization.pk))
+    return account
+
+
+def _subscribe_in_stripe(organization_id: str) -> None:
+    """Create the Stripe customer and subscription of a paying organisation (best effort: a
+    failure is logged and retried at period close, which calls ``customer_ensure`` again)."""
+    from . import stripe_sync
+
+    if not stripe_sync.stripe_enabled():
+        return
+    account = (
+        BillingAccount.objects.for_tenant(organization_id)
+        .select_related("plan", "organization")
+        .get()
+    )
+    try:
+        stripe_sync.subscription_ensure(account=account)
+    except Exception:
+        log.exception("creating the Stripe subscription of %s failed", organization_id)
 
 
 @transaction.atomic
@@ -102,7 +123,7 @@ def _charges(
         price = pricing.price_for(
             organization_id=organization_id, plan=plan, meter=meter, on=on, contract=contract
         )
-        if qty == 0 and price.unit_price == 0:
+        if qty == 0:
             continue
         label = METER_LABELS.get(meter, meter)
         out.append(
@@ -526,3 +547,85 @@ def period_close_previous_month(*, today: datetime.date | None = None) -> list[s
     first_of_this = today.replace(day=1)
     previous = (first_of_this - datetime.timedelta(days=1)).replace(day=1)
     return period_close_all(period_start=previous)
+
+
+WARNING_THRESHOLDS = (80, 100)
+
+
+def usage_levels(*, organization: Organization, on: datetime.date | None = None) -> list[dict]:
+    """Per meter with included units: ``{"meter", "used", "included", "percent"}`` this month."""
+    on = on or timezone.now().date()
+    start, end = pricing.month_bounds(on)
+    account = billing_account_get(organization=organization)
+    totals = usage_totals(organization_id=organization.pk, start=start, end=end)
+    out = []
+    for meter in Meter.values:
+        price = pricing.price_for(
+            organization_id=organization.pk, plan=account.plan, meter=meter, on=on
+        )
+        if price.included_units <= 0:
+            continue
+        used = totals.get(meter, Decimal(0))
+        out.append(
+            {
+                "meter": meter,
+                "used": used,
+                "included": price.included_units,
+                "percent": int(used * 100 / price.included_units),
+            }
+        )
+    return out
+
+
+def usage_warnings_send(
+    *, organization: Organization, on: datetime.date | None = None
+) -> list[str]:
+    """Email owners and billing members once per meter and month when usage of included units
+    (or a free plan's quota) crosses 80 % and 100 %. Returns the warnings sent
+    (``"2026-05:predictions:80"``). Run hourly by Celery beat; the dashboard shows the same
+    levels through ``GET /v1/billing``."""
+    from django.core.mail import send_mail
+
+    from saas.tenancy.models import Membership
+
+    on = on or timezone.now().date()
+    sent = []
+    with transaction.atomic():
+        account = (
+            BillingAccount.objects.for_tenant(organization)
+            .select_for_update()
+            .get(pk=billing_account_get(organization=organization).pk)
+        )
+        warned = dict(account.warned or {})
+        for level in usage_levels(organization=organization, on=on):
+            for threshold in WARNING_THRESHOLDS:
+                key = f"{on:%Y-%m}:{level['meter']}:{threshold}"
+                if level["percent"] >= threshold and key not in warned:
+                    warned[key] = timezone.now().isoformat()
+                    sent.append(key)
+        if sent:
+            BillingAccount.objects.for_tenant(organization).filter(pk=account.pk).update(
+                warned=warned
+            )
+            to = list(
+                Membership.objects.filter(
+                    organization=organization, role__in=["owner", "billing"]
+                ).values_list("user__email", flat=True)
+            )
+            lines = "\n".join(
+                f"- {k.split(':')[1]}: {k.split(':')[2]} % of the month's included units"
+                for k in sent
+            )
+            body = f"{organization.name} has used:\n{lines}\n\n" + (
+                "Requests over the free plan's quotas are refused until the month resets; upgrade to continue."
+                if account.plan.hard_limits
+                else "Usage beyond the included units is billed at overage prices."
+            )
+            transaction.on_commit(
+                lambda: send_mail(f"Trainyard usage alert for {organization.name}", body, None, to)
+            )
+    return sent
+
+
+def usage_warnings_send_all() -> int:
+    return sum(len(usage_warnings_send(organization=org)) for org in Organization.objects.all())

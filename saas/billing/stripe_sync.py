@@ -245,6 +245,8 @@ def invoice_push(*, invoice: Invoice) -> str:
         for line in lines.order_by("position"):
             if line.stripe_invoice_item_id or not line.amount:
                 continue
+            if line.kind == InvoiceLine.Kind.SUBSCRIPTION and account.stripe_subscription_id:
+                continue  # the Stripe subscription bills the plan fee itself
             item = _call(
                 "create an invoice item",
                 client.v1.invoice_items.create,

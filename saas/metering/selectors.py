@@ -25,18 +25,35 @@ def format_quantity(value) -> str:
     return f"{q:f}"
 
 
-def usage_by_meter_and_day(*, organization_id: str, since=None) -> list[dict]:
-    """``[{"date", "meter", "unit", "quantity"}]`` summed per day (UTC) and meter."""
+GROUPS = {"api_key": "api_key_id", "model": "model_id"}
+
+
+def usage_by_meter_and_day(
+    *, organization_id: str, since=None, group_by: str | None = None
+) -> list[dict]:
+    """``[{"date", "meter", "unit", "quantity"}]`` summed per day (UTC) and meter; with
+    ``group_by`` = ``api_key`` or ``model`` also split by that (who or what used it).
+
+    Raises KeyError for another ``group_by``."""
     qs = UsageEvent.objects.for_tenant(organization_id)
     if since is not None:
         qs = qs.filter(occurred_at__gte=since)
+    keys = ["date", "meter", "unit"] + ([GROUPS[group_by]] if group_by else [])
     rows = (
         qs.annotate(date=TruncDate("occurred_at"))
-        .values("date", "meter", "unit")
+        .values(*keys)
         .annotate(quantity=Sum("quantity"))
-        .order_by("date", "meter")
+        .order_by(*keys)
     )
-    return [
-        {**r, "date": r["date"].isoformat(), "quantity": format_quantity(r["quantity"])}
-        for r in rows
-    ]
+    out = []
+    for r in rows:
+        row = {
+            "date": r["date"].isoformat(),
+            "meter": r["meter"],
+            "unit": r["unit"],
+            "quantity": format_quantity(r["quantity"]),
+        }
+        if group_by:
+            row[group_by] = r[GROUPS[group_by]]
+        out.append(row)
+    return out

@@ -220,3 +220,62 @@ def test_billing_endpoint_and_spend_cap_patch(db):
         .status_code
         == 400
     )
+
+
+def test_usage_by_api_key_and_model(tenant):
+    from saas.apikeys.models import ApiKey
+
+    key = ApiKey.objects.for_tenant(tenant.org).get()
+    record(tenant.org, Meter.PREDICTIONS, 5, day=timezone.now().date(), key=key.pk, source="a")
+    record(tenant.org, Meter.PREDICTIONS, 7, day=timezone.now().date(), source="b")
+    rows = tenant.client.get("/v1/usage?group_by=api_key").json()["data"]
+    assert {(r["api_key"], r["quantity"]) for r in rows} == {(key.pk, "5"), (None, "7")}
+    assert tenant.client.get("/v1/usage?group_by=user").status_code == 400
+    assert tenant.client.get("/v1/usage").json()["data"][0]["quantity"] == "12"
+
+
+def test_usage_warnings_at_80_and_100_percent_once(tenant, django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    today = timezone.now().date()
+    record(tenant.org, Meter.PREDICTIONS, 8000, day=today, source="w1")  # free: 10 000 included
+    with django_capture_on_commit_callbacks(execute=True):
+        assert billing.usage_warnings_send(organization=tenant.org) == [
+            f"{today:%Y-%m}:predictions:80"
+        ]
+        assert billing.usage_warnings_send(organization=tenant.org) == []
+    record(tenant.org, Meter.PREDICTIONS, 2000, day=today, source="w2")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert billing.usage_warnings_send(organization=tenant.org) == [
+            f"{today:%Y-%m}:predictions:100"
+        ]
+    assert len(mail.outbox) == 2 and "owner@acme.test" in mail.outbox[0].to
+    assert tenant.client.get("/v1/billing").status_code == 403  # API keys: no billing scope
+    from rest_framework.test import APIClient
+
+    from saas.tenancy.models import Membership
+
+    c = APIClient()
+    c.force_login(Membership.objects.get(organization=tenant.org).user)
+    body = c.get("/v1/billing").json()
+    pred = next(lv for lv in body["usage_levels"] if lv["meter"] == "predictions")
+    assert pred["percent"] == 100 and pred["warning"] == "limit reached"
+
+
+def test_simulated_month_invoices_by_hand(db):
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("simulate_billing_month", "--month", "2026-05", stdout=out)
+    call_command("simulate_billing_month", "--month", "2026-05", stdout=io.StringIO())  # idempotent
+    pro = Organization.objects.get(slug="sim-pro")
+    ent = Organization.objects.get(slug="sim-enterprise")
+    p = Invoice.objects.for_tenant(pro).get()
+    e = Invoice.objects.for_tenant(ent).get()
+    # pro: 49 + (46 500 − 36 000) s × 0.0005 + (12.4M − 10M) examples × 0.000001 + (124 000 − 100 000) × 0.0005
+    assert p.total == D("49.00") + D("5.25") + D("2.40") + D("12.00")
+    # enterprise: usage 7.44 + 2.48 + 18.60 = 28.52 → true-up 71.48 to the 100.00 minimum; 50 credit; 20 % tax
+    assert (e.subtotal, e.credit_applied, e.tax, e.total) == (D("100.00"), D("50.00"), D("10.00"), D("60.00"))
+    assert "TY-" in out.getvalue()
