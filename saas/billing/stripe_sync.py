@@ -44,7 +44,8 @@ THREE_DECIMAL = {"bhd", "jod", "kwd", "omr", "tnd"}
 
 
 class StripeDisabled(DomainError):
-    status = 503
+    # 409, not 5xx: nothing is broken; this deployment bills with its own invoices.
+    status = 409
     code = "stripe-disabled"
     title = "Payments are not configured"
 

@@ -277,5 +277,10 @@ def test_simulated_month_invoices_by_hand(db):
     # pro: 49 + (46 500 − 36 000) s × 0.0005 + (12.4M − 10M) examples × 0.000001 + (124 000 − 100 000) × 0.0005
     assert p.total == D("49.00") + D("5.25") + D("2.40") + D("12.00")
     # enterprise: usage 7.44 + 2.48 + 18.60 = 28.52 → true-up 71.48 to the 100.00 minimum; 50 credit; 20 % tax
-    assert (e.subtotal, e.credit_applied, e.tax, e.total) == (D("100.00"), D("50.00"), D("10.00"), D("60.00"))
+    assert (e.subtotal, e.credit_applied, e.tax, e.total) == (
+        D("100.00"),
+        D("50.00"),
+        D("10.00"),
+        D("60.00"),
+    )
     assert "TY-" in out.getvalue()
