@@ -114,18 +114,56 @@ def usage_totals(
     return {r["meter"]: r["q"] for r in qs.values("meter").annotate(q=Sum("quantity"))}
 
 
+TRAINING_METERS = (Meter.TRAINING_COMPUTE_SECONDS, Meter.TRAINING_EXAMPLES)
+
+
+def _included_share(remaining: Decimal, quantity: Decimal) -> Decimal:
+    """How much of ``quantity`` the still-unused included units cover."""
+    return min(max(remaining, Decimal(0)), max(Decimal(quantity), Decimal(0)))
+
+
 def _charges(
     *, organization_id: str, plan: Plan, contract, totals: dict[str, Decimal], on: datetime.date
 ):
+    """Invoice charges: one per training job and training meter (included units go to jobs in
+    the order they finished, exactly as :func:`training_charge` priced them when each job
+    ended), one per other meter."""
+    _, end = pricing.month_bounds(on)
     out = []
     for meter in Meter.values:
         qty = totals.get(meter, Decimal(0))
+        if qty == 0:
+            continue
         price = pricing.price_for(
             organization_id=organization_id, plan=plan, meter=meter, on=on, contract=contract
         )
-        if qty == 0:
-            continue
         label = METER_LABELS.get(meter, meter)
+        if meter in TRAINING_METERS:
+            remaining = price.included_units
+            events = (
+                UsageEvent.objects.for_tenant(organization_id)
+                .filter(meter=meter, occurred_at__date__gte=on, occurred_at__date__lt=end)
+                .order_by("occurred_at", "id")
+                .values_list("source_type", "source_id", "quantity")
+            )
+            for source_type, source_id, q in events:
+                included = _included_share(remaining, q)
+                remaining -= included
+                what = (
+                    f"job {source_id}"
+                    if source_type == "training_job"
+                    else f"{source_type} {source_id}"
+                )
+                out.append(
+                    MeterCharge(
+                        meter,
+                        Decimal(q),
+                        included,
+                        price.unit_price,
+                        f"{label}, {what}, {price.source}",
+                    )
+                )
+            continue
         out.append(
             MeterCharge(
                 meter,
@@ -136,6 +174,47 @@ def _charges(
             )
         )
     return out
+
+
+def training_charge(
+    *, organization_id: str, quantities: dict[str, Decimal], at: datetime.datetime
+) -> tuple[Decimal, dict]:
+    """Price a finished training job exactly as its invoice lines will: call it inside the
+    transaction that writes the job's usage events, before writing them.
+
+    Locks the billing account (so concurrent completions are priced one after the other, in
+    the order their events are written), gives the job what is left of the month's included
+    units, and rounds each meter's amount once. Returns ``(charge, {meter: {"billable",
+    "unit_price", "amount"}})``.
+    """
+    org = Organization.objects.get(pk=organization_id)
+    account = billing_account_get(organization=org)
+    BillingAccount.objects.for_tenant(organization_id).select_for_update().filter(
+        pk=account.pk
+    ).first()
+    start, end = pricing.month_bounds(at.date())
+    contract = pricing.contract_active(organization_id=organization_id, on=start)
+    used = usage_totals(organization_id=organization_id, start=start, end=end)
+    total, lines = Decimal(0), {}
+    currency = contract.currency if contract else account.plan.currency
+    for meter, q in quantities.items():
+        price = pricing.price_for(
+            organization_id=organization_id,
+            plan=account.plan,
+            meter=meter,
+            on=start,
+            contract=contract,
+        )
+        remaining = price.included_units - used.get(meter, Decimal(0))
+        billable = pricing.billable_units(Decimal(q), _included_share(remaining, Decimal(q)))
+        amount = pricing.round_money(billable * price.unit_price, currency)
+        total += amount
+        lines[meter] = {
+            "billable": f"{billable.normalize():f}",
+            "unit_price": f"{price.unit_price.normalize():f}",
+            "amount": str(amount),
+        }
+    return total, lines
 
 
 def period_charges(*, organization: Organization, start: datetime.date, end: datetime.date):

@@ -22,7 +22,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from saas.billing.pricing import compute_cost
-from saas.billing.services import PaymentRequired, billing_check, job_charge, training_estimate
+from saas.billing.services import (
+    PaymentRequired,
+    billing_check,
+    job_charge,
+    training_charge,
+    training_estimate,
+)
 from saas.celery import TaskName, app, training_queue
 from saas.common.actor import Actor
 from saas.common.errors import Conflict, DomainError, ValidationFailed
@@ -371,24 +377,12 @@ class JobMonitor:
                 )
 
 
-def _usage_fields(
-    resources: dict, examples: int, *, organization_id: str, billed: bool = True
-) -> dict:
-    seconds = Decimal(str(round(resources["wall_seconds"], 3)))
-    charge = (
-        job_charge(
-            organization_id=organization_id,
-            seconds=seconds,
-            examples=examples,
-            on=timezone.now().date(),
-        )
-        if billed
-        else Decimal(0)
-    )
+def _usage_fields(resources: dict, examples: int, *, billed: bool = True) -> dict:
+    """The job's ``usage``; ``charge`` is filled in by :func:`_record_training_usage`."""
     return {
-        "billable_seconds": float(seconds) if billed else 0.0,
-        "charge": str(charge),
-        "cost_so_far": str(charge),
+        "billable_seconds": round(resources["wall_seconds"], 3) if billed else 0.0,
+        "charge": "0.00",
+        "cost_so_far": "0.00",
         "wall_seconds": round(resources["wall_seconds"], 3),
         "cpu_seconds": round(resources["cpu_seconds"], 3),
         "examples_processed": examples,
@@ -400,7 +394,17 @@ def _usage_fields(
 def _record_training_usage(
     job: TrainingJob, usage: dict, *, reason: str, model_id: str | None
 ) -> None:
-    now = timezone.now()
+    """Write the job's usage events and put its final charge in ``usage`` (priced exactly as
+    its invoice lines will be: ``saas.billing.services.training_charge``)."""
+    seconds = Decimal(str(usage["wall_seconds"]))
+    examples = Decimal(usage["examples_processed"])
+    charge, lines = training_charge(
+        organization_id=job.organization_id,
+        quantities={Meter.TRAINING_COMPUTE_SECONDS: seconds, Meter.TRAINING_EXAMPLES: examples},
+        at=timezone.now(),
+    )
+    usage.update(charge=str(charge), cost_so_far=str(charge), charge_lines=lines)
+    now = timezone.now()  # after training_charge's lock: events are written in pricing order
     common = {
         "organization_id": job.organization_id,
         "occurred_at": now,
@@ -411,10 +415,8 @@ def _record_training_usage(
     }
     usage_record(
         meter=Meter.TRAINING_COMPUTE_SECONDS,
-        quantity=usage["wall_seconds"],
-        compute_cost=compute_cost(
-            seconds=Decimal(str(usage["wall_seconds"])), device=usage["device"], day=now.date()
-        ),
+        quantity=seconds,
+        compute_cost=compute_cost(seconds=seconds, device=usage["device"], day=now.date()),
         dimensions={
             "device": usage["device"],
             "cpu_seconds": usage["cpu_seconds"],
@@ -424,7 +426,7 @@ def _record_training_usage(
     )
     usage_record(
         meter=Meter.TRAINING_EXAMPLES,
-        quantity=usage["examples_processed"],
+        quantity=examples,
         dimensions={"billing_reason": reason},
         **common,
     )
@@ -463,9 +465,7 @@ def training_job_complete(*, start: JobStart, result, resources: dict) -> bool:
         ):
             transaction.on_commit(lambda: model_artifact_delete(key=artifact.key))
             return False
-        usage = _usage_fields(
-            resources, result.examples_processed, organization_id=job.organization_id
-        )
+        usage = _usage_fields(resources, result.examples_processed)
         usage["billing_reason"] = "completed"
         TrainedModel.objects.for_tenant(job.organization_id).create(
             id=model_id,
@@ -514,7 +514,7 @@ def training_job_stopped(*, start: JobStart, resources: dict, examples: int) -> 
         )
         if job is None or job.attempt != start.attempt or job.status != Status.RUNNING:
             return
-        usage = _usage_fields(resources, examples, organization_id=job.organization_id)
+        usage = _usage_fields(resources, examples)
         usage["billing_reason"] = "cancelled_by_user"
         _record_training_usage(job, usage, reason="cancelled_by_user", model_id=None)
         _finish(job, Status.CANCELLED, usage=usage)
@@ -540,9 +540,7 @@ def training_job_fail(
             return
         usage = dict(job.usage or {})
         if resources:
-            usage.update(
-                _usage_fields(resources, 0, organization_id=job.organization_id, billed=False)
-            )
+            usage.update(_usage_fields(resources, 0, billed=False))
         usage["billing_reason"] = "failed_input" if code == "input" else "failed_platform"
         _finish(job, Status.FAILED, error={"code": code, "message": message[:2000]}, usage=usage)
         _event(job, "failed", message[:500], code=code)

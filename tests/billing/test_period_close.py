@@ -284,3 +284,51 @@ def test_simulated_month_invoices_by_hand(db):
         D("60.00"),
     )
     assert "TY-" in out.getvalue()
+
+
+def test_a_jobs_charge_equals_its_invoice_lines(tenant, tmp_path):
+    """Two jobs on pro: the first is covered by included units, the second straddles them."""
+    from types import SimpleNamespace
+
+    from saas.jobs import services as jobs
+    from saas.jobs.models import TrainingJob
+
+    Organization.objects.filter(pk=tenant.org.pk).update(plan="pro")
+    tenant.org.refresh_from_db()
+    ds = upload(tenant.client, text_csv(small_text_rows())).json()
+    charges = {}
+    for i, seconds in enumerate((30000.0, 10000.5)):  # 36 000 s included: job 2 pays for 4 000.5 s
+        job = tenant.client.post("/v1/training-jobs", {"dataset": ds["id"]}, format="json").json()
+        start = jobs.training_job_start(job_id=job["id"])
+        model_dir = tmp_path / f"m{i}" / "saved_model"
+        model_dir.mkdir(parents=True)
+        (model_dir / "saved_model.pb").write_bytes(b"x")
+        result = SimpleNamespace(
+            classes=["a", "b"],
+            saved_model_dir=str(model_dir),
+            metrics={},
+            misclassified=[],
+            epochs_completed=1,
+            examples_processed=5_000_001 * (i + 1),
+        )
+        jobs.training_job_complete(
+            start=start,
+            result=result,
+            resources={"wall_seconds": seconds, "cpu_seconds": 1.0, "device": "cpu"},
+        )
+        charges[job["id"]] = D(
+            TrainingJob.objects.for_tenant(tenant.org).get(pk=job["id"]).usage["charge"]
+        )
+    inv = billing.period_close(
+        organization=tenant.org, period_start=timezone.now().date().replace(day=1)
+    )
+    per_job = {}
+    for ln in InvoiceLine.objects.for_tenant(tenant.org).filter(invoice=inv, kind="usage"):
+        for job_id in charges:
+            if job_id in ln.description:
+                per_job[job_id] = per_job.get(job_id, D(0)) + ln.amount
+    assert per_job == charges
+    first, second = charges.values()
+    # job 1: 30 000 s and 5 000 001 examples, all included → 0; job 2: 4 000.5 s × 0.0005 = 2.00025 → 2.00,
+    # examples 15 000 003 − 10 000 000 = 5 000 003 × 0.000001 = 5.000003 → 5.00
+    assert first == D("0.00") and second == D("7.00")
