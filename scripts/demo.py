@@ -99,7 +99,8 @@ def print_metrics(label: str, job: dict) -> None:
     m = job["metrics"]
     log(
         f"\n{label}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}, "
-        f"trained in {job['usage']['wall_seconds']:.1f} s wall / {job['usage']['cpu_seconds']:.1f} s CPU"
+        f"trained in {job['usage']['wall_seconds']:.1f} s wall / {job['usage']['cpu_seconds']:.1f} s CPU, "
+        f"charge ${job['usage']['charge']} ({job['usage']['billing_reason']})"
     )
     log(f"  {'class':<10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}")
     for cls, row in m["per_class"].items():

@@ -51,3 +51,60 @@ def usage_record(
             "compute_cost": Decimal(str(compute_cost)),
         },
     )
+
+
+def usage_correct(*, event: UsageEvent, quantity: Decimal, reason: str, actor=None) -> UsageEvent:
+    """Correct a usage event by appending a new one (never by editing it).
+
+    ``quantity`` is the signed adjustment (e.g. ``-event.quantity`` to cancel it in full); the
+    correction references the original as its source and carries ``reason``. Raises ValueError
+    for an empty reason, a zero adjustment, or one that would take the total below zero.
+    Audited as ``usage.corrected``.
+    """
+    from django.db import transaction
+    from django.db.models import Sum
+    from django.utils import timezone
+
+    from saas.tenancy.audit import audit_record
+
+    if not reason.strip():
+        raise ValueError("a correction needs a reason")
+    quantity = Decimal(str(quantity))
+    if quantity == 0:
+        raise ValueError("a correction must change the quantity")
+    with transaction.atomic():
+        scoped = UsageEvent.objects.for_tenant(event.organization_id)
+        already = scoped.filter(
+            source_type="correction", source_id__startswith=f"{event.pk}:"
+        ).aggregate(q=Sum("quantity"))["q"] or Decimal(0)
+        if event.quantity + already + quantity < 0:
+            raise ValueError("the correction would make the usage negative")
+        n = (
+            scoped.filter(source_type="correction", source_id__startswith=f"{event.pk}:").count()
+            + 1
+        )
+        corrected, _ = usage_record(
+            organization_id=event.organization_id,
+            meter=event.meter,
+            quantity=quantity,
+            occurred_at=event.occurred_at if quantity < 0 else timezone.now(),
+            source_type="correction",
+            source_id=f"{event.pk}:{n}",
+            dimensions={"corrects": event.pk},
+            api_key_id=event.api_key_id,
+            model_id=event.model_id,
+        )
+        UsageEvent.objects.for_tenant(event.organization_id).filter(pk=corrected.pk).update(
+            reason=reason[:200]
+        )
+        audit_record(
+            organization_id=event.organization_id,
+            action="usage.corrected",
+            actor=actor,
+            target_type="usage_event",
+            target_id=event.pk,
+            quantity=str(quantity),
+            reason=reason,
+        )
+    corrected.reason = reason[:200]
+    return corrected

@@ -332,3 +332,24 @@ def test_a_jobs_charge_equals_its_invoice_lines(tenant, tmp_path):
     # job 1: 30 000 s and 5 000 001 examples, all included → 0; job 2: 4 000.5 s × 0.0005 = 2.00025 → 2.00,
     # examples 15 000 003 − 10 000 000 = 5 000 003 × 0.000001 = 5.000003 → 5.00
     assert first == D("0.00") and second == D("7.00")
+
+
+def test_corrections_are_new_negative_events(tenant):
+    from saas.metering.models import UsageEvent
+    from saas.metering.services import usage_correct
+
+    record(tenant.org, Meter.PREDICTIONS, 100, day=timezone.now().date(), source="orig")
+    event = UsageEvent.objects.for_tenant(tenant.org).get(source_id="orig")
+    fix = usage_correct(event=event, quantity=D(-30), reason="duplicate requests during an outage")
+    assert fix.pk != event.pk and fix.quantity == D(-30) and fix.reason.startswith("duplicate")
+    assert UsageEvent.objects.for_tenant(tenant.org).get(pk=event.pk).quantity == D(
+        100
+    )  # never edited
+    start, end = billing.pricing.month_bounds(timezone.now().date())
+    assert billing.usage_totals(organization_id=tenant.org.pk, start=start, end=end)[
+        "predictions"
+    ] == D(70)
+    with pytest.raises(ValueError):
+        usage_correct(event=event, quantity=D(-71), reason="too much")
+    with pytest.raises(ValueError):
+        usage_correct(event=event, quantity=D(-1), reason=" ")
