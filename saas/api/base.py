@@ -136,6 +136,7 @@ class TenantAPIView(APIView):
     """
 
     actions: dict[str, Action] = {}
+    idempotency_redact: tuple[str, ...] = ()  # response fields never stored for replays
     organization: Organization
     api_key: ApiKey | None
     actor: Actor
@@ -203,7 +204,8 @@ class TenantAPIView(APIView):
         if request.method == "POST" and key_header is not None:
             self._idempotency = idempotency_begin(
                 organization_id=self.organization.pk,
-                route=request.path,
+                # Per principal too: a replay must never hand one member another member's response.
+                route=f"{request.path}#{principal}",
                 key=key_header,
                 fingerprint=request_fingerprint(request),
             )
@@ -233,6 +235,12 @@ class TenantAPIView(APIView):
                 if getattr(response, "content_type", None)
                 else {}
             )
+            if isinstance(body, dict) and self.idempotency_redact:
+                # Secrets are shown once and never stored: a replay says so instead.
+                body = {
+                    **{k: v for k, v in body.items() if k not in self.idempotency_redact},
+                    "redacted": sorted(set(self.idempotency_redact) & set(body)),
+                }
             idempotency_finish(record=record, status=response.status_code, body=body, headers=kept)
             self._idempotency = None
         return response

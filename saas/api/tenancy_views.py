@@ -55,6 +55,7 @@ class ApiKeyListView(TenantAPIView):
     """API keys: developers see and create their own; admins and owners see all. The secret is in the create response only."""
 
     actions = {"GET": Action.KEYS_READ, "POST": Action.KEYS_MANAGE_OWN}
+    idempotency_redact = ("secret",)
 
     def _mine_only(self) -> int | None:
         return None if role_allows(self.role, Action.KEYS_MANAGE_ALL) else self.request.user.pk

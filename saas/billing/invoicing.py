@@ -27,6 +27,7 @@ class MeterCharge:
     included_units: Decimal
     unit_price: Decimal
     description: str
+    signed: bool = False  # a correction: quantity may be negative, no included units
 
 
 @dataclass
@@ -78,7 +79,7 @@ def compute_invoice(
         )
     usage_total = Decimal(0)
     for c in charges:
-        units = billable_units(c.quantity, c.included_units)
+        units = Decimal(c.quantity) if c.signed else billable_units(c.quantity, c.included_units)
         amount = round_money(units * c.unit_price, currency)
         usage_total += amount
         out.lines.append(Line("usage", c.description, units, c.unit_price, amount, meter=c.meter))

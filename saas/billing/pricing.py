@@ -50,9 +50,12 @@ class Price:
 
 
 def contract_active(*, organization_id: str, on: datetime.date) -> Contract | None:
+    """The contract that governs the month holding ``on``: one in force on any day of it (the
+    latest-starting if several). A contract starting mid-month bills that whole month."""
+    start, end = month_bounds(on)
     return (
         Contract.objects.for_tenant(organization_id)
-        .filter(starts_on__lte=on, ends_on__gte=on)
+        .filter(starts_on__lt=end, ends_on__gte=start)
         .order_by("-starts_on")
         .first()
     )

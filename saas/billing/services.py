@@ -147,6 +147,18 @@ def _charges(
                 .values_list("source_type", "source_id", "quantity")
             )
             for source_type, source_id, q in events:
+                if q < 0:  # a correction: credited at the unit price, included units untouched
+                    out.append(
+                        MeterCharge(
+                            meter,
+                            Decimal(q),
+                            Decimal(0),
+                            price.unit_price,
+                            f"{label}, correction {source_id}, {price.source}",
+                            signed=True,
+                        )
+                    )
+                    continue
                 included = _included_share(remaining, q)
                 remaining -= included
                 what = (
@@ -177,24 +189,26 @@ def _charges(
 
 
 def training_charge(
-    *, organization_id: str, quantities: dict[str, Decimal], at: datetime.datetime
-) -> tuple[Decimal, dict]:
+    *, organization_id: str, quantities: dict[str, Decimal]
+) -> tuple[Decimal, dict, datetime.datetime]:
     """Price a finished training job exactly as its invoice lines will: call it inside the
-    transaction that writes the job's usage events, before writing them.
+    transaction that writes the job's usage events, and write them at the returned time.
 
     Locks the billing account (so concurrent completions are priced one after the other, in
-    the order their events are written), gives the job what is left of the month's included
-    units, and rounds each meter's amount once. Returns ``(charge, {meter: {"billable",
-    "unit_price", "amount"}})``.
+    the order their events are written), then takes the time — the events' ``occurred_at``,
+    which decides the month — gives the job what is left of that month's included units
+    (used = the positive quantities before it, as period close allocates them), and rounds
+    each meter's amount once. Returns ``(charge, {meter: {"billable", "unit_price",
+    "amount"}}, occurred_at)``.
     """
     org = Organization.objects.get(pk=organization_id)
     account = billing_account_get(organization=org)
     BillingAccount.objects.for_tenant(organization_id).select_for_update().filter(
         pk=account.pk
     ).first()
+    at = timezone.now()
     start, end = pricing.month_bounds(at.date())
     contract = pricing.contract_active(organization_id=organization_id, on=start)
-    used = usage_totals(organization_id=organization_id, start=start, end=end)
     total, lines = Decimal(0), {}
     currency = contract.currency if contract else account.plan.currency
     for meter, q in quantities.items():
@@ -205,8 +219,12 @@ def training_charge(
             on=start,
             contract=contract,
         )
-        remaining = price.included_units - used.get(meter, Decimal(0))
-        billable = pricing.billable_units(Decimal(q), _included_share(remaining, Decimal(q)))
+        used = UsageEvent.objects.for_tenant(organization_id).filter(
+            meter=meter, quantity__gt=0, occurred_at__date__gte=start, occurred_at__date__lt=end
+        ).aggregate(q=Sum("quantity"))["q"] or Decimal(0)
+        billable = pricing.billable_units(
+            Decimal(q), _included_share(price.included_units - used, Decimal(q))
+        )
         amount = pricing.round_money(billable * price.unit_price, currency)
         total += amount
         lines[meter] = {
@@ -214,7 +232,7 @@ def training_charge(
             "unit_price": f"{price.unit_price.normalize():f}",
             "amount": str(amount),
         }
-    return total, lines
+    return total, lines, at
 
 
 def period_charges(*, organization: Organization, start: datetime.date, end: datetime.date):
@@ -258,6 +276,8 @@ def period_close(*, organization: Organization, period_start: datetime.date) -> 
     start, end = pricing.month_bounds(period_start)
     existing = Invoice.objects.for_tenant(organization).filter(period_start=start).first()
     if existing:
+        if existing.contract_id is None and existing.total > 0 and not existing.stripe_invoice_id:
+            _push_to_stripe(existing.pk, organization.pk)  # a push that failed earlier is retried
         return existing
     with transaction.atomic():
         from .models import Contract
@@ -344,7 +364,14 @@ def period_close_all(*, period_start: datetime.date) -> list[str]:
     """Close the period for every active organisation (Celery beat, on the 1st). Idempotent."""
     numbers = []
     for org in Organization.objects.all().order_by("created_at"):
-        numbers.append(period_close(organization=org, period_start=period_start).number)
+        try:
+            numbers.append(period_close(organization=org, period_start=period_start).number)
+        except Exception:  # one organisation's problem must not stop everyone else's invoice
+            log.exception(
+                "closing %s for %s failed; it will be retried on the next run",
+                period_start,
+                org.slug,
+            )
     return numbers
 
 
@@ -413,13 +440,22 @@ def billing_check(
         key_totals = usage_totals(
             organization_id=organization.pk, start=start, end=end, api_key_id=api_key.pk
         )
+        contract = pricing.contract_active(organization_id=organization.pk, on=start)
         key_spent = Decimal(0)
         for m, q in key_totals.items():
             p = pricing.price_for(
-                organization_id=organization.pk, plan=account.plan, meter=m, on=on
+                organization_id=organization.pk,
+                plan=account.plan,
+                meter=m,
+                on=start,
+                contract=contract,
             )
-            key_spent += q * p.unit_price  # the key's usage at list price, included units ignored
-        key_spent = pricing.round_money(key_spent, account.plan.currency)
+            key_spent += (
+                q * p.unit_price
+            )  # the key's usage at its unit price, included units ignored
+        key_spent = pricing.round_money(
+            key_spent, contract.currency if contract else account.plan.currency
+        )
         if key_spent >= cap:
             raise PaymentRequired(
                 f"This API key's monthly spend cap of {cap} is reached ({key_spent} spent); it resets on {reset}.",

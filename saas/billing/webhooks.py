@@ -225,11 +225,15 @@ def _invoice_paid(obj: dict, event: dict) -> None:
         customer_id=_s(obj, "customer"),
         organization_id=ours.organization_id if ours is not None else "",
     )
-    if account is None or _is_stale(account, event["created"]):
+    if account is None:
+        return
+    # Paid is paid: lift a billing suspension even if a subscription event already cleared
+    # past_due (Stripe often sends both within the same second).
+    _lift_suspension(account.organization_id, event=event)
+    if _is_stale(account, event["created"]):
         return
     if account.status == Status.PAST_DUE or account.past_due_since is not None:
         _set_status(account, Status.ACTIVE, event=event)
-        _lift_suspension(account.organization_id, event=event)
     account.stripe_updated_at = event["created"]
     account.save()
 

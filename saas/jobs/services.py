@@ -398,13 +398,11 @@ def _record_training_usage(
     its invoice lines will be: ``saas.billing.services.training_charge``)."""
     seconds = Decimal(str(usage["wall_seconds"]))
     examples = Decimal(usage["examples_processed"])
-    charge, lines = training_charge(
+    charge, lines, now = training_charge(
         organization_id=job.organization_id,
         quantities={Meter.TRAINING_COMPUTE_SECONDS: seconds, Meter.TRAINING_EXAMPLES: examples},
-        at=timezone.now(),
     )
     usage.update(charge=str(charge), cost_so_far=str(charge), charge_lines=lines)
-    now = timezone.now()  # after training_charge's lock: events are written in pricing order
     common = {
         "organization_id": job.organization_id,
         "occurred_at": now,
@@ -526,8 +524,9 @@ def training_job_fail(
 ) -> None:
     """Worker side: mark the attempt ``failed`` with ``error = {"code", "message"}``.
 
-    ``code`` is ``input`` (the data could not be trained on) or ``platform`` (our fault; not
-    billed). Nothing is written if the attempt is no longer current.
+    ``code`` is ``input`` (the data could not be trained on: the compute used is billed, like
+    a user's cancel) or ``platform`` (our fault: not billed). Nothing is written if the attempt
+    is no longer current.
     """
     with transaction.atomic():
         job = (
@@ -539,9 +538,12 @@ def training_job_fail(
         if job is None or job.attempt != start.attempt or job.status != Status.RUNNING:
             return
         usage = dict(job.usage or {})
+        billed = code == "input" and resources is not None
         if resources:
-            usage.update(_usage_fields(resources, 0, billed=False))
+            usage.update(_usage_fields(resources, 0, billed=billed))
         usage["billing_reason"] = "failed_input" if code == "input" else "failed_platform"
+        if billed:
+            _record_training_usage(job, usage, reason="failed_input", model_id=None)
         _finish(job, Status.FAILED, error={"code": code, "message": message[:2000]}, usage=usage)
         _event(job, "failed", message[:500], code=code)
 

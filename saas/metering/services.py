@@ -74,6 +74,7 @@ def usage_correct(*, event: UsageEvent, quantity: Decimal, reason: str, actor=No
         raise ValueError("a correction must change the quantity")
     with transaction.atomic():
         scoped = UsageEvent.objects.for_tenant(event.organization_id)
+        scoped.select_for_update().filter(pk=event.pk).first()  # corrections of one event queue up
         already = scoped.filter(
             source_type="correction", source_id__startswith=f"{event.pk}:"
         ).aggregate(q=Sum("quantity"))["q"] or Decimal(0)

@@ -353,3 +353,24 @@ def test_corrections_are_new_negative_events(tenant):
         usage_correct(event=event, quantity=D(-71), reason="too much")
     with pytest.raises(ValueError):
         usage_correct(event=event, quantity=D(-1), reason=" ")
+
+
+def test_training_correction_is_credited_on_the_invoice(db):
+    from saas.metering.models import UsageEvent
+    from saas.metering.services import usage_correct
+
+    org = make_tenant("refund-co").org
+    Organization.objects.filter(pk=org.pk).update(plan="pro")
+    org.refresh_from_db()
+    month = timezone.now().date().replace(day=1)
+    record(org, Meter.TRAINING_COMPUTE_SECONDS, 40000, day=timezone.now().date(), source="big-job")
+    event = UsageEvent.objects.for_tenant(org).get(source_id="big-job")
+    usage_correct(event=event, quantity=D(-4000), reason="refund: worker restarted twice")
+    inv = billing.period_close(organization=org, period_start=month)
+    amounts = list(
+        InvoiceLine.objects.for_tenant(org)
+        .filter(invoice=inv, kind="usage")
+        .values_list("amount", flat=True)
+    )
+    assert sorted(amounts) == [D("-2.00"), D("2.00")]
+    assert inv.total == D("49.00")

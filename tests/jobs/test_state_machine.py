@@ -166,3 +166,14 @@ def test_usage_endpoint_sums_by_meter_and_day(tenant, job, tmp_path):
     assert by_meter["training_examples"]["quantity"] == "60"
     assert by_meter["training_examples"]["unit"] == "example"
     assert by_meter["training_examples"]["date"] == timezone.now().date().isoformat()
+
+
+def test_input_failure_bills_the_compute_used(job):
+    start = jobs.training_job_start(job_id=job.pk)
+    jobs.training_job_fail(
+        start=start, code="input", message="a class vanished", resources=RESOURCES
+    )
+    j = reload(job)
+    assert j.status == "failed" and j.usage["billing_reason"] == "failed_input"
+    meters = set(UsageEvent.objects.for_tenant(job.organization_id).values_list("meter", flat=True))
+    assert meters == {"training_compute_seconds", "training_examples"}

@@ -109,7 +109,10 @@ def test_same_key_in_flight_is_409(acme):
     r = post_csv(c, data, None)  # learn the fingerprint the route computes by doing it for real
     IdempotencyRecord.objects.for_tenant(acme.org).delete()
     rec = idempotency_begin(
-        organization_id=acme.org.pk, route="/v1/training-jobs", key="busy", fingerprint="f"
+        organization_id=acme.org.pk,
+        route=f"/v1/training-jobs#{c.api_key.pk}",
+        key="busy",
+        fingerprint="f",
     )
     assert rec.response_status is None
     r = c.post("/v1/training-jobs", {"dataset": "ds_x"}, format="json", HTTP_IDEMPOTENCY_KEY="busy")
@@ -123,7 +126,10 @@ def test_same_key_in_flight_is_409(acme):
         b"POST /v1/training-jobs\n" + json.dumps({"dataset": "ds_x"}, sort_keys=True).encode()
     ).hexdigest()
     idempotency_begin(
-        organization_id=acme.org.pk, route="/v1/training-jobs", key="busy", fingerprint=fp
+        organization_id=acme.org.pk,
+        route=f"/v1/training-jobs#{c.api_key.pk}",
+        key="busy",
+        fingerprint=fp,
     )
     r = c.post("/v1/training-jobs", {"dataset": "ds_x"}, format="json", HTTP_IDEMPOTENCY_KEY="busy")
     assert r.status_code == 409 and "still being processed" in r.json()["detail"]
@@ -168,3 +174,24 @@ def test_expired_records_are_purged(acme):
         created_at=timezone.now() - timedelta(hours=25)
     )
     assert idempotency_purge() == 1
+
+
+def test_key_creation_replay_never_returns_or_stores_the_secret(acme):
+    owner, dev = acme.session("owner"), acme.session("developer")
+    first = owner.post(
+        "/v1/api-keys", {"name": "ci"}, format="json", HTTP_IDEMPOTENCY_KEY="create-ci"
+    )
+    assert first.status_code == 201 and first.json()["secret"].startswith("ty_live_")
+    again = owner.post(
+        "/v1/api-keys", {"name": "ci"}, format="json", HTTP_IDEMPOTENCY_KEY="create-ci"
+    )
+    assert again["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
+    assert "secret" not in again.json() and again.json()["redacted"] == ["secret"]
+    assert first.json()["secret"] not in str(
+        list(IdempotencyRecord.objects.for_tenant(acme.org).values())
+    )
+    other = dev.post(
+        "/v1/api-keys", {"name": "ci"}, format="json", HTTP_IDEMPOTENCY_KEY="create-ci"
+    )
+    assert other.status_code == 201 and "Idempotent-Replayed" not in other  # per caller, not shared
+    assert other.json()["id"] != first.json()["id"]
