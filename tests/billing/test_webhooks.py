@@ -369,3 +369,19 @@ def test_concurrent_deliveries_apply_once():
     assert StripeEvent.objects.filter(event_id=evt["id"]).count() == 1
     assert len(audits(acct, "billing_account.status_changed")) == 1
     assert reload(acct).status == "past_due"
+
+
+def test_paid_invoice_lifts_suspension_even_after_the_subscription_turned_active(account):
+    """Stripe often sends subscription.updated (active) in the same second as invoice.paid."""
+    assert deliver(failed(account)).status_code == 200
+    BillingAccount.objects.for_tenant(account.organization_id).filter(pk=account.pk).update(
+        past_due_since=timezone.now() - dt.timedelta(days=8)
+    )
+    assert billing_enforce_grace() == [account.organization_id]
+    now = int(time.time()) + 5
+    active = event("customer.subscription.updated", subscription(account, "active"), created=now)
+    assert deliver(active).status_code == 200
+    assert reload(account).status == "active" and org_status(account) == "suspended"
+    paid = {"id": "in_3", "object": "invoice", "customer": account.stripe_customer_id}
+    assert deliver(event("invoice.paid", paid, created=now)).status_code == 200
+    assert org_status(account) == "active"
