@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 
 
 @contextlib.contextmanager
@@ -18,11 +18,9 @@ def local_copy(key: str, *, suffix: str = "") -> Iterator[str]:
     With the filesystem backend this is the stored file itself; with a remote backend
     (django-storages) the object is streamed to a temporary file, removed afterwards.
     """
-    try:
+    if isinstance(default_storage, FileSystemStorage):
         yield default_storage.path(key)
         return
-    except NotImplementedError:
-        pass
     fd, tmp = tempfile.mkstemp(suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as out, default_storage.open(key, "rb") as src:

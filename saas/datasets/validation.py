@@ -32,6 +32,12 @@ MAX_LISTED = 50  # problems listed per kind; the count says how many in all
 SMALL_CLASS_WARNING = 10
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png"}
 IMAGE_FORMATS = {"JPEG", "PNG"}
+SUPPORTED_COMPRESSION = {
+    zipfile.ZIP_STORED,
+    zipfile.ZIP_DEFLATED,
+    zipfile.ZIP_BZIP2,
+    zipfile.ZIP_LZMA,
+}
 
 
 @dataclass
@@ -307,6 +313,13 @@ def validate_image_zip(fileobj: BinaryIO) -> Validated:
                 )
                 continue
             label = parts[-2]
+            if info.compress_type not in SUPPORTED_COMPRESSION:
+                problems.add(
+                    "corrupt",
+                    f"{name!r}: unsupported ZIP compression method {info.compress_type}",
+                    member=name,
+                )
+                continue
             chunks = []
             try:
                 with zf.open(info) as member:
@@ -327,7 +340,6 @@ def validate_image_zip(fileobj: BinaryIO) -> Validated:
                 zipfile.BadZipFile,
                 OSError,
                 EOFError,
-                NotImplementedError,
                 RuntimeError,
             ) as exc:
                 problems.add(
