@@ -15,7 +15,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from saas.apikeys.services import api_key_create
-from saas.tenancy.services import organization_create
+from saas.tenancy.models import Membership
+from saas.tenancy.services import _user_for_email, organization_create
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -48,6 +49,45 @@ def tenant(db) -> Tenant:
 @pytest.fixture
 def other_tenant(db) -> Tenant:
     return make_tenant("globex")
+
+
+ROLES = ["owner", "admin", "developer", "viewer", "billing"]
+
+
+class Org:
+    """An organisation with one user of every role; ``session(role)`` and ``key(role)`` clients."""
+
+    def __init__(self, slug: str):
+        self.org = organization_create(slug=slug, name=slug, owner_email=f"owner@{slug}.test")
+        self.users = {"owner": Membership.objects.get(organization=self.org).user}
+        for role in ROLES[1:]:
+            user = _user_for_email(f"{role}@{slug}.test")
+            Membership.objects.create(organization=self.org, user=user, role=role)
+            self.users[role] = user
+
+    def session(self, role: str) -> APIClient:
+        c = APIClient()
+        c.force_login(self.users[role])
+        return c
+
+    def key(self, role: str = "owner", scopes=None) -> APIClient:
+        issued = api_key_create(
+            organization=self.org, name=f"{role} key", scopes=scopes, created_by=self.users[role]
+        )
+        c = APIClient()
+        c.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+        c.api_key = issued.api_key
+        return c
+
+
+@pytest.fixture
+def acme(db) -> Org:
+    return Org("acme")
+
+
+@pytest.fixture
+def globex(db) -> Org:
+    return Org("globex")
 
 
 def text_csv(rows: list[tuple[str, str]], header: str = "text,label") -> bytes:

@@ -13,6 +13,7 @@ from saas.billing import pricing
 from saas.billing.services import (
     billing_account_get,
     billing_account_update,
+    checkout_url,
     period_charges,
     usage_levels,
 )
@@ -111,20 +112,10 @@ class BillingCheckoutView(TenantAPIView):
         responses={200: OpenApiResponse(description='{"url": "https://checkout…"}')},
     )
     def post(self, request):
-        from saas.billing import stripe_sync
-        from saas.billing.models import Plan
-        from saas.common.errors import ValidationFailed
-
         ser = CheckoutIn(data=request.data)
         ser.is_valid(raise_exception=True)
-        plan = Plan.objects.filter(code=ser.validated_data["plan"], contract_based=False).first()
-        if plan is None or plan.monthly_fee <= 0:
-            raise ValidationFailed(
-                "Unknown plan.",
-                errors=[{"field": "plan", "message": "a paid self-serve plan, e.g. pro"}],
-            )
-        account = billing_account_get(organization=self.organization)
-        return Response({"url": stripe_sync.checkout_session_create(account=account, plan=plan)})
+        url = checkout_url(organization=self.organization, plan_code=ser.validated_data["plan"])
+        return Response({"url": url})
 
 
 class BillingPortalView(TenantAPIView):

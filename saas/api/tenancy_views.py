@@ -16,9 +16,9 @@ from saas.apikeys import selectors as key_selectors
 from saas.apikeys import services as key_services
 from saas.apikeys.models import SCOPES, ApiKey
 from saas.common.actor import Actor, client_ip
-from saas.common.errors import NotFound
+from saas.tenancy import selectors as tenancy_selectors
 from saas.tenancy import services as tenancy
-from saas.tenancy.models import AuditEvent, Invitation, Membership
+from saas.tenancy.models import Membership
 from saas.tenancy.permissions import Action, role_allows
 
 from .base import PAGE_PARAMS, TenantAPIView, page_of
@@ -115,20 +115,6 @@ class MemberRoleIn(serializers.Serializer):
     role = serializers.ChoiceField(choices=Membership.Role.values)
 
 
-def _membership(organization, member_id: str) -> Membership:
-    pk = member_id.removeprefix("mem_")
-    m = (
-        Membership.objects.filter(organization=organization, pk=int(pk))
-        .select_related("user")
-        .first()
-        if pk.isdigit()
-        else None
-    )
-    if m is None:
-        raise NotFound(f"No member {member_id!r}.")
-    return m
-
-
 class MemberListView(TenantAPIView):
     """Members of the organisation and their roles."""
 
@@ -136,14 +122,8 @@ class MemberListView(TenantAPIView):
 
     @extend_schema(responses=page_of(MemberOut), parameters=PAGE_PARAMS)
     def get(self, request):
-        qs = (
-            Membership.objects.filter(organization=self.organization)
-            .select_related("user")
-            .order_by("created_at", "pk")
-        )
-        return Response(
-            {"object": "list", "data": MemberOut(qs[:1000], many=True).data, "next_cursor": None}
-        )
+        members = tenancy_selectors.membership_list(organization=self.organization)
+        return self.paginate(members, MemberOut, ordering=("created_at", "pk"))
 
 
 class MemberDetailView(TenantAPIView):
@@ -154,7 +134,7 @@ class MemberDetailView(TenantAPIView):
 
     @extend_schema(request=MemberRoleIn, responses=MemberOut)
     def patch(self, request, member_id: str):
-        m = _membership(self.organization, member_id)
+        m = tenancy_selectors.membership_get(organization=self.organization, member_id=member_id)
         ser = MemberRoleIn(data=request.data)
         ser.is_valid(raise_exception=True)
         m = tenancy.membership_change_role(
@@ -164,7 +144,7 @@ class MemberDetailView(TenantAPIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, member_id: str):
-        m = _membership(self.organization, member_id)
+        m = tenancy_selectors.membership_get(organization=self.organization, member_id=member_id)
         if m.user_id != request.user.pk and not role_allows(self.role, Action.MEMBERS_MANAGE):
             raise exceptions.PermissionDenied(
                 f"Your role ({self.role}) does not allow '{Action.MEMBERS_MANAGE}'."
@@ -198,7 +178,9 @@ class InvitationListView(TenantAPIView):
 
     @extend_schema(responses=page_of(InvitationOut), parameters=PAGE_PARAMS)
     def get(self, request):
-        return self.paginate(Invitation.objects.for_tenant(self.organization), InvitationOut)
+        return self.paginate(
+            tenancy_selectors.invitation_list(organization=self.organization), InvitationOut
+        )
 
     @extend_schema(request=InvitationIn, responses={201: InvitationOut})
     def post(self, request):
@@ -269,7 +251,7 @@ class AuditEventListView(TenantAPIView):
 
     @extend_schema(responses=page_of(AuditEventOut), parameters=PAGE_PARAMS)
     def get(self, request):
-        qs = AuditEvent.objects.for_tenant(self.organization).select_related("actor_user")
-        if request.query_params.get("action"):
-            qs = qs.filter(action=request.query_params["action"])
-        return self.paginate(qs, AuditEventOut)
+        events = tenancy_selectors.audit_event_list(
+            organization=self.organization, action=request.query_params.get("action") or None
+        )
+        return self.paginate(events, AuditEventOut)

@@ -14,12 +14,22 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from .models import Contract, ContractPrice, Plan, PlanPrice, RateCard
 
-ZERO_DECIMAL_CURRENCIES = {"jpy", "krw", "vnd", "clp", "isk", "huf_zero"}
+# ISO 4217 minor-unit exponents that differ from 2 (the lists Stripe documents).
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
+)
+THREE_DECIMAL_CURRENCIES = frozenset("bhd jod kwd omr tnd".split())
+
+
+def currency_places(currency: str) -> int:
+    """Decimals of ``currency``'s minor unit: 0 (JPY…), 3 (KWD…) or 2."""
+    cur = currency.lower()
+    return 0 if cur in ZERO_DECIMAL_CURRENCIES else 3 if cur in THREE_DECIMAL_CURRENCIES else 2
 
 
 def minor_unit(currency: str) -> Decimal:
-    """The smallest amount of ``currency``: Decimal('0.01'), or Decimal('1') for JPY etc."""
-    return Decimal("1") if currency.lower() in ZERO_DECIMAL_CURRENCIES else Decimal("0.01")
+    """The smallest amount of ``currency``: Decimal('0.01'), Decimal('1') for JPY, …"""
+    return Decimal(1).scaleb(-currency_places(currency))
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:

@@ -28,11 +28,7 @@ from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Membership
 
 from .models import Invoice, InvoiceLine
-
-# ISO 4217 currencies whose minor unit is 0 (Stripe's list of zero-decimal currencies).
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
-)
+from .pricing import currency_places
 
 
 @dataclass(frozen=True)
@@ -89,11 +85,6 @@ def _grouped(value: Decimal, places: int, *, min_places: int | None = None) -> s
         frac = frac.rstrip("0").ljust(min_places, "0")
         text = f"{whole}.{frac}" if frac else whole
     return text
-
-
-def currency_places(currency: str) -> int:
-    """Decimals of ``currency``'s minor unit: 0 for JPY and other zero-decimal ones, else 2."""
-    return 0 if currency.lower() in ZERO_DECIMAL_CURRENCIES else 2
 
 
 def format_money(amount: Decimal, currency: str) -> str:

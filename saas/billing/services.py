@@ -102,6 +102,26 @@ def billing_account_update(
     return BillingAccount.objects.for_tenant(organization).get(pk=account.pk)
 
 
+def checkout_url(*, organization: Organization, plan_code: str) -> str:
+    """A Stripe Checkout URL to upgrade to a paid self-serve plan.
+
+    Raises ValidationFailed for an unknown, free or contract-based plan, and StripeDisabled
+    (409) when Stripe is not configured."""
+    from saas.common.errors import ValidationFailed
+
+    from . import stripe_sync
+
+    plan = Plan.objects.filter(code=plan_code, contract_based=False, monthly_fee__gt=0).first()
+    if plan is None:
+        raise ValidationFailed(
+            "Unknown plan.",
+            errors=[{"field": "plan", "message": "a paid self-serve plan, e.g. pro"}],
+        )
+    return stripe_sync.checkout_session_create(
+        account=billing_account_get(organization=organization), plan=plan
+    )
+
+
 def usage_totals(
     *, organization_id: str, start: datetime.date, end: datetime.date, api_key_id: str | None = None
 ) -> dict[str, Decimal]:

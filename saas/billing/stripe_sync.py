@@ -18,7 +18,7 @@ not, gets Stripe's first answer back instead of a duplicate.
 from __future__ import annotations
 
 import logging
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import stripe
@@ -29,6 +29,7 @@ from saas.common.errors import Conflict, DomainError
 from saas.tenancy.models import Membership
 
 from .models import BillingAccount, Invoice, InvoiceLine, Plan
+from .pricing import to_minor_units
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,6 @@ DEFAULT_API_BASE = "https://api.stripe.com"
 
 # Currencies Stripe counts in whole units (no minor unit); everything else has 2 decimals
 # except the three-decimal ones. https://docs.stripe.com/currencies#zero-decimal
-ZERO_DECIMAL = {
-    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga",
-    "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf",
-}  # fmt: skip
-THREE_DECIMAL = {"bhd", "jod", "kwd", "omr", "tnd"}
 
 
 class StripeDisabled(DomainError):
@@ -96,12 +92,7 @@ def minor_units(amount: Decimal, currency: str) -> int:
 
     ``Decimal("12.345"), "usd"`` → ``1235``; ``Decimal("500"), "jpy"`` → ``500``.
     """
-    cur = currency.lower()
-    exponent = 0 if cur in ZERO_DECIMAL else 3 if cur in THREE_DECIMAL else 2
-    scaled = (Decimal(amount) * (Decimal(10) ** exponent)).quantize(
-        Decimal(1), rounding=ROUND_HALF_UP
-    )
-    return int(scaled)
+    return to_minor_units(amount, currency)
 
 
 def _owner_email(organization_id: str) -> str | None:

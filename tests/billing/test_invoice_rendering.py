@@ -13,32 +13,12 @@ from pypdf import PdfReader
 from saas.billing.models import Contract, Invoice, InvoiceLine
 from saas.billing.rendering import format_money, invoice_html, invoice_pdf, invoice_send
 from saas.tenancy.models import AuditEvent
-from tests.tenancy.conftest import Org
 
 LINES = [
     ("Pro plan, January 2026", "1", "49.00", "49.00"),
     ("Text predictions", "12500", "0.00125", "15.63"),
     ("GPU training seconds", "3600.5", "0.0012", "4.32"),
 ]
-
-
-@pytest.fixture
-def acme(db) -> Org:
-    return Org("acme")
-
-
-@pytest.fixture
-def globex(db) -> Org:
-    return Org("globex")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits(settings):
-    import redis
-
-    r = redis.Redis.from_url(settings.REDIS_URL)
-    for k in r.scan_iter("rl:*"):
-        r.delete(k)
 
 
 def make_invoice(

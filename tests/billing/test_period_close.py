@@ -197,7 +197,7 @@ def test_storage_sample_is_idempotent_per_hour(tenant):
 
 
 def test_billing_endpoint_and_spend_cap_patch(db):
-    from tests.tenancy.conftest import Org
+    from tests.conftest import Org
 
     acme = Org("acme")
     r = acme.session("billing").get("/v1/billing")

@@ -21,8 +21,7 @@ from saas.jobs.models import TrainingJob
 from saas.registry.models import TrainedModel
 from saas.tenancy.models import AuditEvent, Invitation, Membership
 from saas.tenancy.permissions import ROLE_ACTIONS
-from tests.conftest import small_text_rows, text_csv, upload
-from tests.tenancy.conftest import ROLES
+from tests.conftest import ROLES, small_text_rows, text_csv, upload
 
 pytestmark = pytest.mark.django_db
 PUBLIC = {"/v1/openapi.json", "/v1/docs"}
