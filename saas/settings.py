@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_htmx",
     "saas.accounts",
     "saas.tenancy",
     "saas.apikeys",
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
     "saas.inference",
     "saas.billing",
     "saas.api",
+    "saas.dashboard",
     # Only management commands and Celery tasks; nothing here imports TensorFlow at import time.
     "workers",
 ]
@@ -54,11 +56,27 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "saas.dashboard.middleware.ServerTimingMiddleware",
 ]
 
 ROOT_URLCONF = "saas.urls"
 WSGI_APPLICATION = "saas.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
+# People sign in with their email address (any letter case).
+AUTHENTICATION_BACKENDS = ["saas.accounts.backends.EmailBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:home"
+LOGOUT_REDIRECT_URL = "dashboard:login"
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
 
 TEMPLATES = [
     {
@@ -70,6 +88,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "saas.dashboard.context.dashboard",
             ]
         },
     }

@@ -13,6 +13,7 @@ urlpatterns = [
     path("v1/", include("saas.billing.invoice_urls")),
     path("stripe/", include("saas.billing.stripe_urls")),
     path("healthz", healthz),
+    path("", include("saas.dashboard.urls")),
 ]
 
 handler400 = "saas.api.errors.bad_request_view"

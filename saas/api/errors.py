@@ -139,8 +139,26 @@ def problem_exception_handler(exc, context):
     )
 
 
+def _wants_html(request) -> bool:
+    """A browser on a dashboard path (not /v1, /stripe or an explicit JSON client)."""
+    path = request.path
+    if path.startswith(("/v1/", "/stripe/", "/healthz")):
+        return False
+    return "text/html" in request.headers.get("Accept", "")
+
+
 def not_found_view(request, exception=None):
-    """Django's handler404 for paths outside the API's routes (JSON problem, not HTML)."""
+    """Django's handler404: a JSON problem for the API and programs; an HTML page for a browser
+    on a dashboard path."""
+    if _wants_html(request):
+        from django.shortcuts import render
+
+        return render(
+            request,
+            "dashboard/error.html",
+            {"status": 404, "title": "Not found", "detail": f"There is no page at {request.path}."},
+            status=404,
+        )
     body = problem(404, "not-found", "Not found", f"No route for {request.path}.")
     return JsonResponse(body, status=404, content_type=PROBLEM_JSON)
 

@@ -169,7 +169,7 @@ def invitation_create(
         email=email,
         role=role,
     )
-    link = f"{settings.TRAINYARD_PUBLIC_URL}/v1/invitations/accept?token={token}"
+    link = f"{settings.TRAINYARD_PUBLIC_URL.rstrip('/')}/invitations/accept?token={token}"
     transaction.on_commit(
         lambda: send_mail(
             subject=f"You are invited to {organization.name} on Trainyard",
@@ -183,6 +183,22 @@ def invitation_create(
         )
     )
     return IssuedInvitation(invitation=invitation, token=token)
+
+
+def invitation_peek(*, token: str) -> Invitation | None:
+    """The pending invitation a token stands for (to show whom it invites before signing in),
+    or None if it is unknown, used, revoked or expired. Accepts nothing."""
+    if not token:
+        return None
+    inv = (
+        Invitation.objects.unscoped_all_tenants()  # the token is what identifies the tenant
+        .select_related("organization")
+        .filter(token_sha256=_digest(token))
+        .first()
+    )
+    if inv is None or inv.accepted_at or inv.revoked_at or inv.expires_at <= timezone.now():
+        return None
+    return inv
 
 
 @transaction.atomic

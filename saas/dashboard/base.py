@@ -1,0 +1,147 @@
+"""The one wrapper every dashboard page uses: sign-in, the current organisation, the role check.
+
+It mirrors ``saas.api.base.TenantAPIView`` for HTML: the organisation is the signed-in user's
+current one (``session["organization_id"]``, chosen with the switcher), every object is read
+through the tenant-scoped selectors with it (another tenant's id is a 404 page), the method's
+``Action`` is checked against the role table (a 403 page naming what is missing), writes that
+cost money are refused while the organisation is suspended, and POSTs share the API's rate
+limit per user and organisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+
+from saas.api.ratelimit import rate_limit_check
+from saas.common.actor import Actor, client_ip
+from saas.common.errors import DomainError, NotFound
+from saas.tenancy.models import Membership, Organization
+from saas.tenancy.permissions import BLOCKED_WHEN_SUSPENDED, Action, role_allows
+
+
+class Can:
+    """``can.datasets_write`` in templates: whether the current role allows that action."""
+
+    def __init__(self, role: str | None) -> None:
+        self._role = role
+
+    def __getattr__(self, name: str) -> bool:
+        try:
+            action = Action(name.replace("_", ".", 1))
+        except ValueError:
+            raise AttributeError(name) from None
+        return role_allows(self._role, action)
+
+
+@dataclass
+class Tenant:
+    """What a dashboard view knows about its caller (``request.tenant``)."""
+
+    organization: Organization
+    role: str
+    memberships: list[Membership]
+    actor: Actor
+    can: Can
+
+
+def _current(request) -> Tenant | None:
+    memberships = list(
+        Membership.objects.filter(user=request.user)
+        .select_related("organization")
+        .order_by("organization__name", "organization_id")
+    )
+    wanted = request.session.get("organization_id")
+    chosen = next((m for m in memberships if m.organization_id == wanted), None) or next(
+        iter(memberships), None
+    )
+    if chosen is None:
+        return None
+    actor = Actor(
+        user_id=request.user.pk, ip=client_ip(request, settings.TRAINYARD_TRUSTED_PROXIES)
+    )
+    return Tenant(chosen.organization, chosen.role, memberships, actor, Can(chosen.role))
+
+
+def error_page(request, status: int, title: str, detail: str):
+    """An HTML error page (403, 404, 409, 429, …) inside the dashboard layout."""
+    return render(
+        request,
+        "dashboard/error.html",
+        {"status": status, "title": title, "detail": detail},
+        status=status,
+    )
+
+
+def org_page(read: Action | None = None, write: Action | None = None):
+    """Decorate a dashboard view taking ``(request, ...)``.
+
+    ``read`` is the action GET needs, ``write`` the one POST needs (None: membership only).
+    The view finds ``request.tenant`` (a :class:`Tenant`). Domain errors it does not catch
+    itself become error pages with their status (NotFound → 404, Conflict → 409, …).
+    """
+
+    def decorate(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            tenant = _current(request)
+            if tenant is None:
+                return error_page(
+                    request,
+                    403,
+                    "No organisation",
+                    "You are not a member of any organisation. Ask an owner to invite you.",
+                )
+            request.tenant = tenant
+            action = write if request.method == "POST" else read
+            if action is not None and not role_allows(tenant.role, action):
+                return error_page(
+                    request,
+                    403,
+                    "Not allowed",
+                    f"Your role ({tenant.role}) does not allow '{action}'. "
+                    "Ask an owner or admin of this organisation.",
+                )
+            if request.method == "POST":
+                if (
+                    action in BLOCKED_WHEN_SUSPENDED
+                    and tenant.organization.status == Organization.Status.SUSPENDED
+                ):
+                    return error_page(
+                        request,
+                        403,
+                        "Organisation suspended",
+                        "This organisation is suspended: you can read, but not upload, "
+                        "train or predict. Contact your account owner or support.",
+                    )
+                decision = rate_limit_check(
+                    organization_id=tenant.organization.pk,
+                    plan=tenant.organization.plan,
+                    principal=f"user:{request.user.pk}",
+                )
+                if decision is not None and not decision.allowed:
+                    response = error_page(
+                        request,
+                        429,
+                        "Too many requests",
+                        f"Slow down: retry in {decision.retry_after_seconds} s.",
+                    )
+                    response["Retry-After"] = str(decision.retry_after_seconds)
+                    return response
+            try:
+                return view(request, *args, **kwargs)
+            except NotFound:
+                return error_page(
+                    request, 404, "Not found", "There is nothing here in this organisation."
+                )
+            except DomainError as exc:
+                return error_page(request, exc.status, exc.title, exc.detail)
+
+        return wrapper
+
+    return decorate

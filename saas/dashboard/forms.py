@@ -1,0 +1,202 @@
+"""Dashboard forms (Django forms: they keep the user's input and show errors by field)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model, password_validation
+from django.utils.text import slugify
+
+from saas.apikeys.models import SCOPES
+from saas.datasets.models import Task
+from saas.jobs import hyperparameters as hp
+from saas.tenancy.models import Membership
+
+
+class SignupForm(forms.Form):
+    """A new person and their organisation (they become its owner, on the free plan)."""
+
+    email = forms.EmailField(
+        label="Work email", widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters; not only digits, not a common password.",
+    )
+    organization = forms.CharField(
+        label="Organisation name",
+        max_length=200,
+        help_text="Your company or team. You can invite colleagues later.",
+    )
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].strip()
+        if get_user_model().objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("An account with this email exists. Log in instead.")
+        return email
+
+    def clean_organization(self):
+        name = self.cleaned_data["organization"].strip()
+        if not name and not self.fields["organization"].required:
+            return name  # joining an organisation by invitation
+        if not slugify(name):
+            raise forms.ValidationError("Use at least one letter or digit.")
+        return name
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("email"):
+            user = get_user_model()(username=data["email"], email=data["email"])
+            try:
+                password_validation.validate_password(data["password"], user)
+            except forms.ValidationError as exc:
+                self.add_error("password", exc)
+        return data
+
+
+class DatasetUploadForm(forms.Form):
+    file = forms.FileField(
+        label="File",
+        help_text="Text: a CSV with a header row, one example per row. "
+        "Images: a ZIP with one folder per class.",
+    )
+    task = forms.ChoiceField(
+        label="Task",
+        choices=[
+            (Task.TEXT_CLASSIFICATION, "Text classification (CSV)"),
+            (Task.IMAGE_CLASSIFICATION, "Image classification (ZIP of class folders)"),
+        ],
+    )
+    name = forms.CharField(
+        label="Name", max_length=200, required=False, help_text="Defaults to the file name."
+    )
+    text_column = forms.CharField(
+        label="Text column", max_length=200, initial="text", required=False
+    )
+    label_column = forms.CharField(
+        label="Label column", max_length=200, initial="label", required=False
+    )
+
+    def clean_file(self):
+        f = self.cleaned_data["file"]
+        limit = settings.TRAINYARD_MAX_UPLOAD_BYTES
+        if f.size > limit:
+            raise forms.ValidationError(
+                f"The file is {f.size:,} bytes; the limit is {limit:,} bytes."
+            )
+        return f
+
+
+class TrainingForm(forms.Form):
+    """A training job: dataset, base model and hyperparameters (blank = the base model's default)."""
+
+    dataset = forms.ChoiceField(label="Dataset")
+    base_model = forms.ChoiceField(
+        label="Base model",
+        required=False,
+        help_text="Text: a bag-of-embeddings classifier trained from scratch. Images: a small "
+        "CNN trained from scratch, or a TF Hub backbone with a new classification head.",
+    )
+    epochs = forms.IntegerField(
+        label="Epochs",
+        required=False,
+        min_value=1,
+        max_value=200,
+        help_text="Passes over the training split. More can fit better, and costs more.",
+    )
+    batch_size = forms.IntegerField(
+        label="Batch size",
+        required=False,
+        min_value=1,
+        max_value=1024,
+        help_text="Examples per gradient step.",
+    )
+    learning_rate = forms.FloatField(
+        label="Learning rate",
+        required=False,
+        min_value=1e-6,
+        max_value=1.0,
+        help_text="Adam step size.",
+    )
+    validation_split = forms.FloatField(
+        label="Validation split",
+        required=False,
+        min_value=0.05,
+        max_value=0.5,
+        help_text="Share of examples held out (stratified) for the metrics.",
+    )
+    fine_tune = forms.BooleanField(
+        label="Fine-tune the backbone",
+        required=False,
+        help_text="TF Hub models only: train the backbone's weights too (slower; lower default "
+        "learning rate).",
+    )
+    seed = forms.IntegerField(
+        label="Seed", required=False, min_value=0, max_value=2**31 - 1, initial=0
+    )
+
+    def __init__(self, *args, datasets=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.datasets = {d.pk: d for d in datasets}
+        self.fields["dataset"].choices = [
+            (d.pk, f"{d.name} · {d.task.split('-')[0]} · {d.num_examples:,} examples")
+            for d in datasets
+        ]
+        models = [hp.TEXT_DEFAULT, *hp.base_models_for(Task.IMAGE_CLASSIFICATION)]
+        self.fields["base_model"].choices = [("", "Default for the dataset's task")] + [
+            (m, m) for m in models
+        ]
+
+    def hyperparameters(self) -> dict:
+        """The hyperparameters the user set (defaults are filled in by the service)."""
+        data = self.cleaned_data
+        out = {
+            name: data[name]
+            for name in ("epochs", "batch_size", "learning_rate", "validation_split")
+            if data.get(name) is not None
+        }
+        if data.get("fine_tune"):
+            out["fine_tune"] = True
+        return out
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        label="Name", max_length=200, help_text="Where it is used, e.g. “production backend”."
+    )
+    scopes = forms.MultipleChoiceField(
+        label="Scopes",
+        choices=[(s, s) for s in SCOPES],
+        widget=forms.CheckboxSelectMultiple,
+        initial=list(SCOPES),
+        help_text="What the key may do. It can never do more than your own role allows.",
+    )
+    expires_at = forms.DateTimeField(
+        label="Expires",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="Optional (UTC). Leave empty for a key that does not expire.",
+    )
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Email")
+    role = forms.ChoiceField(label="Role", choices=Membership.Role.choices, initial="developer")
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(label="Role", choices=Membership.Role.choices)
+
+
+class SpendCapForm(forms.Form):
+    monthly_spend_cap = forms.DecimalField(
+        label="Monthly spend cap",
+        required=False,
+        min_value=0,
+        max_digits=14,
+        decimal_places=2,
+        help_text="Usage is refused (HTTP 402) once this month's charges would pass it. "
+        "Empty = no cap.",
+    )

@@ -1,0 +1,61 @@
+"""Dashboard routes: sign-up and sign-in at the root, the app under /app/."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path, reverse_lazy
+from django.views.generic import RedirectView
+
+from . import auth, views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="dashboard:home"), name="root"),
+    path("signup", views.signup, name="signup"),
+    path("login", auth.LoginView.as_view(), name="login"),
+    path("logout", auth_views.LogoutView.as_view(), name="logout"),
+    path("password-reset", auth.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password-reset/sent",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>",
+        auth_views.PasswordResetConfirmView.as_view(
+            success_url=reverse_lazy("dashboard:password_reset_complete")
+        ),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path("invitations/accept", views.invitation_accept, name="invitation_accept"),
+    path("app/", views.home, name="home"),
+    path("app/organization", views.switch_organization, name="switch_organization"),
+    path("app/datasets", views.datasets, name="datasets"),
+    path("app/datasets/new", views.dataset_new, name="dataset_new"),
+    path("app/datasets/<str:dataset_id>", views.dataset_detail, name="dataset"),
+    path(
+        "app/datasets/<str:dataset_id>/thumbnails/<int:n>.png",
+        views.dataset_thumbnail,
+        name="dataset_thumbnail",
+    ),
+    path("app/datasets/<str:dataset_id>/delete", views.dataset_delete, name="dataset_delete"),
+    path("app/training", views.jobs, name="jobs"),
+    path("app/training/new", views.job_new, name="job_new"),
+    path("app/training/estimate", views.job_estimate, name="job_estimate"),
+    path("app/training/<str:job_id>", views.job_detail, name="job"),
+    path("app/training/<str:job_id>/cancel", views.job_cancel, name="job_cancel"),
+    path("app/models", views.models, name="models"),
+    path("app/models/<str:model_id>", views.model_detail, name="model"),
+    path("app/models/<str:model_id>/try", views.model_try, name="model_try"),
+    path("app/api-keys", views.keys, name="keys"),
+    path("app/api-keys/<str:key_id>/revoke", views.key_revoke, name="key_revoke"),
+    path("app/members", views.members, name="members"),
+    path("app/members/<str:member_id>/role", views.member_role, name="member_role"),
+    path("app/members/<str:member_id>/remove", views.member_remove, name="member_remove"),
+    path("app/billing", views.billing_page, name="billing"),
+    path("app/billing/checkout", views.billing_checkout, name="billing_checkout"),
+]
