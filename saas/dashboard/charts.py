@@ -107,7 +107,7 @@ def usage_per_day(days: list[str], series: dict[str, list[float]], *, title: str
             show_legend=len(series) > 1,
             x_label_rotation=0,
             show_minor_x_labels=False,
-            x_labels_major_every=max(1, len(days) // 8),
+            x_labels_major_every=max(1, len(days) // 5),
         )
     )
     chart.x_labels = [d[5:] for d in days]  # MM-DD

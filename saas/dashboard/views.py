@@ -59,6 +59,7 @@ from .forms import (
     SpendCapForm,
     TrainingForm,
 )
+from .templatetags.dashboard import meter_label
 
 SAMPLE_ROWS = 12
 THUMBNAILS = 24
@@ -255,7 +256,14 @@ def _offending_lines(data: bytes, problems: list[dict]) -> list[dict]:
             texts[number] = raw.decode("utf-8", "replace").rstrip("\r\n")[:200]
         if number >= max(wanted):
             break
-    return [{**p, "text": texts.get(p.get("line"))} for p in problems]
+    return [
+        {
+            **p,
+            "message": p["message"].removeprefix(f"line {p.get('line')}: "),
+            "text": texts.get(p.get("line")),
+        }
+        for p in problems
+    ]
 
 
 @org_page(read=Action.DATASETS_WRITE, write=Action.DATASETS_WRITE)
@@ -910,7 +918,7 @@ def _usage_charts(org, start: datetime.date, today: datetime.date) -> list[dict]
                 "unit": m["unit"],
                 "total": Decimal(str(sum(values))).normalize(),
                 "svg": charts.usage_per_day(
-                    days, {meter: values}, title=f"{meter} ({m['unit']}) per day"
+                    days, {meter: values}, title=f"{meter_label(meter)} per day"
                 ),
                 "rows": [(d, v) for d, v in zip(days, values, strict=True) if v],
             }

@@ -142,6 +142,27 @@ def test_invitation_link_signs_up_into_the_inviting_org(acme, django_capture_on_
     assert "Invitation not found" in html(Client().get(link.group(1)))  # used once
 
 
+def test_signed_in_user_accepts_an_invitation(acme, globex, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        browser(acme.users["owner"]).post(
+            "/app/members", {"email": globex.users["viewer"].email, "role": "developer"}
+        )
+    path = re.search(r"http://localhost:8000(/invitations/accept\?token=\S+)", mail.outbox[-1].body)
+    c = browser(globex.users["viewer"])
+    page = html(c.get(path.group(1)))
+    assert "Accept and join" in page
+    token = path.group(1).split("token=")[1]
+    assert c.post("/invitations/accept", {"token": token}).status_code == 302
+    assert (
+        Membership.objects.get(organization=acme.org, user=globex.users["viewer"]).role
+        == "developer"
+    )
+    assert acme.org.name in html(c.get("/app/"))  # the joined organisation is now current
+    # Someone else signed in cannot use it (and it is used up anyway).
+    other = browser(globex.users["owner"])
+    assert other.post("/invitations/accept", {"token": token}).status_code == 404
+
+
 def test_invitation_for_someone_else_is_refused(acme, django_capture_on_commit_callbacks):
     owner = browser(acme.users["owner"])
     with django_capture_on_commit_callbacks(execute=True):

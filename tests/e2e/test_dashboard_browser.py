@@ -98,6 +98,23 @@ def test_sign_up_to_trained_model_to_api_call(page, stack, shots, transactional_
     nav = page.get_by_role("navigation", name="Main")
     nav.get_by_role("link", name="Datasets").click()
     page.get_by_role("link", name="Upload a dataset").first.click()
+    # A broken file first: the problems appear in place (htmx), with the offending row.
+    page.set_input_files(
+        "input[name=file]",
+        files=[
+            {
+                "name": "broken.csv",
+                "mimeType": "text/csv",
+                "buffer": b"text,label\nok,a\nfine,a\n,b\n",
+            }
+        ],
+    )
+    page.get_by_role("button", name="Upload and validate").click()
+    problems = page.locator("#problems")
+    problems.wait_for()
+    assert "nothing was stored" in problems.inner_text()
+    assert "Row on line 4" in problems.inner_text()
+    snap(page, shots, "02a-upload-problems")
     page.set_input_files("input[name=file]", str(SENTIMENT))
     assert page.get_by_label("Task").input_value() == "text-classification"
     snap(page, shots, "02-upload")

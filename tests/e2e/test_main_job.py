@@ -66,7 +66,7 @@ def test_text_and_image_end_to_end(api):
     statuses = [s for s, _ in seen]
     assert statuses[-1] == "succeeded" and "queued" not in statuses[statuses.index("succeeded") :]
     assert done["progress"] == {"epoch": 3, "epochs": 3}
-    events = api.json("GET", f"/v1/training-jobs/{job['id']}/events")["data"]
+    events = api.json("GET", f"/v1/training-jobs/{job['id']}/events?limit=100")["data"]
     epochs = [e for e in events if e["type"] == "epoch"]
     assert [e["data"]["epoch"] for e in epochs] == [1, 2, 3]
     assert all({"loss", "accuracy", "val_loss", "val_accuracy"} <= set(e["data"]) for e in epochs)
@@ -182,7 +182,10 @@ def test_cancel_running_job_stops_within_a_batch(api):
     )
     assert took < 15, took
     assert TrainedModel.objects.for_tenant(api.org).count() == 0
-    types = [e["type"] for e in api.json("GET", f"/v1/training-jobs/{job['id']}/events")["data"]]
+    types = [
+        e["type"]
+        for e in api.json("GET", f"/v1/training-jobs/{job['id']}/events?limit=100")["data"]
+    ]
     assert "cancel_requested" in types and types[-1] == "cancelled"
 
 
@@ -208,5 +211,8 @@ def test_worker_killed_mid_job_is_finished_by_a_new_worker_exactly_once(api, sta
     )
     assert sorted(rows) == ["training_compute_seconds", "training_examples"]
     assert TrainingJob.objects.for_tenant(api.org).get(pk=job["id"]).status == "succeeded"
-    events = [e["type"] for e in api.json("GET", f"/v1/training-jobs/{job['id']}/events")["data"]]
+    events = [
+        e["type"]
+        for e in api.json("GET", f"/v1/training-jobs/{job['id']}/events?limit=100")["data"]
+    ]
     assert events.count("started") == 2 and events.count("succeeded") == 1

@@ -1,0 +1,19 @@
+"""Template filters for the dashboard."""
+
+from django import template
+
+register = template.Library()
+
+METER_LABELS = {
+    "training_compute_seconds": "Training compute (seconds)",
+    "training_examples": "Training examples processed",
+    "predictions": "Predictions",
+    "batch_prediction_rows": "Batch prediction rows",
+    "storage_gb_hours": "Storage (GB-hours)",
+}
+
+
+@register.filter
+def meter_label(meter: str) -> str:
+    """``training_compute_seconds`` → ``Training compute (seconds)``; unknown meters unchanged."""
+    return METER_LABELS.get(meter, meter)
