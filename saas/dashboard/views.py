@@ -186,6 +186,7 @@ def switch_organization(request):
 @org_page()
 @require_GET
 def home(request):
+    """The overview: the getting-started checklist, recent jobs and models, included units."""
     org = request.tenant.organization
     can = request.tenant.can
     datasets = dataset_selectors.dataset_list(organization=org) if can.datasets_read else None
@@ -241,6 +242,7 @@ def home(request):
 @org_page(read=Action.DATASETS_READ)
 @require_GET
 def datasets(request):
+    """The organisation's datasets, newest first (at most ``LIST_LIMIT``)."""
     rows = dataset_selectors.dataset_list(organization=request.tenant.organization)[:LIST_LIMIT]
     return _page(request, "dashboard/datasets/list.html", {"datasets": rows})
 
@@ -359,6 +361,7 @@ def _image_members(ds) -> list[tuple[str, str]]:
 @org_page(read=Action.DATASETS_READ)
 @require_GET
 def dataset_detail(request, dataset_id: str):
+    """One dataset: class balance chart, report, warnings, sample rows or thumbnails, its jobs."""
     ds = dataset_selectors.dataset_get(
         organization=request.tenant.organization, dataset_id=dataset_id
     )
@@ -418,6 +421,7 @@ def dataset_thumbnail(request, dataset_id: str, n: int):
 @org_page(write=Action.DATASETS_WRITE)
 @require_POST
 def dataset_delete(request, dataset_id: str):
+    """Delete a dataset (refused with a message while a queued or running job uses it)."""
     ds = dataset_selectors.dataset_get(
         organization=request.tenant.organization, dataset_id=dataset_id
     )
@@ -436,6 +440,7 @@ def dataset_delete(request, dataset_id: str):
 @org_page(read=Action.TRAINING_READ)
 @require_GET
 def jobs(request):
+    """Training jobs, newest first, optionally ``?status=``."""
     rows = job_selectors.training_job_list(organization_id=request.tenant.organization.pk)
     status = request.GET.get("status")
     if status in ("queued", "running", "succeeded", "failed", "cancelled"):
@@ -619,6 +624,7 @@ def job_detail(request, job_id: str):
 @org_page(write=Action.TRAINING_WRITE)
 @require_POST
 def job_cancel(request, job_id: str):
+    """Cancel a queued job now, or ask a running one to stop before its next batch."""
     job = job_selectors.training_job_get(
         organization_id=request.tenant.organization.pk, job_id=job_id
     )
@@ -637,6 +643,7 @@ def job_cancel(request, job_id: str):
 @org_page(read=Action.TRAINING_READ)
 @require_GET
 def models(request):
+    """Trained models, newest first."""
     rows = model_selectors.model_list(organization_id=request.tenant.organization.pk)
     return _page(request, "dashboard/models/list.html", {"models": rows[:LIST_LIMIT]})
 
@@ -692,6 +699,7 @@ def _model_context(request, model) -> dict:
 @org_page(read=Action.TRAINING_READ)
 @require_GET
 def model_detail(request, model_id: str):
+    """One model: try-it box, metrics, code snippets for this host, SavedModel download."""
     model = model_selectors.model_get(
         organization_id=request.tenant.organization.pk, model_id=model_id
     )
@@ -784,6 +792,7 @@ def keys(request):
 @org_page(write=Action.KEYS_MANAGE_OWN)
 @require_POST
 def key_revoke(request, key_id: str):
+    """Revoke a key (developers: only their own); its next request gets 401."""
     org = request.tenant.organization
     mine_only = None if request.tenant.can.keys_manage_all else request.user.pk
     key = key_selectors.api_key_get(organization_id=org.pk, key_id=key_id, created_by_id=mine_only)
@@ -844,6 +853,7 @@ def members(request):
 @org_page(write=Action.MEMBERS_MANAGE)
 @require_POST
 def member_role(request, member_id: str):
+    """Change a member's role (owner rules are enforced by the tenancy service)."""
     org = request.tenant.organization
     m = tenancy_selectors.membership_get(organization=org, member_id=member_id)
     form = RoleForm(request.POST)

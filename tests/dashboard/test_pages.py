@@ -194,48 +194,12 @@ def pages(ws: Workspace) -> dict[str, str]:
     }
 
 
+ALL_PAGES = {"home", "datasets", "dataset", "dataset_new", "jobs", "job_new", "job", "models"}
+ALL_PAGES |= {"model", "keys", "members", "billing"}
 READABLE = {
-    "owner": {
-        "home",
-        "datasets",
-        "dataset",
-        "dataset_new",
-        "jobs",
-        "job_new",
-        "job",
-        "models",
-        "model",
-        "keys",
-        "members",
-        "billing",
-    },
-    "admin": {
-        "home",
-        "datasets",
-        "dataset",
-        "dataset_new",
-        "jobs",
-        "job_new",
-        "job",
-        "models",
-        "model",
-        "keys",
-        "members",
-        "billing",
-    },
-    "developer": {
-        "home",
-        "datasets",
-        "dataset",
-        "dataset_new",
-        "jobs",
-        "job_new",
-        "job",
-        "models",
-        "model",
-        "keys",
-        "members",
-    },
+    "owner": ALL_PAGES,
+    "admin": ALL_PAGES,
+    "developer": ALL_PAGES - {"billing"},
     "viewer": {"home", "datasets", "dataset", "jobs", "job", "models", "model", "members"},
     "billing": {"home", "members", "billing"},
 }
@@ -624,3 +588,13 @@ def test_static_assets_are_served_locally(workspace, client):
     assert "htmx" in page and "https://" not in re.sub(
         r'href="https://[^"]*"', "", page.split("</head>")[0]
     )
+
+
+def test_try_it_without_an_inference_worker_explains_the_503(workspace, settings):
+    settings.TRAINYARD_PREDICT_TIMEOUT_SECONDS = 0.5
+    r = workspace.client("developer").post(
+        f"/app/models/{workspace.model.pk}/try", {"text": "fine"}, HTTP_HX_REQUEST="true"
+    )
+    assert r.status_code == 503
+    assert "No inference worker answered" in html(r)
+    assert html(r).lstrip().startswith('<div id="prediction"')
