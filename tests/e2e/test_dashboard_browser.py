@@ -98,17 +98,18 @@ def test_sign_up_to_trained_model_to_api_call(page, stack, shots, transactional_
     nav = page.get_by_role("navigation", name="Main")
     nav.get_by_role("link", name="Datasets").click()
     page.get_by_role("link", name="Upload a dataset").first.click()
-    # A broken file first: the problems appear in place (htmx), with the offending row.
-    page.set_input_files(
-        "input[name=file]",
-        files=[
-            {
-                "name": "broken.csv",
-                "mimeType": "text/csv",
-                "buffer": b"text,label\nok,a\nfine,a\n,b\n",
-            }
-        ],
+    # A broken file first, dropped on the drop zone: the problems appear in place (htmx),
+    # with the offending row.
+    dropped = page.evaluate_handle(
+        """() => {
+            const dt = new DataTransfer();
+            const body = ["text,label", "ok,a", "fine,a", ",b", ""].join(String.fromCharCode(10));
+            dt.items.add(new File([body], "broken.csv", {type: "text/csv"}));
+            return dt;
+        }"""
     )
+    page.dispatch_event(".dropzone", "drop", {"dataTransfer": dropped})
+    assert "broken.csv" in page.locator(".dropzone .chosen").inner_text()
     page.get_by_role("button", name="Upload and validate").click()
     problems = page.locator("#problems")
     problems.wait_for()
