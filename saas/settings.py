@@ -168,10 +168,17 @@ else:
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Celery's broadcast (pidbox) exchanges; kombu's default is ./control in the cwd.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = f"file://{VAR_DIR / 'results'}"
-    for _d in (_broker_dir / "out", _broker_dir / "processed", VAR_DIR / "results"):
+    for _d in (
+        _broker_dir / "out",
+        _broker_dir / "processed",
+        _broker_dir / "control",
+        VAR_DIR / "results",
+    ):
         _d.mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

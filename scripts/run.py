@@ -25,7 +25,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _terminate)
     port = int(os.environ.get("PORT", "8000"))
     log_dir = ROOT / "var" / "run"
-    with Stack(env={}, log_dir=log_dir, port=port) as stack:
+    # Links in emails (invitations) point at this server unless configured otherwise.
+    env = {
+        "TRAINYARD_PUBLIC_URL": os.environ.get("TRAINYARD_PUBLIC_URL", f"http://localhost:{port}")
+    }
+    with Stack(env=env, log_dir=log_dir, port=port) as stack:
         stack.start_web()
         stack.start_worker("training", "training-cpu", beat=True)
         stack.start_worker("inference", "inference")

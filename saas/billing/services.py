@@ -501,6 +501,8 @@ DEFAULT_SECONDS_PER_EXAMPLE = {
 
 # Building, evaluating and exporting a model costs a few seconds whatever the data size.
 OVERHEAD_SECONDS = Decimal(3)
+# A job must have processed this many examples (examples × epochs) to inform the rate.
+MIN_EXAMPLES_FOR_RATE = 2000
 
 
 @dataclass(frozen=True)
@@ -521,9 +523,11 @@ def training_estimate(
     examples: int,
     epochs: int,
 ) -> Estimate:
-    """Estimate a training job before it runs: seconds = examples × epochs × s/example, where
-    s/example is the median of this platform's last 20 succeeded jobs of the same task, base
-    model and device (all tenants; only the rate is used), else a measured default. The price
+    """Estimate a training job before it runs: seconds = overhead + examples × epochs ×
+    s/example, where s/example is the median (net of the overhead) of this platform's last 20
+    succeeded jobs of the same task, base model and device that processed at least
+    ``MIN_EXAMPLES_FOR_RATE`` examples (all tenants; only the rate is used, 3 significant
+    digits), else a measured default. The price
     range is ±50 % of the seconds at the marginal compute price (plus examples)."""
     from saas.jobs.models import TrainingJob
 
@@ -533,14 +537,19 @@ def training_estimate(
         .order_by("-finished_at")
         .values_list("usage", flat=True)[:20]
     )
+    # Per-example rate of recent jobs, net of the fixed overhead; jobs too small for the
+    # overhead to be separated from the per-example time are left out.
     rates = sorted(
-        Decimal(str(u["wall_seconds"])) / Decimal(u["examples_processed"])
+        max(Decimal(0), Decimal(str(u["wall_seconds"])) - OVERHEAD_SECONDS)
+        / Decimal(u["examples_processed"])
         for u in rows
-        if u and u.get("examples_processed")
+        if u and (u.get("examples_processed") or 0) >= MIN_EXAMPLES_FOR_RATE
     )
     if rates:
+        mid = len(rates) // 2
+        median = rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2
         rate, source = (
-            rates[len(rates) // 2],
+            Decimal(format(median, ".3g")),
             f"median of {len(rates)} recent {base_model} jobs on {device}",
         )
     else:

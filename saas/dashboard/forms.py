@@ -144,9 +144,13 @@ class TrainingForm(forms.Form):
             (d.pk, f"{d.name} · {d.task.split('-')[0]} · {d.num_examples:,} examples")
             for d in datasets
         ]
-        models = [hp.TEXT_DEFAULT, *hp.base_models_for(Task.IMAGE_CLASSIFICATION)]
-        self.fields["base_model"].choices = [("", "Default for the dataset's task")] + [
-            (m, m) for m in models
+        self.fields["base_model"].choices = [
+            ("", "Default for the dataset's task"),
+            ("Text datasets", [(m, m) for m in hp.base_models_for(Task.TEXT_CLASSIFICATION)]),
+            (
+                "Image datasets",
+                [(m, m) for m in hp.base_models_for(Task.IMAGE_CLASSIFICATION)],
+            ),
         ]
 
     def hyperparameters(self) -> dict:
@@ -179,6 +183,14 @@ class ApiKeyForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         help_text="Optional (UTC). Leave empty for a key that does not expire.",
     )
+
+    def clean_expires_at(self):
+        from django.utils import timezone
+
+        value = self.cleaned_data.get("expires_at")
+        if value is not None and value <= timezone.now():
+            raise forms.ValidationError("Choose a time in the future (UTC).")
+        return value
 
 
 class InviteForm(forms.Form):

@@ -109,7 +109,12 @@ def signup(request):
                     ).organization
             login(request, user, backend="saas.accounts.backends.EmailBackend")
             request.session["organization_id"] = org.pk
-            messages.success(request, f"Welcome to Trainyard. {org.name} is ready.")
+            messages.success(
+                request,
+                f"Welcome to Trainyard. You joined {org.name}."
+                if invitation is not None
+                else f"Welcome to Trainyard. {org.name} is ready.",
+            )
             return redirect("dashboard:home")
     return _page(
         request,
@@ -449,21 +454,14 @@ def jobs(request):
 
 
 def _training_form(request, data=None):
-    from saas.jobs import hyperparameters as hp
 
     usable = list(
         dataset_selectors.dataset_list(organization=request.tenant.organization)[:LIST_LIMIT]
     )
     initial = {"dataset": request.GET.get("dataset"), "seed": 0}
     form = TrainingForm(data, datasets=usable, initial=initial)
-    chosen = form.datasets.get((data or {}).get("dataset") or initial["dataset"]) or (
-        usable[0] if usable else None
-    )
-    if chosen is not None:
-        defaults = hp.DEFAULTS[hp.default_base_model(chosen.task)]
-        for name, value in defaults.items():
-            if name in form.fields and name != "fine_tune":
-                form.fields[name].widget.attrs["placeholder"] = f"default: {value}"
+    for name in ("epochs", "batch_size", "learning_rate", "validation_split"):
+        form.fields[name].widget.attrs["placeholder"] = "default"
     return form
 
 
@@ -504,7 +502,15 @@ def job_new(request):
                 )
             except DomainError as exc:
                 status = exc.status
-                problems = _problems(exc) or [{"field": None, "message": exc.detail}]
+                problems = []
+                for p in _problems(exc) or [{"field": None, "message": exc.detail}]:
+                    name = (p.get("field") or "").removeprefix("hyperparameters.")
+                    if name in form.fields:
+                        form.add_error(name, p["message"])
+                    else:
+                        problems.append(p)
+                if not problems:
+                    problems = [{"field": None, "message": exc.detail}]
             else:
                 messages.success(request, f"Training job {job.pk} queued.")
                 return redirect("dashboard:job", job_id=job.pk)
@@ -759,8 +765,15 @@ def keys(request):
     form = ApiKeyForm(_bound(request))
     issued = None
     status = 200
+    used = request.session.get("used_key_form_tokens", [])
     if request.method == "POST":
+        token = request.POST.get("form_token", "")
+        if token and token in used:
+            # A reload of the page that showed a new key: never create a second one.
+            messages.info(request, "That key was already created; its secret was shown once.")
+            return redirect("dashboard:keys")
         if form.is_valid():
+            request.session["used_key_form_tokens"] = [*used[-19:], token]
             issued = key_services.api_key_create(
                 organization=org,
                 name=form.cleaned_data["name"],
@@ -782,6 +795,7 @@ def keys(request):
             "keys": rows.select_related("created_by")[:LIST_LIMIT],
             "now": timezone.now(),
             "base_url": request.build_absolute_uri("/").rstrip("/"),
+            "form_token": get_random_string(24),
         },
         status=status,
     )

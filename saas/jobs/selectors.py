@@ -11,7 +11,8 @@ Status = TrainingJob.Status
 
 
 def training_job_list(*, organization_id: str):
-    return TrainingJob.objects.for_tenant(organization_id)
+    """The organisation's training jobs, newest first."""
+    return TrainingJob.objects.for_tenant(organization_id).order_by("-created_at", "-pk")
 
 
 def training_job_get(*, organization_id: str, job_id: str) -> TrainingJob:

@@ -598,3 +598,48 @@ def test_try_it_without_an_inference_worker_explains_the_503(workspace, settings
     assert r.status_code == 503
     assert "No inference worker answered" in html(r)
     assert html(r).lstrip().startswith('<div id="prediction"')
+
+
+def test_reloading_the_new_key_page_does_not_create_a_second_key(workspace):
+    c = workspace.client("developer")
+    form = {"name": "ci", "scopes": ["models:predict"], "form_token": "tok-1"}
+    assert c.post("/app/api-keys", form).status_code == 200
+    again = c.post("/app/api-keys", form)  # the browser re-posts on reload
+    assert again.status_code == 302
+    assert ApiKey.objects.for_tenant(workspace.org.org).count() == 1
+    assert "already created" in html(c.get("/app/api-keys"))
+
+
+def test_a_key_cannot_be_created_already_expired(workspace):
+    r = workspace.client("developer").post(
+        "/app/api-keys",
+        {"name": "old", "scopes": ["models:predict"], "expires_at": "2020-01-01T00:00"},
+    )
+    assert r.status_code == 400 and "in the future" in html(r)
+    assert ApiKey.objects.for_tenant(workspace.org.org).count() == 0
+
+
+def test_service_errors_land_on_the_form_field(acme):
+    c = browser(acme.users["developer"])
+    tiny = text_csv([("good", "a"), ("fine", "a"), ("bad", "b"), ("poor", "b")])
+    ds = c.post("/app/datasets/new", {"file": _file(tiny, "t.csv"), "task": "text-classification"})
+    ds_id = ds["Location"].rsplit("/", 1)[1]
+    r = c.post("/app/training/new", {"dataset": ds_id})
+    assert r.status_code == 400
+    page = html(r)
+    assert 'id="id_validation_split_error"' in page and "2 examples" in page
+    r = c.post("/app/training/new", {"dataset": ds_id, "base_model": "cnn-small"})
+    assert 'id="id_base_model_error"' in html(r)
+
+
+def test_jobs_are_listed_newest_first_and_a_deleted_dataset_is_not_linked(workspace):
+    ws = workspace
+    c = ws.client("owner")
+    c.post("/app/training/new", {"dataset": ws.dataset_id, "epochs": 1})
+    newest = TrainingJob.objects.for_tenant(ws.org.org).order_by("-created_at").first()
+    listing = html(c.get("/app/training"))
+    assert listing.index(newest.pk) < listing.index(ws.job.pk)
+    TrainingJob.objects.for_tenant(ws.org.org).filter(pk=newest.pk).update(status="cancelled")
+    assert c.post(f"/app/datasets/{ws.dataset_id}/delete").status_code == 302
+    page = html(c.get(f"/app/training/{ws.job.pk}"))
+    assert "(deleted)" in page and f'href="/app/datasets/{ws.dataset_id}"' not in page

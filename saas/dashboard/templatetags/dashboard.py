@@ -17,3 +17,9 @@ METER_LABELS = {
 def meter_label(meter: str) -> str:
     """``training_compute_seconds`` → ``Training compute (seconds)``; unknown meters unchanged."""
     return METER_LABELS.get(meter, meter)
+
+
+@register.filter
+def words(code: str) -> str:
+    """``cancelled_by_user`` → ``cancelled by user`` (machine codes shown to people)."""
+    return str(code).replace("_", " ")
