@@ -79,6 +79,10 @@ class DatasetUploadForm(forms.Form):
         label="Label column", max_length=200, initial="label", required=False
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["file"].widget.attrs["data-max-bytes"] = settings.TRAINYARD_MAX_UPLOAD_BYTES
+
     def clean_file(self):
         f = self.cleaned_data["file"]
         limit = settings.TRAINYARD_MAX_UPLOAD_BYTES
@@ -87,6 +91,18 @@ class DatasetUploadForm(forms.Form):
                 f"The file is {f.size:,} bytes; the limit is {limit:,} bytes."
             )
         return f
+
+    def clean(self):
+        data = super().clean()
+        f, task = data.get("file"), data.get("task")
+        if f is not None and task == Task.TEXT_CLASSIFICATION:
+            f.seek(0)
+            if f.read(4) == b"PK\x03\x04":
+                self.add_error(
+                    "task", "This file is a ZIP archive: choose Image classification for images."
+                )
+            f.seek(0)
+        return data
 
 
 class TrainingForm(forms.Form):

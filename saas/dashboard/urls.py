@@ -54,6 +54,11 @@ urlpatterns = [
     path("app/api-keys", views.keys, name="keys"),
     path("app/api-keys/<str:key_id>/revoke", views.key_revoke, name="key_revoke"),
     path("app/members", views.members, name="members"),
+    path(
+        "app/invitations/<str:invitation_id>/revoke",
+        views.invitation_revoke,
+        name="invitation_revoke",
+    ),
     path("app/members/<str:member_id>/role", views.member_role, name="member_role"),
     path("app/members/<str:member_id>/remove", views.member_remove, name="member_remove"),
     path("app/billing", views.billing_page, name="billing"),

@@ -662,14 +662,14 @@ def _snippets(request, model) -> dict:
             f"curl -X POST {url} \\\n"
             '  -H "Authorization: Bearer $TRAINYARD_API_KEY" \\\n'
             '  -H "Content-Type: application/json" \\\n'
-            '  -d \'{"inputs": ["The battery lasts all day", "Broke after a week"]}\''
+            '  -d \'{"inputs": ["I love it, works great", "Broke after a week"]}\''
         )
         python = (
             "import os\nimport requests\n\n"
             "response = requests.post(\n"
             f'    "{url}",\n'
             '    headers={"Authorization": f"Bearer {os.environ[\'TRAINYARD_API_KEY\']}"},\n'
-            '    json={"inputs": ["The battery lasts all day", "Broke after a week"]},\n'
+            '    json={"inputs": ["I love it, works great", "Broke after a week"]},\n'
             "    timeout=30,\n)\nresponse.raise_for_status()\n"
             'for p in response.json()["predictions"]:\n'
             '    print(p["label"], round(p["score"], 3))'
@@ -823,6 +823,10 @@ def members(request):
     """Members and their roles; owners and admins also invite and change roles."""
     org = request.tenant.organization
     form = InviteForm(_bound(request))
+    roles = Membership.Role.choices
+    if request.tenant.role != Membership.Role.OWNER:  # only owners grant ownership
+        roles = [(v, label) for v, label in roles if v != Membership.Role.OWNER]
+        form.fields["role"].choices = roles
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -858,10 +862,23 @@ def members(request):
             if can_manage
             else [],
             "form": form,
-            "roles": Membership.Role.choices,
+            "roles": roles,
         },
         status=status,
     )
+
+
+@org_page(write=Action.MEMBERS_MANAGE)
+@require_POST
+def invitation_revoke(request, invitation_id: str):
+    """Revoke a pending invitation; its emailed link stops working."""
+    inv = tenancy.invitation_revoke(
+        organization=request.tenant.organization,
+        invitation_id=invitation_id,
+        actor=request.tenant.actor,
+    )
+    messages.success(request, f"Invitation for {inv.email} revoked.")
+    return redirect("dashboard:members")
 
 
 @org_page(write=Action.MEMBERS_MANAGE)

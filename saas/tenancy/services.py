@@ -151,6 +151,10 @@ def invitation_create(
         raise Conflict("Only an owner can invite another owner.")
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
         raise Conflict(f"{email} is already a member of this organisation.")
+    # A new invitation to the same address replaces any pending one (one live link per person).
+    Invitation.objects.for_tenant(organization).filter(
+        email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.for_tenant(organization).create(
         organization=organization,
@@ -170,11 +174,15 @@ def invitation_create(
         role=role,
     )
     link = f"{settings.TRAINYARD_PUBLIC_URL.rstrip('/')}/invitations/accept?token={token}"
+    inviter = (
+        get_user_model().objects.filter(pk=actor.user_id).values_list("email", flat=True).first()
+    )
     transaction.on_commit(
         lambda: send_mail(
             subject=f"You are invited to {organization.name} on Trainyard",
             message=(
-                f"You have been invited to join {organization.name} as {role}.\n\n"
+                f"{inviter or 'An administrator'} invited you to join {organization.name} "
+                f"on Trainyard as {role}.\n\n"
                 f"Accept (valid {settings.TRAINYARD_INVITATION_TTL_DAYS} days, once): {link}\n"
                 f"or POST the token to /v1/invitations/accept while signed in: {token}\n"
             ),
@@ -183,6 +191,35 @@ def invitation_create(
         )
     )
     return IssuedInvitation(invitation=invitation, token=token)
+
+
+@transaction.atomic
+def invitation_revoke(
+    *, organization: Organization, invitation_id: str, actor: Actor
+) -> Invitation:
+    """Revoke a pending invitation of ``organization`` (its link stops working).
+
+    Raises NotFound for an unknown id, another tenant's, or one already accepted or revoked.
+    """
+    inv = (
+        Invitation.objects.for_tenant(organization)
+        .select_for_update()
+        .filter(pk=invitation_id, accepted_at__isnull=True, revoked_at__isnull=True)
+        .first()
+    )
+    if inv is None:
+        raise NotFound(f"No pending invitation {invitation_id!r}.")
+    inv.revoked_at = timezone.now()
+    Invitation.objects.for_tenant(organization).filter(pk=inv.pk).update(revoked_at=inv.revoked_at)
+    audit_record(
+        organization_id=organization.pk,
+        action="invitation.revoked",
+        actor=actor,
+        target_type="invitation",
+        target_id=inv.pk,
+        email=inv.email,
+    )
+    return inv
 
 
 def invitation_peek(*, token: str) -> Invitation | None:

@@ -643,3 +643,47 @@ def test_jobs_are_listed_newest_first_and_a_deleted_dataset_is_not_linked(worksp
     assert c.post(f"/app/datasets/{ws.dataset_id}/delete").status_code == 302
     page = html(c.get(f"/app/training/{ws.job.pk}"))
     assert "(deleted)" in page and f'href="/app/datasets/{ws.dataset_id}"' not in page
+
+
+def test_invitations_are_revocable_and_a_new_one_replaces_the_pending_one(
+    acme, django_capture_on_commit_callbacks
+):
+    from saas.tenancy.models import Invitation
+
+    owner = browser(acme.users["owner"])
+    with django_capture_on_commit_callbacks(execute=True):
+        owner.post("/app/members", {"email": "x@acme.test", "role": "viewer"})
+        owner.post("/app/members", {"email": "x@acme.test", "role": "developer"})
+    assert "owner@acme.test invited you" in mail.outbox[-1].body
+    first, second = (re.search(r"token=(\S+)", m.body).group(1) for m in mail.outbox[-2:])
+    assert "Invitation not found" in html(Client().get(f"/invitations/accept?token={first}"))
+    pending = Invitation.objects.for_tenant(acme.org).get(revoked_at__isnull=True)
+    page = html(owner.get("/app/members"))
+    assert (
+        page.count("<td>x@acme.test</td>") == 1 and f"/app/invitations/{pending.pk}/revoke" in page
+    )
+    assert owner.post(f"/app/invitations/{pending.pk}/revoke").status_code == 302
+    assert "Invitation not found" in html(Client().get(f"/invitations/accept?token={second}"))
+    assert owner.post(f"/app/invitations/{pending.pk}/revoke").status_code == 404
+    globex = Org("globex")
+    with django_capture_on_commit_callbacks(execute=True):
+        browser(globex.users["owner"]).post("/app/members", {"email": "y@g.test", "role": "viewer"})
+    theirs = Invitation.objects.for_tenant(globex.org).get()
+    assert owner.post(f"/app/invitations/{theirs.pk}/revoke").status_code == 404
+
+
+def test_admins_are_not_offered_the_owner_role(acme):
+    page = html(browser(acme.users["admin"]).get("/app/members"))
+    assert '<option value="owner"' not in page
+    assert '<option value="owner"' in html(browser(acme.users["owner"]).get("/app/members"))
+
+
+def test_a_zip_uploaded_as_text_is_explained(acme):
+    r = browser(acme.users["owner"]).post(
+        "/app/datasets/new",
+        {
+            "file": _file(image_zip({"a/1.png": png_bytes()}), "x.zip"),
+            "task": "text-classification",
+        },
+    )
+    assert r.status_code == 400 and "ZIP archive" in html(r)

@@ -3,6 +3,12 @@
 (function () {
   "use strict";
 
+  function humanSize(n) {
+    if (n < 1024) return n + " bytes";
+    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KB";
+    return (n / 1024 / 1024).toFixed(1) + " MB";
+  }
+
   function initDropzones(root) {
     root.querySelectorAll(".dropzone").forEach(function (zone) {
       if (zone.dataset.ready) return;
@@ -24,7 +30,14 @@
       input.addEventListener("change", function () {
         var f = input.files && input.files[0];
         if (!f) return;
-        if (chosen) chosen.textContent = f.name + " (" + (f.size / 1024).toFixed(1) + " KB)";
+        if (chosen) chosen.textContent = f.name + " (" + humanSize(f.size) + ")";
+        var max = Number(input.dataset.maxBytes || 0);
+        if (max && f.size > max) {
+          chosen.textContent += ": over the " + humanSize(max) + " limit, choose a smaller file";
+          input.setCustomValidity("The file is over the " + humanSize(max) + " limit.");
+        } else {
+          input.setCustomValidity("");
+        }
         // Pick the task from the file type when it is obvious.
         var task = input.form && input.form.querySelector("select[name=task]");
         if (task && /\.zip$/i.test(f.name)) task.value = "image-classification";
