@@ -21,6 +21,7 @@ from saas.common.actor import Actor, client_ip
 from saas.common.errors import DomainError, ValidationFailed
 from saas.tenancy.models import Membership, Organization
 from saas.tenancy.permissions import BLOCKED_WHEN_SUSPENDED, Action, key_allows, role_allows
+from saas.tenancy.selectors import current_membership
 
 from .idempotency import Replay, idempotency_begin, idempotency_finish, request_fingerprint
 from .ratelimit import rate_limit_check
@@ -246,10 +247,8 @@ class TenantAPIView(APIView):
         return response
 
     def _session_organization(self, request) -> tuple[Organization, str]:
-        memberships = Membership.objects.filter(user=request.user).select_related("organization")
-        wanted = request.session.get("organization_id")
-        chosen = next((m for m in memberships if m.organization_id == wanted), None) or next(
-            iter(memberships), None
+        chosen, _ = current_membership(
+            user=request.user, wanted_organization_id=request.session.get("organization_id")
         )
         if chosen is None:
             raise exceptions.PermissionDenied("You are not a member of any organisation.")

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from saas.apikeys import selectors as key_selectors
 from saas.apikeys import services as key_services
 from saas.apikeys.models import SCOPES, ApiKey
-from saas.common.actor import Actor, client_ip
+from saas.common.actor import Actor
 from saas.tenancy import selectors as tenancy_selectors
 from saas.tenancy import services as tenancy
 from saas.tenancy.models import Membership
@@ -212,13 +212,10 @@ class InvitationAcceptView(APIView):
             )
         ser = InvitationAcceptIn(data=request.data)
         ser.is_valid(raise_exception=True)
-        from django.conf import settings
-
-        actor = Actor(
-            user_id=request.user.pk, ip=client_ip(request, settings.TRAINYARD_TRUSTED_PROXIES)
-        )
         m = tenancy.invitation_accept(
-            token=ser.validated_data["token"], user=request.user, actor=actor
+            token=ser.validated_data["token"],
+            user=request.user,
+            actor=Actor.for_user(request, request.user),
         )
         return Response(MemberOut(m).data, status=status.HTTP_201_CREATED)
 

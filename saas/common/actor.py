@@ -17,6 +17,13 @@ class Actor:
     def system(cls) -> Actor:
         return cls()
 
+    @classmethod
+    def for_user(cls, request, user) -> Actor:
+        """A signed-in ``user`` acting through ``request`` (IP per ``TRAINYARD_TRUSTED_PROXIES``)."""
+        from django.conf import settings
+
+        return cls(user_id=user.pk, ip=client_ip(request, settings.TRAINYARD_TRUSTED_PROXIES))
+
 
 def client_ip(request, trusted_proxies: int) -> str | None:
     """The client's IP: ``REMOTE_ADDR``, or with ``trusted_proxies`` = N > 0 the N-th address

@@ -13,15 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import wraps
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from saas.api.ratelimit import rate_limit_check
-from saas.common.actor import Actor, client_ip
+from saas.common.actor import Actor
 from saas.common.errors import DomainError, NotFound
 from saas.tenancy.models import Membership, Organization
 from saas.tenancy.permissions import BLOCKED_WHEN_SUSPENDED, Action, role_allows
+from saas.tenancy.selectors import current_membership
 
 
 class Can:
@@ -50,20 +50,12 @@ class Tenant:
 
 
 def _current(request) -> Tenant | None:
-    memberships = list(
-        Membership.objects.filter(user=request.user)
-        .select_related("organization")
-        .order_by("organization__name", "organization_id")
-    )
-    wanted = request.session.get("organization_id")
-    chosen = next((m for m in memberships if m.organization_id == wanted), None) or next(
-        iter(memberships), None
+    chosen, memberships = current_membership(
+        user=request.user, wanted_organization_id=request.session.get("organization_id")
     )
     if chosen is None:
         return None
-    actor = Actor(
-        user_id=request.user.pk, ip=client_ip(request, settings.TRAINYARD_TRUSTED_PROXIES)
-    )
+    actor = Actor.for_user(request, request.user)
     return Tenant(chosen.organization, chosen.role, memberships, actor, Can(chosen.role))
 
 

@@ -7,24 +7,18 @@ tenant-scoped selectors with ``request.tenant.organization``, so another tenant'
 
 from __future__ import annotations
 
-import csv
 import datetime
 import io
-import itertools
-import zipfile
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model, login
-from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.contrib.auth import login
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import get_random_string
-from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -34,6 +28,7 @@ from saas.billing import pricing
 from saas.billing import selectors as billing_selectors
 from saas.billing import services as billing
 from saas.billing.models import Plan
+from saas.common.actor import Actor, client_ip
 from saas.common.errors import DomainError, PayloadTooLarge, ValidationFailed
 from saas.datasets import selectors as dataset_selectors
 from saas.datasets import services as dataset_services
@@ -97,16 +92,14 @@ def signup(request):
         if invitation is not None and data["email"].lower() != invitation.email.lower():
             form.add_error("email", f"This invitation is for {invitation.email}.")
         else:
-            with transaction.atomic():
-                user = get_user_model().objects.create_user(
-                    username=data["email"], email=data["email"], password=data["password"]
-                )
-                if invitation is None:
-                    org = _organization_for(user, data["organization"])
-                else:
-                    org = tenancy.invitation_accept(
-                        token=token, user=user, actor=_actor(request, user)
-                    ).organization
+            membership = tenancy.account_signup(
+                email=data["email"],
+                password=data["password"],
+                organization_name=data["organization"] if invitation is None else None,
+                invitation_token=token if invitation is not None else None,
+                ip=client_ip(request, settings.TRAINYARD_TRUSTED_PROXIES),
+            )
+            user, org = membership.user, membership.organization
             login(request, user, backend="saas.accounts.backends.EmailBackend")
             request.session["organization_id"] = org.pk
             messages.success(
@@ -123,24 +116,6 @@ def signup(request):
     )
 
 
-def _organization_for(user, name: str):
-    base = slugify(name)[:40] or "org"
-    for _ in range(5):
-        slug = f"{base}-{get_random_string(6, 'abcdefghijklmnopqrstuvwxyz0123456789')}"
-        try:
-            with transaction.atomic():
-                return tenancy.organization_create(slug=slug, name=name, owner_email=user.email)
-        except IntegrityError:
-            continue
-    raise IntegrityError("could not find a free organisation slug")
-
-
-def _actor(request, user):
-    from saas.common.actor import Actor, client_ip
-
-    return Actor(user_id=user.pk, ip=client_ip(request, settings.TRAINYARD_TRUSTED_PROXIES))
-
-
 def invitation_accept(request):
     """The emailed invitation link: sign in (or sign up) as the invited email, then accept."""
     token = request.GET.get("token") or request.POST.get("token") or ""
@@ -155,7 +130,7 @@ def invitation_accept(request):
     if request.method == "POST" and request.user.is_authenticated:
         try:
             membership = tenancy.invitation_accept(
-                token=token, user=request.user, actor=_actor(request, request.user)
+                token=token, user=request.user, actor=Actor.for_user(request, request.user)
             )
         except DomainError as exc:
             return error_page(request, exc.status, exc.title, exc.detail)
@@ -324,45 +299,6 @@ def dataset_new(request):
     )
 
 
-def _sample_rows(ds) -> list[dict]:
-    """Up to ``SAMPLE_ROWS`` rows, spread over the classes (streamed: stops early)."""
-    per_class = max(1, SAMPLE_ROWS // max(1, len(ds.classes)))
-    taken: dict[str, int] = {}
-    out: list[dict] = []
-    with default_storage.open(ds.storage_key, "rb") as fh:
-        reader = csv.DictReader(io.TextIOWrapper(fh, encoding="utf-8-sig", newline=""))
-        for row in itertools.islice(reader, 20000):
-            label = (row.get(ds.label_column) or "").strip()
-            if taken.get(label, 0) >= per_class:
-                continue
-            taken[label] = taken.get(label, 0) + 1
-            out.append({"text": (row.get(ds.text_column) or "")[:300], "label": label})
-            if len(out) >= SAMPLE_ROWS:
-                break
-    return out
-
-
-def _image_members(ds) -> list[tuple[str, str]]:
-    """``(member path, class)`` of up to ``THUMBNAILS`` images, round-robin over the classes."""
-    from saas.datasets.validation import IMAGE_EXTENSIONS, _ignored
-
-    by_class: dict[str, list[str]] = {}
-    with default_storage.open(ds.storage_key, "rb") as fh, zipfile.ZipFile(fh) as zf:
-        for name in zf.namelist():
-            if name.endswith("/") or not name.lower().endswith(tuple(IMAGE_EXTENSIONS)):
-                continue
-            parts = [p for p in name.split("/") if p]
-            if len(parts) < 2 or _ignored(name):
-                continue
-            by_class.setdefault(parts[-2], []).append(name)
-    picks: list[tuple[str, str]] = []
-    for group in itertools.zip_longest(*(sorted(v) for _, v in sorted(by_class.items()))):
-        for name in group:
-            if name is not None and len(picks) < THUMBNAILS:
-                picks.append((name, [p for p in name.split("/") if p][-2]))
-    return picks
-
-
 @org_page(read=Action.DATASETS_READ)
 @require_GET
 def dataset_detail(request, dataset_id: str):
@@ -371,15 +307,15 @@ def dataset_detail(request, dataset_id: str):
         organization=request.tenant.organization, dataset_id=dataset_id
     )
     is_text = ds.task == Task.TEXT_CLASSIFICATION
-    samples = _sample_rows(ds) if is_text else []
-    thumbs = (
-        [
-            {"n": i, "label": label, "name": name}
-            for i, (name, label) in enumerate(_image_members(ds))
-        ]
-        if not is_text
-        else []
+    samples = (
+        dataset_selectors.dataset_sample_rows(dataset=ds, limit=SAMPLE_ROWS) if is_text else []
     )
+    thumbs = [
+        {"n": i, "label": label, "name": name}
+        for i, (name, label) in enumerate(
+            dataset_selectors.dataset_sample_images(dataset=ds, limit=THUMBNAILS)
+        )
+    ]
     jobs = job_selectors.training_job_list(organization_id=ds.organization_id).filter(dataset=ds)
     return _page(
         request,
@@ -400,25 +336,13 @@ def dataset_detail(request, dataset_id: str):
 @require_GET
 def dataset_thumbnail(request, dataset_id: str, n: int):
     """A ≤96 px PNG of the ``n``-th sample image of an image dataset."""
-    from PIL import Image
-
     ds = dataset_selectors.dataset_get(
         organization=request.tenant.organization, dataset_id=dataset_id
     )
-    members = _image_members(ds) if ds.task == Task.IMAGE_CLASSIFICATION else []
-    if n >= len(members):
+    png = dataset_selectors.dataset_thumbnail_png(dataset=ds, n=n)
+    if png is None:
         return error_page(request, 404, "Not found", "No such sample image.")
-    with default_storage.open(ds.storage_key, "rb") as fh, zipfile.ZipFile(fh) as zf:
-        with zf.open(members[n][0]) as member, Image.open(member) as img:
-            img = img.convert("RGB")
-            scale = 96 / max(img.size)
-            size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-            img = img.resize(
-                size, Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS
-            )
-            out = io.BytesIO()
-            img.save(out, "PNG")
-    response = HttpResponse(out.getvalue(), content_type="image/png")
+    response = HttpResponse(png, content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

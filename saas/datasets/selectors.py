@@ -1,9 +1,17 @@
 """Reads for datasets, always tenant-scoped."""
 
+import csv
+import io
+import itertools
+import zipfile
+
+from django.core.files.storage import default_storage
+
 from saas.common.errors import NotFound
 from saas.tenancy.models import Organization
 
-from .models import Dataset
+from .models import Dataset, Task
+from .validation import IMAGE_EXTENSIONS, member_class
 
 
 def dataset_list(*, organization: Organization):
@@ -17,3 +25,58 @@ def dataset_get(*, organization: Organization, dataset_id: str) -> Dataset:
     if ds is None:
         raise NotFound(f"No dataset {dataset_id!r}.")
     return ds
+
+
+def dataset_sample_rows(*, dataset: Dataset, limit: int = 12) -> list[dict]:
+    """Up to ``limit`` rows ``{"text", "label"}`` of a text dataset, spread over its classes
+    (texts cut at 300 characters). Streams the stored CSV and stops early."""
+    per_class = max(1, limit // max(1, len(dataset.classes)))
+    taken: dict[str, int] = {}
+    out: list[dict] = []
+    with default_storage.open(dataset.storage_key, "rb") as fh:
+        reader = csv.DictReader(io.TextIOWrapper(fh, encoding="utf-8-sig", newline=""))
+        for row in itertools.islice(reader, 20000):
+            label = (row.get(dataset.label_column) or "").strip()
+            if taken.get(label, 0) >= per_class:
+                continue
+            taken[label] = taken.get(label, 0) + 1
+            out.append({"text": (row.get(dataset.text_column) or "")[:300], "label": label})
+            if len(out) >= limit:
+                break
+    return out
+
+
+def dataset_sample_images(*, dataset: Dataset, limit: int = 24) -> list[tuple[str, str]]:
+    """``(member path, class)`` of up to ``limit`` images of an image dataset, round-robin over
+    its classes (reads only the ZIP's directory). Empty for a text dataset."""
+    if dataset.task != Task.IMAGE_CLASSIFICATION:
+        return []
+    by_class: dict[str, list[str]] = {}
+    with default_storage.open(dataset.storage_key, "rb") as fh, zipfile.ZipFile(fh) as zf:
+        for name in zf.namelist():
+            label = member_class(name)
+            if label is not None and name.lower().endswith(tuple(IMAGE_EXTENSIONS)):
+                by_class.setdefault(label, []).append(name)
+    rounds = itertools.zip_longest(*(sorted(v) for _, v in sorted(by_class.items())))
+    picks = [(n, member_class(n)) for group in rounds for n in group if n is not None]
+    return picks[:limit]
+
+
+def dataset_thumbnail_png(*, dataset: Dataset, n: int, size: int = 96) -> bytes | None:
+    """The ``n``-th sample image (see :func:`dataset_sample_images`) as a PNG whose longer
+    side is ``size`` pixels (nearest-neighbour when enlarging, so tiny images stay sharp), or
+    None if there is no such sample."""
+    from PIL import Image
+
+    members = dataset_sample_images(dataset=dataset)
+    if not 0 <= n < len(members):
+        return None
+    with default_storage.open(dataset.storage_key, "rb") as fh, zipfile.ZipFile(fh) as zf:
+        with zf.open(members[n][0]) as member, Image.open(member) as img:
+            img = img.convert("RGB")
+            scale = size / max(img.size)
+            dims = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+            resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS
+            out = io.BytesIO()
+            img.resize(dims, resample).save(out, "PNG")
+    return out.getvalue()

@@ -244,6 +244,15 @@ def _ignored(name: str) -> bool:
     return not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
 
 
+def member_class(name: str) -> str | None:
+    """The class of an archive member ``…/<class>/<file>``: its parent folder's name. None for
+    folders, ignored entries (``__MACOSX``, dot files) and files outside a class folder."""
+    if name.endswith("/") or _ignored(name):
+        return None
+    parts = name.split("/")
+    return parts[-2] if len(parts) >= 2 else None
+
+
 def validate_image_zip(fileobj: BinaryIO) -> Validated:
     """Validate an image-classification ZIP (one folder per class, JPEG/PNG files).
 
@@ -304,15 +313,14 @@ def validate_image_zip(fileobj: BinaryIO) -> Validated:
             if info.is_dir() or _ignored(name):
                 continue
             files += 1
-            parts = name.split("/")
-            if len(parts) < 2:
+            label = member_class(name)
+            if label is None:
                 problems.add(
                     "layout",
                     f"{name!r}: not inside a class folder (expected class/{name})",
                     member=name,
                 )
                 continue
-            label = parts[-2]
             if info.compress_type not in SUPPORTED_COMPRESSION:
                 problems.add(
                     "corrupt",

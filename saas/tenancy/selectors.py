@@ -7,6 +7,21 @@ from saas.common.errors import NotFound
 from .models import AuditEvent, Invitation, Membership, Organization
 
 
+def current_membership(*, user, wanted_organization_id: str | None):
+    """The signed-in ``user``'s memberships (by organisation name) and the current one: the
+    organisation chosen with the switcher (``wanted_organization_id``) if still a member, else
+    the first. Returns ``(membership or None, memberships)``."""
+    memberships = list(
+        Membership.objects.filter(user=user)
+        .select_related("organization")
+        .order_by("organization__name", "organization_id")
+    )
+    chosen = next(
+        (m for m in memberships if m.organization_id == wanted_organization_id), None
+    ) or next(iter(memberships), None)
+    return chosen, memberships
+
+
 def membership_list(*, organization: Organization):
     """The organisation's members (with their users)."""
     return Membership.objects.filter(organization=organization).select_related("user")

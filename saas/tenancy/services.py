@@ -10,8 +10,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import get_random_string
+from django.utils.text import slugify
 
 from saas.common.actor import Actor
 from saas.common.errors import Conflict, NotFound, ValidationFailed
@@ -34,6 +36,52 @@ def organization_create(
     user = _user_for_email(owner_email)
     Membership.objects.create(organization=org, user=user, role=Role.OWNER)
     return org
+
+
+def _organization_with_free_slug(*, name: str, owner_email: str) -> Organization:
+    """``organization_create`` with a slug made from ``name`` plus a random suffix."""
+    base = slugify(name)[:40] or "org"
+    for _ in range(5):
+        slug = f"{base}-{get_random_string(6, 'abcdefghijklmnopqrstuvwxyz0123456789')}"
+        try:
+            with transaction.atomic():
+                return organization_create(slug=slug, name=name, owner_email=owner_email)
+        except IntegrityError:
+            continue
+    raise IntegrityError("could not find a free organisation slug")
+
+
+@transaction.atomic
+def account_signup(
+    *,
+    email: str,
+    password: str,
+    organization_name: str | None = None,
+    invitation_token: str | None = None,
+    ip: str | None = None,
+) -> Membership:
+    """Sign a new person up: create the user (the email is the login) and either a new
+    organisation they own, on the free plan, or — with ``invitation_token`` — join the
+    inviting one with the invited role. Returns the membership.
+
+    The caller validates the email (not taken) and password (Django's validators). Raises
+    NotFound for an unusable invitation, ValidationFailed if neither an organisation name nor
+    an invitation is given.
+    """
+    if not organization_name and not invitation_token:
+        raise ValidationFailed(
+            "Name an organisation or use an invitation.",
+            errors=[{"field": "organization", "message": "this field is required"}],
+        )
+    user = get_user_model().objects.create_user(username=email, email=email, password=password)
+    if invitation_token:
+        return invitation_accept(
+            token=invitation_token, user=user, actor=Actor(user_id=user.pk, ip=ip)
+        )
+    org = _organization_with_free_slug(name=organization_name, owner_email=user.email)
+    return Membership.objects.select_related("organization", "user").get(
+        organization=org, user=user
+    )
 
 
 def _user_for_email(email: str):
