@@ -120,7 +120,7 @@ def predict(*, organization_id: str, model_id: str, inputs: list[str]) -> dict:
 @shared_task(name=TaskName.PURGE_IDEMPOTENCY, ignore_result=True)
 def purge_idempotency_keys() -> int:
     """Delete Idempotency-Key records older than 24 h (Celery beat, hourly)."""
-    from saas.api.idempotency import idempotency_purge
+    from saas.limits.idempotency import idempotency_purge
 
     return idempotency_purge()
 

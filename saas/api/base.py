@@ -6,6 +6,7 @@ they call tenant-scoped selectors with ``self.organization``.
 
 from __future__ import annotations
 
+import base64
 from urllib.parse import parse_qs, urlparse
 
 from django.conf import settings
@@ -19,18 +20,17 @@ from rest_framework.views import APIView
 from saas.apikeys.models import ApiKey
 from saas.common.actor import Actor, client_ip
 from saas.common.errors import DomainError, ValidationFailed
-from saas.tenancy.models import Membership, Organization
-from saas.tenancy.permissions import BLOCKED_WHEN_SUSPENDED, Action, key_allows, role_allows
-from saas.tenancy.selectors import current_membership
+from saas.limits.idempotency import Replay, idempotency_begin, idempotency_finish
+from saas.limits.ratelimit import rate_limit_check
+from saas.tenancy.access import Access, AccessDenied, NotAMember, OrganizationSuspended
+from saas.tenancy.models import Organization
+from saas.tenancy.permissions import Action
 
-from .idempotency import Replay, idempotency_begin, idempotency_finish, request_fingerprint
-from .ratelimit import rate_limit_check
+from .fingerprint import request_fingerprint
 
+__all__ = ["OrganizationSuspended", "RateLimited", "TenantAPIView"]
 
-class OrganizationSuspended(DomainError):
-    status = 403
-    code = "organization-suspended"
-    title = "The organisation is suspended"
+HANDLER_METHODS = ("get", "post", "put", "patch", "delete")
 
 
 class RateLimited(DomainError):
@@ -105,8 +105,6 @@ def paginate_list(request, view, items: list, *, page_size: int | None = None) -
 
     The cursor is the opaque base64 of an offset; same ``limit`` rules as :class:`ListPagination`.
     """
-    import base64
-
     size = ListPagination().get_page_size(request)
     raw = request.query_params.get("cursor")
     offset = 0
@@ -129,19 +127,39 @@ def paginate_list(request, view, items: list, *, page_size: int | None = None) -
 class TenantAPIView(APIView):
     """Base for tenant-owned endpoints. Declare ``actions = {"GET": Action.X, "POST": ...}``.
 
-    Before the handler runs, in this order: authentication (401), the tenant (the key's
-    organisation, or the signed-in user's current one), the permission for the method's action
-    (role table and key scopes, 403 naming what is missing), suspension (403 for writes that
-    cost money), rate limits (429 with Retry-After), and for POST the ``Idempotency-Key``
-    (replay, 409 or 422). Handlers get ``self.organization``, ``self.actor``, ``self.api_key``.
+    Fails closed: defining a handler (``get``, ``post``, ``put``, ``patch``, ``delete``) with no
+    entry in ``actions`` is a ``TypeError`` when the class is created, and a request whose
+    method has a handler but no resolvable action is refused (403) before anything runs.
+    HEAD and OPTIONS take GET's action.
+
+    Before the handler runs, in this order: authentication (401), the tenant and principal
+    (:class:`saas.tenancy.access.Access`: the key's organisation, or the signed-in user's
+    current one), the permission for the method's action (role table and key scopes, 403
+    naming what is missing), suspension (403 for writes that cost money), rate limits (429
+    with Retry-After), and for POST the ``Idempotency-Key`` (replay, 409 or 422). Handlers get
+    ``self.access``, ``self.organization``, ``self.actor``, ``self.api_key``, ``self.role``.
     """
 
     actions: dict[str, Action] = {}
     idempotency_redact: tuple[str, ...] = ()  # response fields never stored for replays
+    access: Access
     organization: Organization
     api_key: ApiKey | None
     actor: Actor
     role: str | None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [
+            name.upper()
+            for name in HANDLER_METHODS
+            if callable(getattr(cls, name, None)) and name.upper() not in cls.actions
+        ]
+        if missing:
+            raise TypeError(
+                f"{cls.__qualname__} handles {', '.join(missing)} without an entry in "
+                "`actions`: declare the Action each method takes"
+            )
 
     def _action(self, method: str) -> Action | None:
         if method in ("HEAD", "OPTIONS"):
@@ -153,46 +171,29 @@ class TenantAPIView(APIView):
         self._rate_headers: dict[str, str] = {}
         super().initial(request, *args, **kwargs)  # authentication + IsAuthenticated
         action = self._action(request.method)
+        if action is None and callable(getattr(self, request.method.lower(), None)):
+            # A handler exists but no action says who may run it: refuse, never allow.
+            raise AccessDenied(f"No permission is declared for {request.method} here; refused.")
         ip = client_ip(request, settings.TRAINYARD_TRUSTED_PROXIES)
         if isinstance(request.auth, ApiKey):
-            key = request.auth
-            self.api_key, self.organization = key, key.organization
-            self.actor = Actor(api_key_id=key.pk, user_id=key.created_by_id, ip=ip)
-            self.role = None
-            if key.created_by_id is not None:
-                self.role = (
-                    Membership.objects.filter(
-                        organization_id=key.organization_id, user_id=key.created_by_id
-                    )
-                    .values_list("role", flat=True)
-                    .first()
-                )
-            reason = (
-                key_allows(key.scopes, self.role, key.created_by_id is not None, action)
-                if action
-                else None
-            )
-            principal = key.pk
+            self.access = Access.for_api_key(request.auth)
+            self.api_key = request.auth
         else:
+            try:
+                self.access = Access.for_session(
+                    request.user, request.session.get("organization_id")
+                )
+            except NotAMember as exc:
+                raise exceptions.PermissionDenied(exc.detail) from None
             self.api_key = None
-            self.organization, self.role = self._session_organization(request)
-            self.actor = Actor(user_id=request.user.pk, ip=ip)
-            reason = None
-            if action and not role_allows(self.role, action):
-                reason = f"Your role ({self.role}) does not allow '{action}'."
-            principal = f"user:{request.user.pk}"
-        if reason:
-            raise exceptions.PermissionDenied(reason)
-        if (
-            action in BLOCKED_WHEN_SUSPENDED
-            and self.organization.status == Organization.Status.SUSPENDED
-        ):
-            raise OrganizationSuspended(
-                "This organisation is suspended: you can sign in and read, but not upload, train or predict. "
-                "Contact your account owner or support."
-            )
+        self.organization, self.role = self.access.organization, self.access.role
+        self.actor = self.access.actor(ip=ip)
+        if action is not None:  # None only for a method with no handler: DRF answers 405
+            self.access.require(action)
         decision = rate_limit_check(
-            organization_id=self.organization.pk, plan=self.organization.plan, principal=principal
+            organization_id=self.organization.pk,
+            plan=self.organization.plan,
+            principal=self.access.principal,
         )
         if decision is not None:
             self._rate_headers = decision.headers()
@@ -206,7 +207,7 @@ class TenantAPIView(APIView):
             self._idempotency = idempotency_begin(
                 organization_id=self.organization.pk,
                 # Per principal too: a replay must never hand one member another member's response.
-                route=f"{request.path}#{principal}",
+                route=f"{request.path}#{self.access.principal}",
                 key=key_header,
                 fingerprint=request_fingerprint(request),
             )
@@ -245,14 +246,6 @@ class TenantAPIView(APIView):
             idempotency_finish(record=record, status=response.status_code, body=body, headers=kept)
             self._idempotency = None
         return response
-
-    def _session_organization(self, request) -> tuple[Organization, str]:
-        chosen, _ = current_membership(
-            user=request.user, wanted_organization_id=request.session.get("organization_id")
-        )
-        if chosen is None:
-            raise exceptions.PermissionDenied("You are not a member of any organisation.")
-        return chosen.organization, chosen.role
 
     def paginate(
         self, queryset, serializer_class, ordering: tuple[str, ...] | None = None

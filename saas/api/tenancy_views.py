@@ -19,7 +19,7 @@ from saas.common.actor import Actor
 from saas.tenancy import selectors as tenancy_selectors
 from saas.tenancy import services as tenancy
 from saas.tenancy.models import Membership
-from saas.tenancy.permissions import Action, role_allows
+from saas.tenancy.permissions import Action
 
 from .base import PAGE_PARAMS, TenantAPIView, page_of
 
@@ -57,13 +57,10 @@ class ApiKeyListView(TenantAPIView):
     actions = {"GET": Action.KEYS_READ, "POST": Action.KEYS_MANAGE_OWN}
     idempotency_redact = ("secret",)
 
-    def _mine_only(self) -> int | None:
-        return None if role_allows(self.role, Action.KEYS_MANAGE_ALL) else self.request.user.pk
-
     @extend_schema(responses=page_of(ApiKeyOut), parameters=PAGE_PARAMS)
     def get(self, request):
         qs = key_selectors.api_key_list(
-            organization_id=self.organization.pk, created_by_id=self._mine_only()
+            organization_id=self.organization.pk, created_by_id=self.access.keys_created_by
         )
         return self.paginate(qs, ApiKeyOut)
 
@@ -90,9 +87,10 @@ class ApiKeyRevokeView(TenantAPIView):
 
     @extend_schema(request=None, responses=ApiKeyOut)
     def post(self, request, key_id: str):
-        mine_only = None if role_allows(self.role, Action.KEYS_MANAGE_ALL) else request.user.pk
         key = key_selectors.api_key_get(
-            organization_id=self.organization.pk, key_id=key_id, created_by_id=mine_only
+            organization_id=self.organization.pk,
+            key_id=key_id,
+            created_by_id=self.access.keys_created_by,
         )
         return Response(ApiKeyOut(key_services.api_key_revoke(api_key=key, actor=self.actor)).data)
 
@@ -145,10 +143,8 @@ class MemberDetailView(TenantAPIView):
     @extend_schema(responses={204: None})
     def delete(self, request, member_id: str):
         m = tenancy_selectors.membership_get(organization=self.organization, member_id=member_id)
-        if m.user_id != request.user.pk and not role_allows(self.role, Action.MEMBERS_MANAGE):
-            raise exceptions.PermissionDenied(
-                f"Your role ({self.role}) does not allow '{Action.MEMBERS_MANAGE}'."
-            )
+        if m.user_id != request.user.pk:  # leaving needs membership only, removing others more
+            self.access.require(Action.MEMBERS_MANAGE)
         tenancy.membership_remove(membership=m, actor_role=self.role, actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -1,11 +1,12 @@
 """The one wrapper every dashboard page uses: sign-in, the current organisation, the role check.
 
-It mirrors ``saas.api.base.TenantAPIView`` for HTML: the organisation is the signed-in user's
-current one (``session["organization_id"]``, chosen with the switcher), every object is read
-through the tenant-scoped selectors with it (another tenant's id is a 404 page), the method's
-``Action`` is checked against the role table (a 403 page naming what is missing), writes that
-cost money are refused while the organisation is suspended, and POSTs share the API's rate
-limit per user and organisation.
+It mirrors ``saas.api.base.TenantAPIView`` for HTML and applies the same rule,
+:class:`saas.tenancy.access.Access`: the organisation is the signed-in user's current one
+(``session["organization_id"]``, chosen with the switcher), every object is read through the
+tenant-scoped selectors with it (another tenant's id is a 404 page), the method's ``Action`` is
+checked against the role table (a 403 page naming what is missing), writes that cost money are
+refused while the organisation is suspended, and POSTs share the API's rate limit
+(``saas.limits``) per user and organisation.
 """
 
 from __future__ import annotations
@@ -16,26 +17,26 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from saas.api.ratelimit import rate_limit_check
 from saas.common.actor import Actor
 from saas.common.errors import DomainError, NotFound
+from saas.limits.ratelimit import rate_limit_check
+from saas.tenancy.access import Access, NotAMember
 from saas.tenancy.models import Membership, Organization
-from saas.tenancy.permissions import BLOCKED_WHEN_SUSPENDED, Action, role_allows
-from saas.tenancy.selectors import current_membership
+from saas.tenancy.permissions import Action
 
 
 class Can:
-    """``can.datasets_write`` in templates: whether the current role allows that action."""
+    """``can.datasets_write`` in templates: whether the current access allows that action."""
 
-    def __init__(self, role: str | None) -> None:
-        self._role = role
+    def __init__(self, access: Access) -> None:
+        self._access = access
 
     def __getattr__(self, name: str) -> bool:
         try:
             action = Action(name.replace("_", ".", 1))
         except ValueError:
             raise AttributeError(name) from None
-        return role_allows(self._role, action)
+        return self._access.allows(action)
 
 
 @dataclass
@@ -47,16 +48,18 @@ class Tenant:
     memberships: list[Membership]
     actor: Actor
     can: Can
+    access: Access
 
 
 def _current(request) -> Tenant | None:
-    chosen, memberships = current_membership(
-        user=request.user, wanted_organization_id=request.session.get("organization_id")
-    )
-    if chosen is None:
+    try:
+        access = Access.for_session(request.user, request.session.get("organization_id"))
+    except NotAMember:
         return None
     actor = Actor.for_user(request, request.user)
-    return Tenant(chosen.organization, chosen.role, memberships, actor, Can(chosen.role))
+    return Tenant(
+        access.organization, access.role, list(access.memberships), actor, Can(access), access
+    )
 
 
 def error_page(request, status: int, title: str, detail: str):
@@ -91,30 +94,31 @@ def org_page(read: Action | None = None, write: Action | None = None):
                 )
             request.tenant = tenant
             action = write if request.method == "POST" else read
-            if action is not None and not role_allows(tenant.role, action):
+            reason = tenant.access.denial(action) if action is not None else None
+            if reason:
                 return error_page(
                     request,
                     403,
                     "Not allowed",
-                    f"Your role ({tenant.role}) does not allow '{action}'. "
-                    "Ask an owner or admin of this organisation.",
+                    f"{reason} Ask an owner or admin of this organisation.",
+                )
+            if (
+                request.method == "POST"
+                and action is not None
+                and tenant.access.blocked_when_suspended(action)
+            ):
+                return error_page(
+                    request,
+                    403,
+                    "Organisation suspended",
+                    "This organisation is suspended: you can read, but not upload, "
+                    "train or predict. Contact your account owner or support.",
                 )
             if request.method == "POST":
-                if (
-                    action in BLOCKED_WHEN_SUSPENDED
-                    and tenant.organization.status == Organization.Status.SUSPENDED
-                ):
-                    return error_page(
-                        request,
-                        403,
-                        "Organisation suspended",
-                        "This organisation is suspended: you can read, but not upload, "
-                        "train or predict. Contact your account owner or support.",
-                    )
                 decision = rate_limit_check(
                     organization_id=tenant.organization.pk,
                     plan=tenant.organization.plan,
-                    principal=f"user:{request.user.pk}",
+                    principal=tenant.access.principal,
                 )
                 if decision is not None and not decision.allowed:
                     response = error_page(

@@ -685,7 +685,7 @@ def keys(request):
     """List keys (developers: their own; admins and owners: all) and create one. The secret is
     in this one response only (never stored, never in a redirect)."""
     org = request.tenant.organization
-    mine_only = None if request.tenant.can.keys_manage_all else request.user.pk
+    mine_only = request.tenant.access.keys_created_by
     form = ApiKeyForm(_bound(request))
     issued = None
     status = 200
@@ -732,7 +732,7 @@ def keys(request):
 def key_revoke(request, key_id: str):
     """Revoke a key (developers: only their own); its next request gets 401."""
     org = request.tenant.organization
-    mine_only = None if request.tenant.can.keys_manage_all else request.user.pk
+    mine_only = request.tenant.access.keys_created_by
     key = key_selectors.api_key_get(organization_id=org.pk, key_id=key_id, created_by_id=mine_only)
     key_services.api_key_revoke(api_key=key, actor=request.tenant.actor)
     messages.success(request, f"Key {key.prefix}… revoked; its next request gets 401.")

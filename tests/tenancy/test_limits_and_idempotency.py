@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from saas.api.models import IdempotencyRecord
+from saas.limits.models import IdempotencyRecord
 from saas.datasets.models import Dataset
 from saas.jobs.models import TrainingJob
 from tests.conftest import small_text_rows, text_csv
@@ -102,7 +102,7 @@ def test_same_key_different_body_is_422(acme):
 
 def test_same_key_in_flight_is_409(acme):
     c = acme.key("owner")
-    from saas.api.idempotency import idempotency_begin
+    from saas.limits.idempotency import idempotency_begin
 
     data = text_csv(small_text_rows())
     # a first request that has claimed the key and not finished yet
@@ -167,7 +167,7 @@ def test_expired_records_are_purged(acme):
 
     from django.utils import timezone
 
-    from saas.api.idempotency import idempotency_purge
+    from saas.limits.idempotency import idempotency_purge
 
     post_csv(acme.key("owner"), text_csv(small_text_rows()), "old")
     IdempotencyRecord.objects.for_tenant(acme.org).update(

@@ -21,6 +21,8 @@ class IdempotencyRecord(TenantModel):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        # The table keeps the name it had under saas.api, so moving the model moved no data.
+        db_table = "api_idempotencyrecord"
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "route", "key"], name="uniq_idempotency_key"

@@ -6,22 +6,19 @@ same request replays the stored response with ``Idempotent-Replayed: true``; the
 a different request is a 422; the same key while the first is still running is a 409. A
 response of 5xx is not stored (the client may retry). Records are kept 24 h.
 
-The request fingerprint is the SHA-256 of the parsed request: JSON canonicalised (sorted keys),
-multipart form fields plus each file's SHA-256 — so a client's random multipart boundary does
-not change it.
+Callers pass the request's fingerprint as a plain string (the API computes it from the parsed
+request in ``saas.api.fingerprint``), so nothing here knows HTTP.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from saas.common.errors import Conflict, DomainError
+from saas.common.errors import Conflict, DomainError, ValidationFailed
 
 from .models import IdempotencyRecord
 
@@ -42,33 +39,12 @@ class Replay(Exception):
         self.record = record
 
 
-def request_fingerprint(request) -> str:
-    """SHA-256 (hex) of the method, path and parsed body of a DRF request."""
-    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
-    data = request.data
-    if hasattr(data, "lists"):  # QueryDict (multipart / form)
-        fields = {k: v for k, v in data.lists() if k not in request.FILES}
-        digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
-        for name in sorted(request.FILES):
-            for f in request.FILES.getlist(name):
-                h = hashlib.sha256()
-                for chunk in f.chunks():
-                    h.update(chunk)
-                f.seek(0)
-                digest.update(f"{name}:{f.name}:{h.hexdigest()}\n".encode())
-    else:
-        digest.update(json.dumps(data, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
-
-
 def idempotency_begin(
     *, organization_id: str, route: str, key: str, fingerprint: str
 ) -> IdempotencyRecord:
     """Claim ``key`` for this request. Raises :class:`Replay` (finished before, same request),
     :class:`IdempotencyMismatch` (different request) or Conflict (still in flight)."""
     if not key or len(key) > MAX_KEY_LENGTH:
-        from saas.common.errors import ValidationFailed
-
         raise ValidationFailed(
             "Invalid Idempotency-Key.",
             errors=[{"field": "Idempotency-Key", "message": f"1 to {MAX_KEY_LENGTH} characters"}],
