@@ -30,6 +30,7 @@ from django.test import RequestFactory  # noqa: E402
 
 from saas.apikeys.authentication import ApiKeyAuthentication  # noqa: E402
 from saas.apikeys.services import api_key_create  # noqa: E402
+from saas.common.actor import Actor  # noqa: E402
 from saas.tenancy.services import organization_create  # noqa: E402
 
 
@@ -45,8 +46,10 @@ def median_ms(fn, n: int) -> float:
 def main(n: int = 2000) -> None:
     call_command("migrate", verbosity=0)
     slug = f"bench-{time.time_ns()}"
-    org = organization_create(slug=slug, name="bench", owner_email=f"{slug}@bench.test")
-    secret = api_key_create(organization=org, name="bench").secret
+    org = organization_create(
+        slug=slug, name="bench", owner_email=f"{slug}@bench.test", actor=Actor.system()
+    )
+    secret = api_key_create(organization=org, name="bench", actor=Actor.system()).secret
     auth = ApiKeyAuthentication()
     rf = RequestFactory()
     good = rf.get("/v1/datasets", HTTP_AUTHORIZATION=f"Bearer {secret}")

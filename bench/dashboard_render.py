@@ -32,6 +32,7 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from saas.apikeys.services import api_key_create  # noqa: E402
+from saas.common.actor import Actor  # noqa: E402
 from saas.datasets.services import dataset_create  # noqa: E402
 from saas.jobs.models import JobEvent, TrainingJob  # noqa: E402
 from saas.metering.services import usage_record  # noqa: E402
@@ -44,7 +45,9 @@ SENTIMENT = ROOT / "data/text/sentiment_labelled_sentences.csv"
 
 def build():
     slug = f"bench-{time.time_ns()}"
-    org = organization_create(slug=slug, name="Bench Corp", owner_email=f"owner@{slug}.test")
+    org = organization_create(
+        slug=slug, name="Bench Corp", owner_email=f"owner@{slug}.test", actor=Actor.system()
+    )
     owner = Membership.objects.get(organization=org).user
     for role in ("admin", "developer", "viewer", "billing"):
         Membership.objects.create(
@@ -104,7 +107,7 @@ def build():
         artifact_sha256="0" * 64,
     )
     for i in range(3):
-        api_key_create(organization=org, name=f"key {i}", created_by=owner)
+        api_key_create(organization=org, name=f"key {i}", created_by=owner, actor=Actor.system())
     now = timezone.now()
     start = now.replace(day=1, hour=1)
     for day in range((now - start).days + 1):

@@ -15,6 +15,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from saas.apikeys.services import api_key_create
+from saas.common.actor import Actor
 from saas.tenancy.models import Membership
 from saas.tenancy.services import _user_for_email, organization_create
 
@@ -36,8 +37,10 @@ class Tenant:
 
 
 def make_tenant(slug: str, scopes=None) -> Tenant:
-    org = organization_create(slug=slug, name=slug.title(), owner_email=f"owner@{slug}.test")
-    issued = api_key_create(organization=org, name="test", scopes=scopes)
+    org = organization_create(
+        slug=slug, name=slug.title(), owner_email=f"owner@{slug}.test", actor=Actor.system()
+    )
+    issued = api_key_create(organization=org, name="test", scopes=scopes, actor=Actor.system())
     return Tenant(org, issued.secret)
 
 
@@ -58,7 +61,9 @@ class Org:
     """An organisation with one user of every role; ``session(role)`` and ``key(role)`` clients."""
 
     def __init__(self, slug: str):
-        self.org = organization_create(slug=slug, name=slug, owner_email=f"owner@{slug}.test")
+        self.org = organization_create(
+            slug=slug, name=slug, owner_email=f"owner@{slug}.test", actor=Actor.system()
+        )
         self.users = {"owner": Membership.objects.get(organization=self.org).user}
         for role in ROLES[1:]:
             user = _user_for_email(f"{role}@{slug}.test")
@@ -72,7 +77,11 @@ class Org:
 
     def key(self, role: str = "owner", scopes=None) -> APIClient:
         issued = api_key_create(
-            organization=self.org, name=f"{role} key", scopes=scopes, created_by=self.users[role]
+            organization=self.org,
+            name=f"{role} key",
+            scopes=scopes,
+            created_by=self.users[role],
+            actor=Actor.system(),
         )
         c = APIClient()
         c.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")

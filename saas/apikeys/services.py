@@ -51,9 +51,10 @@ def api_key_create(
     scopes: list[str] | None = None,
     created_by=None,
     expires_at: datetime | None = None,
-    actor: Actor | None = None,
+    actor: Actor,
 ) -> IssuedKey:
-    """Issue a key for ``organization``. ``scopes`` defaults to every scope.
+    """Issue a key for ``organization``. ``scopes`` defaults to every scope. ``actor`` (the
+    user or key doing it, or ``Actor.system()`` on the command line) goes in the audit log.
 
     Raises ``ValueError`` for an unknown scope. Records ``api_key.created`` in the audit log.
     """
@@ -86,8 +87,9 @@ def api_key_create(
 
 
 @transaction.atomic
-def api_key_revoke(*, api_key: ApiKey, actor: Actor | None = None) -> ApiKey:
-    """Revoke a key; the next request with it gets 401. Revoking twice is a no-op."""
+def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
+    """Revoke a key; the next request with it gets 401. Revoking twice is a no-op (and is not
+    audited again). ``actor`` is recorded with ``api_key.revoked``."""
     scoped = ApiKey.objects.for_tenant(api_key.organization_id).filter(pk=api_key.pk)
     if scoped.filter(revoked_at__isnull=True).update(revoked_at=timezone.now()):
         audit_record(

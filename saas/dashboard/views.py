@@ -97,7 +97,7 @@ def signup(request):
                 password=data["password"],
                 organization_name=data["organization"] if invitation is None else None,
                 invitation_token=token if invitation is not None else None,
-                ip=client_ip(request, settings.TRAINYARD_TRUSTED_PROXIES),
+                actor=Actor(ip=client_ip(request, settings.TRAINYARD_TRUSTED_PROXIES)),
             )
             user, org = membership.user, membership.organization
             login(request, user, backend="saas.accounts.backends.EmailBackend")

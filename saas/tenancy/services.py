@@ -1,10 +1,14 @@
-"""Writes for organisations, memberships and invitations (each with its audit event)."""
+"""Writes for organisations, memberships and invitations (each with its audit event).
+
+Every write takes ``actor`` (keyword, required): the user or API key behind it, or
+``Actor.system()`` for the command line and tasks. It is recorded in the same transaction.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -26,29 +30,97 @@ Role = Membership.Role
 
 @transaction.atomic
 def organization_create(
-    *, slug: str, name: str, owner_email: str, plan: str = "free"
+    *, slug: str, name: str, owner_email: str, plan: str = "free", actor: Actor
 ) -> Organization:
-    """Create an organisation and make ``owner_email`` (created if new) its owner.
+    """Create an organisation and make ``owner_email`` (created if new) its owner; records
+    ``organization.created``.
 
     Raises ``django.db.IntegrityError`` if the slug is taken.
     """
     org = Organization.objects.create(slug=slug, name=name, plan=plan)
     user = _user_for_email(owner_email)
-    Membership.objects.create(organization=org, user=user, role=Role.OWNER)
+    membership = Membership.objects.create(organization=org, user=user, role=Role.OWNER)
+    audit_record(
+        organization_id=org.pk,
+        action="organization.created",
+        actor=actor,
+        target_type="organization",
+        target_id=org.pk,
+        slug=slug,
+        plan=plan,
+        owner=user.email,
+        membership=membership.pk,
+    )
     return org
 
 
-def _organization_with_free_slug(*, name: str, owner_email: str) -> Organization:
+def _organization_with_free_slug(*, name: str, owner_email: str, actor: Actor) -> Organization:
     """``organization_create`` with a slug made from ``name`` plus a random suffix."""
     base = slugify(name)[:40] or "org"
     for _ in range(5):
         slug = f"{base}-{get_random_string(6, 'abcdefghijklmnopqrstuvwxyz0123456789')}"
         try:
             with transaction.atomic():
-                return organization_create(slug=slug, name=name, owner_email=owner_email)
+                return organization_create(
+                    slug=slug, name=name, owner_email=owner_email, actor=actor
+                )
         except IntegrityError:
             continue
     raise IntegrityError("could not find a free organisation slug")
+
+
+def _set_status(
+    *, organization: Organization, status: str, action: str, actor: Actor, reason: str
+) -> Organization:
+    locked = Organization.objects.select_for_update().get(pk=organization.pk)
+    if locked.status == status:
+        return locked  # already there: nothing changed, nothing to audit
+    old = locked.status
+    Organization.objects.filter(pk=locked.pk).update(status=status)
+    locked.status = status
+    audit_record(
+        organization_id=locked.pk,
+        action=action,
+        actor=actor,
+        target_type="organization",
+        target_id=locked.pk,
+        old_status=old,
+        new_status=status,
+        reason=reason,
+    )
+    return locked
+
+
+@transaction.atomic
+def organization_suspend(
+    *, organization: Organization, actor: Actor, reason: str = ""
+) -> Organization:
+    """Suspend ``organization``: it can still sign in and read, but not upload, train or predict.
+
+    Records ``organization.suspended`` (with ``reason``); suspending a suspended organisation
+    changes nothing and records nothing. Returns the organisation as now stored.
+    """
+    return _set_status(
+        organization=organization,
+        status=Organization.Status.SUSPENDED,
+        action="organization.suspended",
+        actor=actor,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def organization_reactivate(
+    *, organization: Organization, actor: Actor, reason: str = ""
+) -> Organization:
+    """Lift a suspension; records ``organization.reactivated`` (a no-op if already active)."""
+    return _set_status(
+        organization=organization,
+        status=Organization.Status.ACTIVE,
+        action="organization.reactivated",
+        actor=actor,
+        reason=reason,
+    )
 
 
 @transaction.atomic
@@ -58,15 +130,16 @@ def account_signup(
     password: str,
     organization_name: str | None = None,
     invitation_token: str | None = None,
-    ip: str | None = None,
+    actor: Actor,
 ) -> Membership:
     """Sign a new person up: create the user (the email is the login) and either a new
     organisation they own, on the free plan, or — with ``invitation_token`` — join the
     inviting one with the invited role. Returns the membership.
 
-    The caller validates the email (not taken) and password (Django's validators). Raises
-    NotFound for an unusable invitation, ValidationFailed if neither an organisation name nor
-    an invitation is given.
+    ``actor`` is the anonymous client (its ``ip``); the audit events name the new user as
+    their actor. The caller validates the email (not taken) and password (Django's
+    validators). Raises NotFound for an unusable invitation, ValidationFailed if neither an
+    organisation name nor an invitation is given.
     """
     if not organization_name and not invitation_token:
         raise ValidationFailed(
@@ -74,11 +147,10 @@ def account_signup(
             errors=[{"field": "organization", "message": "this field is required"}],
         )
     user = get_user_model().objects.create_user(username=email, email=email, password=password)
+    actor = replace(actor, user_id=user.pk)
     if invitation_token:
-        return invitation_accept(
-            token=invitation_token, user=user, actor=Actor(user_id=user.pk, ip=ip)
-        )
-    org = _organization_with_free_slug(name=organization_name, owner_email=user.email)
+        return invitation_accept(token=invitation_token, user=user, actor=actor)
+    org = _organization_with_free_slug(name=organization_name, owner_email=user.email, actor=actor)
     return Membership.objects.select_related("organization", "user").get(
         organization=org, user=user
     )

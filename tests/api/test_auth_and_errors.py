@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from saas.apikeys.models import ApiKey
 from saas.apikeys.services import api_key_create
+from saas.common.actor import Actor
 from saas.jobs.models import TrainingJob
 from saas.registry.models import TrainedModel
 from tests.conftest import make_tenant, png_bytes, small_text_rows, text_csv, upload
@@ -57,7 +58,9 @@ def test_revoked_and_expired_keys(tenant):
     r = tenant.client.get("/v1/datasets")
     assert r.status_code == 401 and "revoked" in r.json()["detail"]
     issued = api_key_create(
-        organization=tenant.org, expires_at=timezone.now() - timedelta(seconds=1)
+        organization=tenant.org,
+        expires_at=timezone.now() - timedelta(seconds=1),
+        actor=Actor.system(),
     )
     r = bearer(issued.secret).get("/v1/datasets")
     assert r.status_code == 401 and "expired" in r.json()["detail"]

@@ -40,6 +40,7 @@ from saas.billing.stripe_sync import (
     stripe_enabled,
     subscription_ensure,
 )
+from saas.common.actor import Actor
 from saas.common.errors import Conflict
 from saas.tenancy.services import organization_create
 
@@ -180,7 +181,9 @@ def fake_stripe(localstripe_url, settings):
 
 
 def make_account(slug: str = "acme", plan: str = "pro") -> BillingAccount:
-    org = organization_create(slug=slug, name=slug.title(), owner_email=f"owner@{slug}.test")
+    org = organization_create(
+        slug=slug, name=slug.title(), owner_email=f"owner@{slug}.test", actor=Actor.system()
+    )
     return BillingAccount.objects.for_tenant(org).create(
         organization=org, plan=Plan.objects.get(code=plan)
     )

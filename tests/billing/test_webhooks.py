@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from saas.billing.models import BillingAccount, Invoice, Plan, StripeEvent
 from saas.billing.webhooks import billing_enforce_grace, stripe_event_process
+from saas.common.actor import Actor
 from saas.tenancy.models import AuditEvent, Organization
 from saas.tenancy.services import organization_create
 
@@ -35,7 +36,9 @@ def _stripe_settings(settings):
 
 
 def make_account(slug: str = "acme", plan: str = "pro", **fields) -> BillingAccount:
-    org = organization_create(slug=slug, name=slug.title(), owner_email=f"owner@{slug}.test")
+    org = organization_create(
+        slug=slug, name=slug.title(), owner_email=f"owner@{slug}.test", actor=Actor.system()
+    )
     values = {"stripe_customer_id": f"cus_{slug}", "stripe_subscription_id": f"sub_{slug}"}
     values.update(fields)
     return BillingAccount.objects.for_tenant(org).create(

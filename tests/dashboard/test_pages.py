@@ -690,11 +690,14 @@ def test_a_zip_uploaded_as_text_is_explained(acme):
 
 
 def test_account_signup_needs_an_organisation_or_an_invitation(db):
+    from saas.common.actor import Actor
     from saas.common.errors import ValidationFailed
     from saas.tenancy.services import account_signup
 
     with pytest.raises(ValidationFailed):
-        account_signup(email="z@x.test", password=PASSWORD)
+        account_signup(email="z@x.test", password=PASSWORD, actor=Actor.system())
     assert not get_user_model().objects.filter(email="z@x.test").exists()
-    m = account_signup(email="z@x.test", password=PASSWORD, organization_name="Zed & Co")
+    m = account_signup(
+        email="z@x.test", password=PASSWORD, organization_name="Zed & Co", actor=Actor.system()
+    )
     assert m.role == "owner" and m.organization.slug.startswith("zed-co-")

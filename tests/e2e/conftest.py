@@ -118,10 +118,13 @@ class Api:
 @pytest.fixture
 def api(stack, transactional_db):
     from saas.apikeys.services import api_key_create
+    from saas.common.actor import Actor
     from saas.tenancy.services import organization_create
 
     slug = f"e2e-{time.monotonic_ns()}"
-    org = organization_create(slug=slug, name="E2E", owner_email=f"{slug}@e2e.test")
-    client = Api(stack.base_url, api_key_create(organization=org).secret)
+    org = organization_create(
+        slug=slug, name="E2E", owner_email=f"{slug}@e2e.test", actor=Actor.system()
+    )
+    client = Api(stack.base_url, api_key_create(organization=org, actor=Actor.system()).secret)
     client.org = org
     return client

@@ -213,6 +213,7 @@ def test_sign_up_to_trained_model_to_api_call(page, stack, shots, transactional_
 def test_viewer_sees_no_write_controls_and_other_orgs_are_404(page, stack, shots, api):
     from django.contrib.auth import get_user_model
 
+    from saas.common.actor import Actor
     from saas.tenancy.models import Membership
     from saas.tenancy.services import organization_create
 
@@ -242,10 +243,11 @@ def test_viewer_sees_no_write_controls_and_other_orgs_are_404(page, stack, shots
         slug=f"other-{time.monotonic_ns()}",
         name="Other",
         owner_email=f"o{time.monotonic_ns()}@x.test",
+        actor=Actor.system(),
     )
     from saas.apikeys.services import api_key_create
 
-    other_key = api_key_create(organization=other).secret
+    other_key = api_key_create(organization=other, actor=Actor.system()).secret
     other_ds = requests.post(
         f"{stack.base_url}/v1/datasets",
         headers={"Authorization": f"Bearer {other_key}"},

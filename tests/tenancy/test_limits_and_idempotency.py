@@ -4,9 +4,9 @@ import io
 
 import pytest
 
-from saas.limits.models import IdempotencyRecord
 from saas.datasets.models import Dataset
 from saas.jobs.models import TrainingJob
+from saas.limits.models import IdempotencyRecord
 from tests.conftest import small_text_rows, text_csv
 
 pytestmark = pytest.mark.django_db

@@ -286,7 +286,12 @@ def test_audit_log_records_who_did_what(acme):
     acme.key("owner").delete(f"/v1/datasets/{ds['id']}")
     events = acme.session("admin").get("/v1/audit-events?limit=100").json()["data"]
     actions = [e["action"] for e in reversed(events)]
-    assert actions[:3] == ["api_key.created", "api_key.revoked", "membership.role_changed"]
+    assert actions[:4] == [
+        "organization.created",  # creating the organisation is audited too
+        "api_key.created",
+        "api_key.revoked",
+        "membership.role_changed",
+    ]
     assert "training_job.cancelled" in actions and "dataset.deleted" in actions
     created = next(
         e for e in events if e["action"] == "api_key.created" and e["target_id"] == key["id"]

@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from saas.apikeys.services import api_key_create
+from saas.common.actor import Actor
 from saas.tenancy.models import Organization
 
 
@@ -17,5 +18,5 @@ class Command(BaseCommand):
         org = Organization.objects.filter(slug=slug).first()
         if org is None:
             raise CommandError(f"no organisation with slug {slug!r}")
-        issued = api_key_create(organization=org, name=name)
+        issued = api_key_create(organization=org, name=name, actor=Actor.system())
         self.stdout.write(issued.secret)

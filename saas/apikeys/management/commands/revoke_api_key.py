@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from saas.apikeys.models import ApiKey
 from saas.apikeys.services import api_key_revoke
+from saas.common.actor import Actor
 
 
 class Command(BaseCommand):
@@ -20,5 +21,5 @@ class Command(BaseCommand):
         )
         if found is None:
             raise CommandError(f"no API key {key!r}")
-        api_key_revoke(api_key=found)
+        api_key_revoke(api_key=found, actor=Actor.system())
         self.stdout.write(f"revoked {found.pk} ({found.prefix}…)")

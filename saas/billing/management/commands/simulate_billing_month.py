@@ -15,6 +15,7 @@ from django.utils import timezone
 from saas.billing import services as billing
 from saas.billing.models import Contract, ContractPrice, InvoiceLine
 from saas.billing.pricing import month_bounds
+from saas.common.actor import Actor
 from saas.metering.models import Meter
 from saas.metering.services import usage_record
 from saas.tenancy.models import Organization
@@ -39,6 +40,7 @@ class Command(BaseCommand):
                 name=slug.replace("-", " ").title(),
                 owner_email=f"owner@{slug}.test",
                 plan=plan,
+                actor=Actor.system(),
             )
         return org
 

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email, validate_slug
 from django.db import IntegrityError
 
+from saas.common.actor import Actor
 from saas.tenancy.services import organization_create
 
 
@@ -39,7 +40,11 @@ class Command(BaseCommand):
             )
         try:
             org = organization_create(
-                slug=slug, name=name.strip(), owner_email=owner_email, plan=plan
+                slug=slug,
+                name=name.strip(),
+                owner_email=owner_email,
+                plan=plan,
+                actor=Actor.system(),  # an operator at the console
             )
         except IntegrityError:
             raise CommandError(f"an organisation with slug {slug!r} already exists") from None
