@@ -1,0 +1,22 @@
+"""Training jobs in the operator admin: read-only. Job state (status, attempt, progress, result)
+changes only through the job state machine in ``saas.jobs.services``."""
+
+from django.contrib import admin
+
+from saas.tenancy.admin import ReadOnlyAdminMixin, TenantModelAdmin
+
+from .models import TrainingJob
+
+
+@admin.register(TrainingJob)
+class TrainingJobAdmin(ReadOnlyAdminMixin, TenantModelAdmin):
+    list_display = (
+        "id",
+        "organization",
+        "status",
+        "base_model",
+        "attempt",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("status", "device")
