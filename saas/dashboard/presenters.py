@@ -121,7 +121,12 @@ def count(n: int) -> str:
 
 def quantity_total(values: Iterable[float]) -> Decimal:
     """The sum of a meter's daily quantities as a normalised ``Decimal`` (``12.50`` → ``12.5``,
-    ``0`` → ``0``), going through ``str`` so float noise is not turned into digits."""
+    ``0`` → ``0``), built from the float's shortest ``repr``, not its exact binary value.
+
+    ``normalize`` drops trailing zeros of whole numbers too, so ``120`` comes out as
+    ``Decimal("1.2E+2")`` and a template printing it shows ``1.2E+2`` (kept as it was when this
+    was moved here; the value itself is exact).
+    """
     return Decimal(str(sum(values))).normalize()
 
 
