@@ -31,7 +31,7 @@ _TEXT_EXAMPLES = '["I love it, works great", "Broke after a week"]'
 # --- errors and forms -------------------------------------------------------------------------
 
 
-def problem_list(errors: Iterable[Mapping[str, Any]] | None) -> list[dict]:
+def problem_list(errors: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     """The entries of a domain error's ``errors`` that have a message, as dicts.
 
     Args:
@@ -43,7 +43,7 @@ def problem_list(errors: Iterable[Mapping[str, Any]] | None) -> list[dict]:
     return [dict(e) for e in (errors or []) if e.get("message")]
 
 
-def form_problems(errors: Mapping[str, Sequence[str]]) -> list[dict]:
+def form_problems(errors: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
     """A Django form's ``errors`` (``{field: [message, ...]}``) as ``[{"field", "message"}]``,
     the messages of one field joined by a space."""
     return [{"field": field, "message": " ".join(msgs)} for field, msgs in errors.items()]
@@ -51,7 +51,7 @@ def form_problems(errors: Mapping[str, Sequence[str]]) -> list[dict]:
 
 def split_field_problems(
     problems: Iterable[Mapping[str, Any]], *, fields: Iterable[str], fallback: str
-) -> tuple[list[tuple[str, str]], list[dict]]:
+) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
     """Sort a service's problems into those a form field can show and the rest.
 
     ``hyperparameters.epochs`` belongs to the field ``epochs``: the API names hyperparameters
@@ -67,7 +67,7 @@ def split_field_problems(
     """
     names = set(fields)
     on_fields: list[tuple[str, str]] = []
-    rest: list[dict] = []
+    rest: list[dict[str, Any]] = []
     for p in problems:
         name = (p.get("field") or "").removeprefix("hyperparameters.")
         if name in names:
@@ -77,7 +77,7 @@ def split_field_problems(
     return on_fields, rest or [{"field": None, "message": fallback}]
 
 
-def offending_lines(data: bytes, problems: Iterable[Mapping[str, Any]]) -> list[dict]:
+def offending_lines(data: bytes, problems: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Attach the raw text of each CSV problem's ``line`` for display.
 
     Args:
@@ -90,10 +90,10 @@ def offending_lines(data: bytes, problems: Iterable[Mapping[str, Any]]) -> list[
         its line ending, at most ``OFFENDING_LINE_CHARS`` characters (``None`` when the file
         has no such line or the problem names no line).
     """
-    problems = [dict(p) for p in problems]
-    wanted = {p["line"] for p in problems if isinstance(p.get("line"), int)}
+    rows = [dict(p) for p in problems]
+    wanted = {p["line"] for p in rows if isinstance(p.get("line"), int)}
     if not wanted:
-        return problems
+        return rows
     last = max(wanted)
     texts: dict[int, str] = {}
     for number, raw in enumerate(io.BytesIO(data), start=1):
@@ -105,9 +105,9 @@ def offending_lines(data: bytes, problems: Iterable[Mapping[str, Any]]) -> list[
         {
             **p,
             "message": p["message"].removeprefix(f"line {p.get('line')}: "),
-            "text": texts.get(p.get("line")),  # type: ignore[arg-type]
+            "text": texts.get(p["line"]) if isinstance(p.get("line"), int) else None,
         }
-        for p in problems
+        for p in rows
     ]
 
 
@@ -123,9 +123,9 @@ def quantity_total(values: Iterable[float]) -> Decimal:
     """The sum of a meter's daily quantities as a normalised ``Decimal`` (``12.50`` → ``12.5``,
     ``0`` → ``0``), built from the float's shortest ``repr``, not its exact binary value.
 
-    ``normalize`` drops trailing zeros of whole numbers too, so ``120`` comes out as
-    ``Decimal("1.2E+2")`` and a template printing it shows ``1.2E+2`` (kept as it was when this
-    was moved here; the value itself is exact).
+    ``normalize`` drops the trailing zeros of whole numbers too (``120`` is
+    ``Decimal("1.2E+2")``); Django's templates localise a ``Decimal`` in fixed point, so the
+    page still shows ``120``. Format it with ``{:f}`` anywhere else.
     """
     return Decimal(str(sum(values))).normalize()
 
@@ -169,7 +169,7 @@ def class_rows(classes: Mapping[str, int]) -> list[tuple[str, int]]:
     return sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def thumbnails(samples: Iterable[tuple[str, str]]) -> list[dict]:
+def thumbnails(samples: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
     """Sample images ``[(member name, label)]`` as ``[{"n": index, "label", "name"}]``; ``n`` is
     the index the thumbnail URL takes."""
     return [{"n": i, "label": label, "name": name} for i, (name, label) in enumerate(samples)]
@@ -178,13 +178,13 @@ def thumbnails(samples: Iterable[tuple[str, str]]) -> list[dict]:
 # --- training jobs ----------------------------------------------------------------------------
 
 
-def latest_epochs(epochs: Iterable[Mapping[str, Any]]) -> list[dict]:
+def latest_epochs(epochs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """A job's ``epoch`` events' data, one per epoch number, ascending.
 
     A job restarted by a new attempt reports its epochs again: the last report of each epoch
     wins. A report without ``epoch`` counts as epoch 0.
     """
-    by_epoch: dict[int, dict] = {}
+    by_epoch: dict[int, dict[str, Any]] = {}
     for data in epochs:
         by_epoch[int(data.get("epoch", 0))] = dict(data)
     return [by_epoch[k] for k in sorted(by_epoch)]
@@ -208,7 +208,7 @@ def job_progress(*, status: str, epoch: int, epochs: int | None) -> tuple[int, i
     return total, min(100, int(epoch * 100 / total))
 
 
-def confusion_heat(confusion: Mapping[str, Any] | None) -> tuple[list[str], list[dict]]:
+def confusion_heat(confusion: Mapping[str, Any] | None) -> tuple[list[str], list[dict[str, Any]]]:
     """The confusion matrix as a heat map: each cell shaded by its share of its (true) row.
 
     Args:
@@ -249,7 +249,7 @@ def job_context(
     hyperparameters: Mapping[str, Any],
     metrics: Mapping[str, Any] | None,
     epoch_reports: Iterable[Mapping[str, Any]],
-) -> dict:
+) -> dict[str, Any]:
     """Everything the job page shows that is computed from the job's own values.
 
     Args:
@@ -335,7 +335,7 @@ def snippets(*, base_url: str, model_id: str, task: str) -> dict[str, str]:
     return {"curl": curl, "python": python, "url": url}
 
 
-def prediction_result(answer: Mapping[str, Any]) -> dict:
+def prediction_result(answer: Mapping[str, Any]) -> dict[str, Any]:
     """The first prediction of a ``prediction_create`` answer, for the try-it box.
 
     Args:
@@ -364,7 +364,7 @@ def days_between(start: datetime.date, end: datetime.date) -> list[str]:
 
 def usage_series(
     rows: Iterable[Mapping[str, Any]], *, start: datetime.date, today: datetime.date
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Usage per meter and day, one series per meter for the billing page's charts.
 
     Args:
@@ -382,7 +382,7 @@ def usage_series(
         chart's title. A meter appears only when it has at least one row.
     """
     days = days_between(start, today)
-    by_meter: dict[str, dict] = {}
+    by_meter: dict[str, dict[str, Any]] = {}
     for r in rows:
         m = by_meter.setdefault(r["meter"], {"unit": r["unit"], "values": dict.fromkeys(days, 0.0)})
         if r["date"] in m["values"]:

@@ -8,6 +8,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.template import Context, Template
 
 from saas.dashboard import presenters as p
 
@@ -137,6 +138,12 @@ def test_quantity_total():
     # The float's shortest repr, not its binary expansion.
     assert p.quantity_total([0.1]) == Decimal("0.1")
     assert p.quantity_total([120.0]) == Decimal(120)
+
+
+def test_a_whole_quantity_total_prints_in_fixed_point_on_a_page():
+    # normalize() makes 120 into 1.2E+2; the billing page must still read "120".
+    total = p.quantity_total([100.0, 20.0])
+    assert Template("{{ t }} unit{{ t|pluralize }}").render(Context({"t": total})) == "120 units"
 
 
 @pytest.mark.parametrize(
