@@ -44,11 +44,18 @@ def idempotency_begin(
 ) -> IdempotencyRecord:
     """Claim ``key`` for this request. Raises :class:`Replay` (finished before, same request),
     :class:`IdempotencyMismatch` (different request) or Conflict (still in flight)."""
-    if not key or len(key) > MAX_KEY_LENGTH:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationFailed(
             "Invalid Idempotency-Key.",
-            errors=[{"field": "Idempotency-Key", "message": f"1 to {MAX_KEY_LENGTH} characters"}],
+            errors=[
+                {
+                    "field": "Idempotency-Key",
+                    "message": f"1 to {MAX_KEY_LENGTH} printable characters (no control characters)",
+                }
+            ],
         )
+    # PostgreSQL text cannot hold NUL; a path may carry one (%00), so store it escaped.
+    route = route.replace("\x00", "\\x00")
     scoped = IdempotencyRecord.objects.for_tenant(organization_id)
     cutoff = timezone.now() - timedelta(seconds=settings.TRAINYARD_IDEMPOTENCY_TTL_SECONDS)
     scoped.filter(route=route, key=key, created_at__lt=cutoff).delete()

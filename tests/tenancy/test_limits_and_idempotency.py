@@ -162,6 +162,25 @@ def test_idempotency_key_too_long(acme):
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "Idempotency-Key"
 
 
+@pytest.mark.parametrize("bad", ["a\x00b", "line\nbreak", "\x7f"])
+def test_idempotency_key_with_control_characters_is_400(acme, bad):
+    r = acme.key("owner").post(
+        "/v1/training-jobs", {"dataset": "x"}, format="json", HTTP_IDEMPOTENCY_KEY=bad
+    )
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert not IdempotencyRecord.objects.unscoped_all_tenants().exists()
+
+
+def test_a_nul_in_the_path_is_not_a_500(acme):
+    r = acme.key("owner").post(
+        "/v1/training-jobs/tj_%00x/cancel", {}, format="json", HTTP_IDEMPOTENCY_KEY="nul-path"
+    )
+    assert r.status_code == 404
+    assert r["Content-Type"].startswith("application/problem+json")
+    r = acme.key("owner").get("/v1/training-jobs?status=%00")
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "status"
+
+
 def test_expired_records_are_purged(acme):
     from datetime import timedelta
 

@@ -1,0 +1,87 @@
+"""Model pages: the list, one model with its code snippets, and the try-it box."""
+
+from __future__ import annotations
+
+from django.views.decorators.http import require_GET, require_POST
+
+from saas.common.errors import DomainError, ValidationFailed
+from saas.datasets.models import Task
+from saas.inference import services as inference
+from saas.registry import selectors as model_selectors
+from saas.tenancy.permissions import Action
+
+from .. import presenters
+from ..base import org_page
+from .common import LIST_LIMIT, page
+
+#: The largest image the try-it box sends to the model (bytes).
+TRY_IMAGE_MAX_BYTES = 10 * 1024 * 1024
+
+
+@org_page(read=Action.TRAINING_READ)
+@require_GET
+def models(request):
+    """Trained models, newest first."""
+    rows = model_selectors.model_list(organization_id=request.tenant.organization.pk)
+    return page(request, "dashboard/models/list.html", {"models": rows[:LIST_LIMIT]})
+
+
+def _model_context(request, model) -> dict:
+    """The model page's context; the snippets name the host the browser used."""
+    return {
+        "model": model,
+        "is_text": model.task == Task.TEXT_CLASSIFICATION,
+        "metrics": model.metrics or {},
+        "snippets": presenters.snippets(
+            base_url=request.build_absolute_uri("/").rstrip("/"),
+            model_id=model.pk,
+            task=model.task,
+        ),
+    }
+
+
+@org_page(read=Action.TRAINING_READ)
+@require_GET
+def model_detail(request, model_id: str):
+    """One model: try-it box, metrics, code snippets for this host, SavedModel download."""
+    model = model_selectors.model_get(
+        organization_id=request.tenant.organization.pk, model_id=model_id
+    )
+    return page(request, "dashboard/models/detail.html", _model_context(request, model))
+
+
+@org_page(read=Action.MODELS_PREDICT, write=Action.MODELS_PREDICT)
+@require_POST
+def model_try(request, model_id: str):
+    """Run one text or image through the model (billed as one prediction)."""
+    model = model_selectors.model_get(
+        organization_id=request.tenant.organization.pk, model_id=model_id
+    )
+    text = request.POST.get("text", "")
+    upload = request.FILES.get("image")
+    result, problem, status = None, None, 200
+    try:
+        if model.task == Task.TEXT_CLASSIFICATION:
+            if not text.strip():
+                raise ValidationFailed("Type a text to classify.")
+            wire = inference.prediction_inputs_validate(model=model, inputs=[text])
+        else:
+            if upload is None:
+                raise ValidationFailed("Choose or drop an image to classify.")
+            if upload.size > TRY_IMAGE_MAX_BYTES:
+                raise ValidationFailed("The image is over 10 MB.")
+            wire = inference.prediction_inputs_validate(
+                model=model, inputs=None, files=[upload.read()]
+            )
+        answer = inference.prediction_create(model=model, inputs=wire)
+        result = presenters.prediction_result(answer)
+    except DomainError as exc:
+        problem = "; ".join(
+            [exc.detail] + [e["message"] for e in presenters.problem_list(exc.errors)]
+        )
+        status = exc.status
+    context = {**_model_context(request, model), "result": result, "problem": problem, "text": text}
+    if request.htmx:
+        # A 4xx fragment is still swapped in (htmx-config in base.html).
+        return page(request, "dashboard/models/_prediction.html", context, status=status)
+    return page(request, "dashboard/models/detail.html", context, status=status)
