@@ -32,6 +32,7 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from saas.apikeys.services import api_key_create  # noqa: E402
+from saas.common.actor import Actor  # noqa: E402
 from saas.datasets.services import dataset_create  # noqa: E402
 from saas.jobs.models import JobEvent, TrainingJob  # noqa: E402
 from saas.metering.services import usage_record  # noqa: E402
@@ -57,6 +58,7 @@ def build():
             size=SENTIMENT.stat().st_size,
             task="text-classification",
             name="sentiment.csv",
+            actor=Actor(user_id=owner.pk),
         )
     classes = ["negative", "positive"]
     metrics = {

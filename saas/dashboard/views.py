@@ -268,6 +268,7 @@ def dataset_new(request):
                     name=data["name"] or upload.name or "dataset",
                     text_column=data["text_column"] or "text",
                     label_column=data["label_column"] or "label",
+                    actor=request.tenant.actor,
                 )
             except (ValidationFailed, PayloadTooLarge) as exc:
                 status = exc.status
@@ -423,6 +424,7 @@ def job_new(request):
                     base_model=data.get("base_model") or None,
                     hyperparameters=form.hyperparameters(),
                     seed=data.get("seed") or 0,
+                    actor=request.tenant.actor,
                 )
             except DomainError as exc:
                 status = exc.status
@@ -659,7 +661,7 @@ def model_try(request, model_id: str):
             wire = inference.prediction_inputs_validate(
                 model=model, inputs=None, files=[upload.read()]
             )
-        answer = inference.prediction_create(model=model, inputs=wire)
+        answer = inference.prediction_create(model=model, inputs=wire, actor=request.tenant.actor)
         pred = answer["predictions"][0]
         result = {
             "label": pred["label"],
