@@ -150,6 +150,8 @@ class TrainingJobListView(TenantAPIView):
             device=data["device"],
             actor=self.actor,
         )
+        # Re-read through the selector: queue position and model come with the row.
+        job = job_selectors.training_job_get(organization_id=self.organization.pk, job_id=job.pk)
         return Response(s.TrainingJobOut(job).data, status=status.HTTP_201_CREATED)
 
 
@@ -172,7 +174,8 @@ class TrainingJobCancelView(TenantAPIView):
     @extend_schema(request=None, responses=s.TrainingJobOut)
     def post(self, request, job_id: str):
         job = job_selectors.training_job_get(organization_id=self.organization.pk, job_id=job_id)
-        job = job_services.training_job_cancel(job=job, actor=self.actor)
+        job_services.training_job_cancel(job=job, actor=self.actor)
+        job = job_selectors.training_job_get(organization_id=self.organization.pk, job_id=job_id)
         return Response(s.TrainingJobOut(job).data)
 
 
