@@ -35,6 +35,7 @@ class Artifact:
 
 
 def model_artifact_key(*, organization_id: str, model_id: str, version: int = 1) -> str:
+    """Where a model's tarball lives: keyed by tenant, model id and version, never user names."""
     return f"tenants/{organization_id}/models/{model_id}/v{version}/saved_model.tar.gz"
 
 
@@ -63,6 +64,7 @@ def model_artifact_store(*, organization_id: str, model_id: str, saved_model_dir
 
 
 def model_artifact_delete(*, key: str) -> None:
+    """Remove a stored tarball (an upload whose completing transaction lost the race)."""
     default_storage.delete(key)
 
 
