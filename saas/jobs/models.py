@@ -63,6 +63,13 @@ class TrainingJob(TenantModel):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    # Computed in SQL by ``saas.jobs.selectors.training_job_list`` (absent on a row read
+    # elsewhere): queued jobs ahead on its device queue (None unless queued), the
+    # organisation's running jobs, and the id of its model.
+    queue_ahead: int | None
+    org_running: int
+    trained_model_id: str | None
+
     class Meta:
         indexes = [
             models.Index(fields=["organization", "-created_at"]),

@@ -53,7 +53,7 @@ class JobUsage:
     examples_processed: int | _Unset = UNSET
     device: str | _Unset = UNSET
     peak_memory_bytes: int | None | _Unset = UNSET
-    charge_lines: list[dict] | _Unset = UNSET
+    charge_lines: dict[str, dict] | _Unset = UNSET  # {meter: {billable, unit_price, amount}}
 
     # ---- the stages -----------------------------------------------------------------------
 
@@ -106,8 +106,9 @@ class JobUsage:
             billing_reason=reason,
         )
 
-    def priced(self, *, charge: Decimal, lines: list[dict]) -> JobUsage:
-        """This usage with its final charge and the invoice lines it is made of."""
+    def priced(self, *, charge: Decimal, lines: dict[str, dict]) -> JobUsage:
+        """This usage with its final charge and the invoice lines it is made of
+        (``saas.billing.services.training_charge``'s ``{meter: {...}}``)."""
         return dataclasses.replace(self, charge=charge, cost_so_far=charge, charge_lines=lines)
 
     def with_reason(self, reason: str) -> JobUsage:

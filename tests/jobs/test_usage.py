@@ -14,7 +14,7 @@ from saas.jobs.usage import JobUsage
 from tests.conftest import small_text_rows, text_csv, upload
 from tests.jobs.test_state_machine import RESOURCES, fake_result, reload
 
-LINES = [{"meter": "training_compute_seconds", "amount": "0.42"}]
+LINES = {"training_compute_seconds": {"billable": "1.5", "unit_price": "0.28", "amount": "0.42"}}
 
 
 def _jsonb_order(d: dict) -> list[str]:
