@@ -60,6 +60,7 @@ def build():
             size=SENTIMENT.stat().st_size,
             task="text-classification",
             name="sentiment.csv",
+            actor=Actor(user_id=owner.pk),
         )
     classes = ["negative", "positive"]
     metrics = {

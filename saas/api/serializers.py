@@ -5,8 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from saas.datasets.models import Task
-from saas.jobs.selectors import training_job_queue_info
-from saas.registry.selectors import model_for_job
+from saas.jobs.selectors import training_job_model_id, training_job_queue_info
+from saas.jobs.usage import JobUsage
 
 
 class DatasetCreateIn(serializers.Serializer):
@@ -57,6 +57,14 @@ class TrainingJobCreateIn(serializers.Serializer):
     )
 
 
+class JobUsageField(serializers.JSONField):
+    """A job's stored ``usage`` written out through :class:`~saas.jobs.usage.JobUsage` (the one
+    definition of its shape); the same JSON schema as before (any object)."""
+
+    def to_representation(self, value) -> dict:
+        return JobUsage.from_dict(value).to_dict()
+
+
 class TrainingJobOut(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.SerializerMethodField()
@@ -74,7 +82,7 @@ class TrainingJobOut(serializers.Serializer):
     attempt = serializers.IntegerField()
     metrics = serializers.JSONField()
     model = serializers.SerializerMethodField()
-    usage = serializers.JSONField()
+    usage = JobUsageField()
     error = serializers.JSONField()
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField()
@@ -102,10 +110,7 @@ class TrainingJobOut(serializers.Serializer):
         return obj.cancel_requested_at is not None
 
     def get_model(self, obj) -> str | None:
-        if obj.status != "succeeded":
-            return None
-        model = model_for_job(organization_id=obj.organization_id, job_id=obj.pk)
-        return model.pk if model else None
+        return training_job_model_id(job=obj)
 
 
 class JobEventOut(serializers.Serializer):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -18,6 +17,7 @@ from saas.jobs import selectors as job_selectors
 from saas.jobs import services as job_services
 from saas.metering.selectors import usage_by_meter_and_day
 from saas.registry import selectors as model_selectors
+from saas.registry import services as model_services
 from saas.tenancy.permissions import Action
 
 from . import serializers as s
@@ -80,7 +80,7 @@ class DatasetListView(TenantAPIView):
             name=data.get("name") or upload.name or "dataset",
             text_column=data["text_column"],
             label_column=data["label_column"],
-            api_key=self.api_key,
+            actor=self.actor,
         )
         return Response(s.DatasetOut(dataset).data, status=status.HTTP_201_CREATED)
 
@@ -148,8 +148,10 @@ class TrainingJobListView(TenantAPIView):
             hyperparameters=data.get("hyperparameters"),
             seed=data["seed"],
             device=data["device"],
-            api_key=self.api_key,
+            actor=self.actor,
         )
+        # Re-read through the selector: queue position and model come with the row.
+        job = job_selectors.training_job_get(organization_id=self.organization.pk, job_id=job.pk)
         return Response(s.TrainingJobOut(job).data, status=status.HTTP_201_CREATED)
 
 
@@ -172,7 +174,8 @@ class TrainingJobCancelView(TenantAPIView):
     @extend_schema(request=None, responses=s.TrainingJobOut)
     def post(self, request, job_id: str):
         job = job_selectors.training_job_get(organization_id=self.organization.pk, job_id=job_id)
-        job = job_services.training_job_cancel(job=job, actor=self.actor)
+        job_services.training_job_cancel(job=job, actor=self.actor)
+        job = job_selectors.training_job_get(organization_id=self.organization.pk, job_id=job_id)
         return Response(s.TrainingJobOut(job).data)
 
 
@@ -239,7 +242,7 @@ class ModelDownloadView(TenantAPIView):
     def get(self, request, model_id: str):
         model = model_selectors.model_get(organization_id=self.organization.pk, model_id=model_id)
         response = FileResponse(
-            default_storage.open(model.artifact_key, "rb"),
+            model_services.model_download(model=model, actor=self.actor),
             as_attachment=True,
             filename=f"{model.pk}-v{model.version}-saved_model.tar.gz",
             content_type="application/gzip",
@@ -269,7 +272,7 @@ class ModelPredictView(TenantAPIView):
                 "Send inputs.", errors=[{"field": "inputs", "message": "this field is required"}]
             )
         wire = inference.prediction_inputs_validate(model=model, inputs=inputs, files=files)
-        return Response(inference.prediction_create(model=model, inputs=wire, api_key=self.api_key))
+        return Response(inference.prediction_create(model=model, inputs=wire, actor=self.actor))
 
 
 class UsageView(TenantAPIView):

@@ -1,5 +1,6 @@
 """Datasets: a validated upload (CSV of text,label or ZIP of class folders) and its report."""
 
+from django.conf import settings
 from django.db import models
 
 from saas.common.ids import IdFactory
@@ -32,6 +33,14 @@ class Dataset(TenantModel):
     label_column = models.CharField(max_length=200, blank=True, default="")
     created_by_key = models.ForeignKey(
         "apikeys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The user behind the request: the signed-in user, or the user who issued the API key.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     deleted_at = models.DateTimeField(null=True, blank=True)

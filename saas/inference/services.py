@@ -19,7 +19,10 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
+from saas.apikeys.models import ApiKey
+from saas.billing.services import billing_check
 from saas.celery import Queue, TaskName, app
+from saas.common.actor import Actor
 from saas.common.errors import ServiceUnavailable, ValidationFailed, WorkerError
 from saas.common.ids import new_id
 from saas.datasets.models import Task
@@ -142,14 +145,19 @@ def prediction_inputs_validate(
     return wire
 
 
-def prediction_create(*, model: TrainedModel, inputs: list[str], api_key=None) -> dict:
+def prediction_create(*, model: TrainedModel, inputs: list[str], actor: Actor) -> dict:
     """Run ``inputs`` (already validated) through ``model`` and bill the request.
 
+    ``actor`` is who asks: an API key's spend cap is checked and its id is on the usage event.
     Returns ``{"id", "object", "model", "predictions": [{"label", "score", "scores"}], "usage"}``.
-    Raises ServiceUnavailable (503) when no inference worker answers in time.
+    Raises PaymentRequired (402) when the request cannot be billed, ServiceUnavailable (503)
+    when no inference worker answers in time, WorkerError (502) when it cannot run the model.
     """
-    from saas.billing.services import billing_check
-
+    api_key = (
+        ApiKey.objects.for_tenant(model.organization_id).filter(pk=actor.api_key_id).first()
+        if actor.api_key_id
+        else None
+    )
     billing_check(
         organization=model.organization,
         meter=Meter.PREDICTIONS,
@@ -185,7 +193,7 @@ def prediction_create(*, model: TrainedModel, inputs: list[str], api_key=None) -
             occurred_at=timezone.now(),
             source_type="prediction",
             source_id=request_id,
-            api_key_id=getattr(api_key, "pk", None),
+            api_key_id=actor.api_key_id,
             model_id=model.id,
         )
     return {

@@ -1,5 +1,6 @@
 """Training jobs, their timeline, and the state machine's statuses."""
 
+from django.conf import settings
 from django.db import models
 
 from saas.common.ids import IdFactory
@@ -26,7 +27,11 @@ class TrainingJob(TenantModel):
     TERMINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     id = models.CharField(primary_key=True, max_length=32, default=IdFactory("tj"), editable=False)
-    dataset = models.ForeignKey("datasets.Dataset", on_delete=models.PROTECT, related_name="+")
+    # The reverse name lets datasets ask "is a job using me?" without importing jobs (which
+    # depends on datasets): ``Dataset.objects.filter(training_jobs__status__in=...)``.
+    dataset = models.ForeignKey(
+        "datasets.Dataset", on_delete=models.PROTECT, related_name="training_jobs"
+    )
     task = models.CharField(max_length=32)
     base_model = models.CharField(max_length=64)
     hyperparameters = models.JSONField()
@@ -46,9 +51,24 @@ class TrainingJob(TenantModel):
     created_by_key = models.ForeignKey(
         "apikeys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The user behind the request: the signed-in user, or the user who issued the API key.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    # Computed in SQL by ``saas.jobs.selectors.training_job_list`` (absent on a row read
+    # elsewhere): queued jobs ahead on its device queue (None unless queued), the
+    # organisation's running jobs, and the id of its model.
+    queue_ahead: int | None
+    org_running: int
+    trained_model_id: str | None
 
     class Meta:
         indexes = [

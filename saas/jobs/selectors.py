@@ -1,8 +1,24 @@
-"""Reads for training jobs, tenant-scoped, including why a queued job waits."""
+"""Reads for training jobs, tenant-scoped, including why a queued job waits.
+
+A job read through :func:`training_job_list` (or :func:`training_job_get`) carries, computed in
+the same SQL query, what its API and dashboard views show beside its own columns:
+
+- ``queue_ahead``: for a queued job, how many queued jobs on its device queue are older (all
+  tenants; only the count is revealed); None for any other status;
+- ``org_running``: how many of the organisation's jobs are running;
+- ``trained_model_id``: the id of the job's model, or None;
+- ``organization`` (joined), for the plan's limits.
+
+So a page of jobs costs one query whatever its length.
+"""
 
 from __future__ import annotations
 
+from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, When
+from django.db.models.functions import Coalesce
+
 from saas.common.errors import NotFound
+from saas.registry.models import TrainedModel
 from saas.tenancy.plans import plan_limits
 
 from .models import JobEvent, TrainingJob
@@ -10,20 +26,55 @@ from .models import JobEvent, TrainingJob
 Status = TrainingJob.Status
 
 
+def _count(queryset, group: str) -> Subquery:
+    """``SELECT count(*)`` of ``queryset`` as a scalar subquery (grouped by a column it fixes)."""
+    return Subquery(
+        queryset.order_by().values(group).annotate(n=Count("pk")).values("n"),
+        output_field=IntegerField(),
+    )
+
+
 def training_job_list(*, organization_id: str):
-    """The organisation's training jobs, newest first."""
-    return TrainingJob.objects.for_tenant(organization_id).order_by("-created_at", "-pk")
+    """The organisation's training jobs, newest first, annotated as the module docstring says."""
+    ahead = TrainingJob.objects.unscoped_all_tenants().filter(  # a count across tenants
+        status=Status.QUEUED, device=OuterRef("device"), created_at__lt=OuterRef("created_at")
+    )
+    running = TrainingJob.objects.for_tenant(organization_id).filter(status=Status.RUNNING)
+    model = TrainedModel.objects.for_tenant(organization_id).filter(job_id=OuterRef("pk"))
+    return (
+        TrainingJob.objects.for_tenant(organization_id)
+        .select_related("organization")
+        .annotate(
+            # CASE so PostgreSQL runs the correlated count for queued rows only.
+            queue_ahead=Case(
+                When(status=Status.QUEUED, then=Coalesce(_count(ahead, "device"), 0)),
+                default=None,
+                output_field=IntegerField(),
+            ),
+            org_running=Coalesce(_count(running, "organization_id"), 0),
+            trained_model_id=Subquery(model.values("pk")[:1]),
+        )
+        .order_by("-created_at", "-pk")
+    )
 
 
 def training_job_get(*, organization_id: str, job_id: str) -> TrainingJob:
-    """Raises NotFound if missing or another tenant's."""
+    """One job, annotated like the list. Raises NotFound if missing or another tenant's."""
     job = training_job_list(organization_id=organization_id).filter(pk=job_id).first()
     if job is None:
         raise NotFound(f"No training job {job_id!r}.")
     return job
 
 
+def _annotated(job: TrainingJob) -> TrainingJob:
+    """``job`` as the list reads it (re-read once if it came from elsewhere, e.g. a service)."""
+    if hasattr(job, "queue_ahead"):
+        return job
+    return training_job_get(organization_id=job.organization_id, job_id=job.pk)
+
+
 def training_job_events(*, job: TrainingJob):
+    """The job's timeline, oldest first."""
     return (
         JobEvent.objects.for_tenant(job.organization_id)
         .filter(job=job)
@@ -37,18 +88,21 @@ def training_job_queue_info(*, job: TrainingJob) -> tuple[int | None, str | None
     ``queue_position`` is 1 for the next job to start on the job's device queue (all tenants;
     only a count is revealed). ``wait_reason`` is ``tenant_limit`` while the organisation
     already runs its plan's ``max_running_jobs``, else ``capacity``
-    (waiting for a free worker slot).
+    (waiting for a free worker slot). No query for a job read through this module.
     """
     if job.status != Status.QUEUED:
         return None, None
-    ahead = (
-        TrainingJob.objects.unscoped_all_tenants()  # a count across tenants, no rows revealed
-        .filter(status=Status.QUEUED, device=job.device, created_at__lt=job.created_at)
-        .count()
-    )
-    running_here = (
-        TrainingJob.objects.for_tenant(job.organization_id).filter(status=Status.RUNNING).count()
-    )
-    if running_here >= plan_limits(job.organization.plan)["max_running_jobs"]:
-        return ahead + 1, "tenant_limit"
-    return ahead + 1, "capacity"
+    job = _annotated(job)
+    if job.status != Status.QUEUED:  # it started since the caller read it
+        return None, None
+    if job.org_running >= plan_limits(job.organization.plan)["max_running_jobs"]:
+        return job.queue_ahead + 1, "tenant_limit"
+    return job.queue_ahead + 1, "capacity"
+
+
+def training_job_model_id(*, job: TrainingJob) -> str | None:
+    """The id of a succeeded job's model (None otherwise). No query for a job read through
+    this module."""
+    if job.status != Status.SUCCEEDED:
+        return None
+    return _annotated(job).trained_model_id

@@ -1,9 +1,21 @@
-"""Writing to the usage ledger."""
+"""Writing to the usage ledger: append-only, one row per (organisation, meter, source).
+
+``usage_record`` is called inside the transaction of the state change it bills for (a job
+finishing, a prediction answered), which records who caused it; so it takes no actor of its
+own. A correction is a change of its own and takes and audits an ``actor``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from saas.common.actor import Actor
+from saas.tenancy.audit import audit_record
 
 from .models import Meter, UsageEvent
 
@@ -53,20 +65,14 @@ def usage_record(
     )
 
 
-def usage_correct(*, event: UsageEvent, quantity: Decimal, reason: str, actor=None) -> UsageEvent:
+def usage_correct(*, event: UsageEvent, quantity: Decimal, reason: str, actor: Actor) -> UsageEvent:
     """Correct a usage event by appending a new one (never by editing it).
 
     ``quantity`` is the signed adjustment (e.g. ``-event.quantity`` to cancel it in full); the
     correction references the original as its source and carries ``reason``. Raises ValueError
     for an empty reason, a zero adjustment, or one that would take the total below zero.
-    Audited as ``usage.corrected``.
+    Audited as ``usage.corrected`` with ``actor``.
     """
-    from django.db import transaction
-    from django.db.models import Sum
-    from django.utils import timezone
-
-    from saas.tenancy.audit import audit_record
-
     if not reason.strip():
         raise ValueError("a correction needs a reason")
     quantity = Decimal(str(quantity))

@@ -1,4 +1,9 @@
-"""Model artifacts: a SavedModel directory packed as ``.tar.gz`` into storage, and back."""
+"""Trained models: registering a job's model, its artifact (a SavedModel packed as ``.tar.gz``
+into storage, and back), and downloading it.
+
+The artifact helpers are storage plumbing called inside the job transitions, which record the
+state change; ``model_download`` is the one write a user triggers here, and it is audited.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +17,25 @@ from pathlib import Path
 
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.db import transaction
+
+from saas.common.actor import Actor
+from saas.tenancy.audit import audit_record
+
+from .models import TrainedModel
 
 
 @dataclass(frozen=True)
 class Artifact:
+    """A stored model tarball: storage ``key``, ``size`` in bytes and hex ``sha256``."""
+
     key: str
     size: int
     sha256: str
 
 
 def model_artifact_key(*, organization_id: str, model_id: str, version: int = 1) -> str:
+    """Where a model's tarball lives: keyed by tenant, model id and version, never user names."""
     return f"tenants/{organization_id}/models/{model_id}/v{version}/saved_model.tar.gz"
 
 
@@ -50,6 +64,7 @@ def model_artifact_store(*, organization_id: str, model_id: str, saved_model_dir
 
 
 def model_artifact_delete(*, key: str) -> None:
+    """Remove a stored tarball (an upload whose completing transaction lost the race)."""
     default_storage.delete(key)
 
 
@@ -75,3 +90,51 @@ def model_artifact_extract(*, key: str, dest: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def model_register(
+    *,
+    model_id: str,
+    organization_id: str,
+    job_id: str,
+    task: str,
+    base_model: str,
+    classes: list[str],
+    metrics: dict,
+    artifact: Artifact,
+) -> TrainedModel:
+    """Create the :class:`TrainedModel` of a succeeded job (inside the job's completing
+    transaction, which the job's timeline records). A second model for the same job violates
+    the unique ``job`` (IntegrityError), so a redelivered completion cannot make two."""
+    return TrainedModel.objects.for_tenant(organization_id).create(
+        id=model_id,
+        organization_id=organization_id,
+        job_id=job_id,
+        task=task,
+        base_model=base_model,
+        classes=classes,
+        metrics=metrics,
+        artifact_key=artifact.key,
+        artifact_bytes=artifact.size,
+        artifact_sha256=artifact.sha256,
+    )
+
+
+@transaction.atomic
+def model_download(*, model: TrainedModel, actor: Actor):
+    """Open ``model``'s artifact for download and audit it as ``model.downloaded``.
+
+    ``model`` comes from the tenant-scoped selector. Returns the storage file opened ``rb``
+    (the caller streams and closes it); its length is ``model.artifact_bytes``. Raises
+    FileNotFoundError (nothing audited) when the artifact is missing from storage.
+    """
+    fh = default_storage.open(model.artifact_key, "rb")
+    audit_record(
+        organization_id=model.organization_id,
+        action="model.downloaded",
+        actor=actor,
+        target_type="model",
+        target_id=model.pk,
+        bytes=model.artifact_bytes,
+    )
+    return fh

@@ -115,6 +115,36 @@ def test_queue_position_and_wait_reason(tenant, dataset, settings):
     assert tenant.client.get(f"/v1/training-jobs/{running['id']}").json()["queue_position"] is None
 
 
+def test_the_list_shows_what_each_job_shows(tenant, dataset, settings):
+    """Queue position, wait reason and model come from the selector's SQL in the list and in
+    the detail alike: per device queue, across tenants, the model only once succeeded."""
+    settings.TRAINYARD_PLAN_LIMITS = {
+        k: {**v, "max_active_jobs": 10, "max_running_jobs": 1}
+        for k, v in settings.TRAINYARD_PLAN_LIMITS.items()
+    }
+    other = make_tenant("initech")
+    other_ds = upload(other.client, text_csv(small_text_rows())).json()
+    create(other.client, dataset=other_ds["id"])
+    ids = [create(tenant.client, dataset=dataset["id"]).json()["id"] for _ in range(3)]
+    gpu = create(tenant.client, dataset=dataset["id"], device="gpu").json()
+    assert gpu["queue_position"] == 1  # its own queue
+    listed = {j["id"]: j for j in tenant.client.get("/v1/training-jobs").json()["data"]}
+    assert [listed[i]["queue_position"] for i in ids] == [2, 3, 4]
+    for job_id, job in listed.items():
+        detail = tenant.client.get(f"/v1/training-jobs/{job_id}").json()
+        assert (job["queue_position"], job["wait_reason"], job["model"]) == (
+            detail["queue_position"],
+            detail["wait_reason"],
+            detail["model"],
+        )
+    TrainingJob.objects.for_tenant(tenant.org).filter(pk=ids[0]).update(status="running")
+    listed = {j["id"]: j for j in tenant.client.get("/v1/training-jobs").json()["data"]}
+    assert listed[ids[0]]["queue_position"] is None and listed[ids[0]]["wait_reason"] is None
+    assert [listed[i]["queue_position"] for i in ids[1:]] == [2, 3]
+    assert {listed[i]["wait_reason"] for i in ids[1:]} == {"tenant_limit"}
+    assert all(j["model"] is None for j in listed.values())
+
+
 def test_cancel_queued_job(tenant, dataset):
     job = create(tenant.client, dataset=dataset["id"]).json()
     r = tenant.client.post(f"/v1/training-jobs/{job['id']}/cancel")

@@ -335,12 +335,18 @@ def test_a_jobs_charge_equals_its_invoice_lines(tenant, tmp_path):
 
 
 def test_corrections_are_new_negative_events(tenant):
+    from saas.common.actor import Actor
     from saas.metering.models import UsageEvent
     from saas.metering.services import usage_correct
 
     record(tenant.org, Meter.PREDICTIONS, 100, day=timezone.now().date(), source="orig")
     event = UsageEvent.objects.for_tenant(tenant.org).get(source_id="orig")
-    fix = usage_correct(event=event, quantity=D(-30), reason="duplicate requests during an outage")
+    fix = usage_correct(
+        event=event,
+        quantity=D(-30),
+        reason="duplicate requests during an outage",
+        actor=Actor.system(),
+    )
     assert fix.pk != event.pk and fix.quantity == D(-30) and fix.reason.startswith("duplicate")
     assert UsageEvent.objects.for_tenant(tenant.org).get(pk=event.pk).quantity == D(
         100
@@ -350,12 +356,13 @@ def test_corrections_are_new_negative_events(tenant):
         "predictions"
     ] == D(70)
     with pytest.raises(ValueError):
-        usage_correct(event=event, quantity=D(-71), reason="too much")
+        usage_correct(event=event, quantity=D(-71), reason="too much", actor=Actor.system())
     with pytest.raises(ValueError):
-        usage_correct(event=event, quantity=D(-1), reason=" ")
+        usage_correct(event=event, quantity=D(-1), reason=" ", actor=Actor.system())
 
 
 def test_training_correction_is_credited_on_the_invoice(db):
+    from saas.common.actor import Actor
     from saas.metering.models import UsageEvent
     from saas.metering.services import usage_correct
 
@@ -365,7 +372,12 @@ def test_training_correction_is_credited_on_the_invoice(db):
     month = timezone.now().date().replace(day=1)
     record(org, Meter.TRAINING_COMPUTE_SECONDS, 40000, day=timezone.now().date(), source="big-job")
     event = UsageEvent.objects.for_tenant(org).get(source_id="big-job")
-    usage_correct(event=event, quantity=D(-4000), reason="refund: worker restarted twice")
+    usage_correct(
+        event=event,
+        quantity=D(-4000),
+        reason="refund: worker restarted twice",
+        actor=Actor.system(),
+    )
     inv = billing.period_close(organization=org, period_start=month)
     amounts = list(
         InvoiceLine.objects.for_tenant(org)

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
+from saas.common.actor import Actor
 from saas.jobs import services as jobs
 from saas.jobs.models import TrainingJob
 from saas.metering.models import UsageEvent
@@ -111,7 +112,7 @@ def test_cancel_requested_while_running_then_stopped(job):
     start = jobs.training_job_start(job_id=job.pk)
     monitor = jobs.JobMonitor(start)
     assert monitor.should_stop() is False
-    jobs.training_job_cancel(job=reload(job))
+    jobs.training_job_cancel(job=reload(job), actor=Actor.system())
     assert monitor.should_stop() is True
     jobs.training_job_stopped(start=start, resources=RESOURCES, examples=12)
     j = reload(job)

@@ -56,6 +56,7 @@ def dataset_new(request):
                     name=data["name"] or upload.name or "dataset",
                     text_column=data["text_column"] or "text",
                     label_column=data["label_column"] or "label",
+                    actor=request.tenant.actor,
                 )
             except (ValidationFailed, PayloadTooLarge) as exc:
                 status = exc.status

@@ -81,6 +81,7 @@ def job_new(request):
                     base_model=data.get("base_model") or None,
                     hyperparameters=form.hyperparameters(),
                     seed=data.get("seed") or 0,
+                    actor=request.tenant.actor,
                 )
             except DomainError as exc:
                 status = exc.status

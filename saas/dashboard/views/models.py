@@ -73,7 +73,7 @@ def model_try(request, model_id: str):
             wire = inference.prediction_inputs_validate(
                 model=model, inputs=None, files=[upload.read()]
             )
-        answer = inference.prediction_create(model=model, inputs=wire)
+        answer = inference.prediction_create(model=model, inputs=wire, actor=request.tenant.actor)
         result = presenters.prediction_result(answer)
     except DomainError as exc:
         problem = "; ".join(

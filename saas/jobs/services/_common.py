@@ -1,0 +1,64 @@
+"""Helpers shared by the job transitions: the timeline, enqueueing, the terminal update."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from saas.apikeys.models import ApiKey
+from saas.celery import TaskName, app, training_queue
+from saas.common.actor import Actor
+
+from ..models import JobEvent, TrainingJob
+
+Status = TrainingJob.Status
+
+
+def event(job: TrainingJob, type_: str, message: str = "", **data) -> None:
+    """Append one line to the job's timeline (inside the caller's transaction)."""
+    JobEvent.objects.for_tenant(job.organization_id).create(
+        organization_id=job.organization_id, job=job, type=type_, message=message, data=data
+    )
+
+
+def enqueue(job: TrainingJob) -> None:
+    """Send the job's train task to its device queue once the transaction commits."""
+    job_id, queue = job.id, training_queue(job.device).value
+    transaction.on_commit(
+        lambda: app.send_task(TaskName.TRAIN, kwargs={"job_id": job_id}, queue=queue)
+    )
+
+
+def stale(job: TrainingJob, now) -> bool:
+    """True when the job's heartbeat is older than ``TRAINYARD_HEARTBEAT_STALE_SECONDS``."""
+    limit = timedelta(seconds=settings.TRAINYARD_HEARTBEAT_STALE_SECONDS)
+    return job.heartbeat_at is None or now - job.heartbeat_at > limit
+
+
+def finish(job: TrainingJob, status: str, **fields) -> None:
+    """Move the (already locked and checked) job to a terminal ``status``."""
+    now = timezone.now()
+    TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(
+        status=status, finished_at=now, heartbeat_at=now, **fields
+    )
+
+
+def lock_attempt(*, organization_id: str, job_id: str) -> TrainingJob | None:
+    """The job's row, locked (``select_for_update``) for the rest of the transaction."""
+    return (
+        TrainingJob.objects.for_tenant(organization_id)
+        .select_for_update()
+        .filter(pk=job_id)
+        .first()
+    )
+
+
+def actor_api_key(*, organization_id: str, actor: Actor) -> ApiKey | None:
+    """The API key ``actor`` acts through (its spend cap is checked by ``billing_check``), or
+    None for a signed-in user or the system."""
+    if actor.api_key_id is None:
+        return None
+    return ApiKey.objects.for_tenant(organization_id).filter(pk=actor.api_key_id).first()

@@ -1,0 +1,208 @@
+"""Jobs the user starts and stops: create (with its dry-run estimate) and cancel.
+
+Both are one transaction that records its actor: ``training_job.created`` and
+``training_job.cancelled`` in the audit log, the creating user and API key on the row.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from saas.billing.services import billing_check, training_estimate
+from saas.celery import training_queue
+from saas.common.actor import Actor
+from saas.common.errors import Conflict, DomainError, ValidationFailed
+from saas.datasets.models import Dataset
+from saas.metering.models import Meter
+from saas.tenancy.audit import audit_record
+from saas.tenancy.models import Organization
+from saas.tenancy.plans import plan_limits
+
+from .. import hyperparameters as hp
+from ..models import TrainingJob
+from ..usage import JobUsage
+from ._common import Status, actor_api_key, enqueue, event
+
+
+class TooManyJobs(DomainError):
+    status = 429
+    code = "too-many-jobs"
+    title = "Too many training jobs in flight"
+
+
+@transaction.atomic
+def training_job_create(
+    *,
+    organization: Organization,
+    dataset: Dataset,
+    actor: Actor,
+    base_model: str | None = None,
+    hyperparameters: dict | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+) -> TrainingJob:
+    """Create a ``queued`` job and enqueue it after the transaction commits.
+
+    ``dataset`` must already be resolved through the tenant-scoped selector. ``actor`` is
+    stored on the job (``created_by``, ``created_by_key``) and in the audit log
+    (``training_job.created``); an API key's monthly spend cap is checked.
+
+    Raises:
+        ValidationFailed: an unusable base model, hyperparameters, split or device (400).
+        PaymentRequired: the organisation or key cannot be billed for more training (402).
+        TooManyJobs: the plan's ``max_active_jobs`` are queued or running (429).
+    """
+    if device not in ("cpu", "gpu"):
+        raise ValidationFailed(
+            "Unknown device.", errors=[{"field": "device", "message": "must be 'cpu' or 'gpu'"}]
+        )
+    base_model, params = hp.resolve(
+        task=dataset.task, base_model=base_model, hyperparameters=hyperparameters
+    )
+    _check_split(dataset, params["validation_split"])
+    billing_check(
+        organization=organization,
+        meter=Meter.TRAINING_COMPUTE_SECONDS,
+        quantity=Decimal(0),
+        api_key=actor_api_key(organization_id=organization.pk, actor=actor),
+    )
+    # Serialise submissions per organisation so two concurrent requests cannot both pass the cap.
+    org = Organization.objects.select_for_update().get(pk=organization.pk)
+    cap = plan_limits(org.plan)["max_active_jobs"]
+    active = (
+        TrainingJob.objects.for_tenant(org).filter(status__in=TrainingJob.ACTIVE_STATUSES).count()
+    )
+    if active >= cap:
+        raise TooManyJobs(
+            f"Your organisation has {active} training jobs queued or running, the most its plan "
+            f"({org.plan}) allows; wait for one to finish or cancel one.",
+            limit=cap,
+        )
+    job = TrainingJob.objects.for_tenant(organization).create(
+        organization=organization,
+        dataset=dataset,
+        task=dataset.task,
+        base_model=base_model,
+        hyperparameters=params,
+        seed=seed,
+        device=device,
+        created_by_key_id=actor.api_key_id,
+        created_by_id=actor.user_id,
+    )
+    audit_record(
+        organization_id=organization.pk,
+        action="training_job.created",
+        actor=actor,
+        target_type="training_job",
+        target_id=job.pk,
+        dataset=dataset.pk,
+        base_model=base_model,
+        device=device,
+    )
+    event(job, "created", f"Queued on {training_queue(device).value}")
+    enqueue(job)
+    return job
+
+
+def training_job_estimate(
+    *,
+    organization: Organization,
+    dataset: Dataset,
+    base_model: str | None,
+    hyperparameters: dict | None,
+    device: str = "cpu",
+) -> dict:
+    """What a job would cost, without creating anything (``"dry_run": true``; a read, so no
+    actor).
+
+    Validates exactly as :func:`training_job_create` does (same 400s), then returns
+    ``{"object": "training_job.estimate", "estimated_seconds", "price": {"low", "high",
+    "currency"}, "basis": {...}}`` — examples × epochs × measured seconds per example.
+    """
+    base_model, params = hp.resolve(
+        task=dataset.task, base_model=base_model, hyperparameters=hyperparameters
+    )
+    _check_split(dataset, params["validation_split"])
+    train_examples = dataset.num_examples - math.ceil(
+        dataset.num_examples * params["validation_split"]
+    )
+    est = training_estimate(
+        organization=organization,
+        task=dataset.task,
+        base_model=base_model,
+        device=device,
+        examples=train_examples,
+        epochs=params["epochs"],
+    )
+    return {
+        "object": "training_job.estimate",
+        "dataset": dataset.pk,
+        "base_model": base_model,
+        "hyperparameters": params,
+        "estimated_seconds": float(est.seconds),
+        "price": {"low": str(est.low_price), "high": str(est.high_price), "currency": est.currency},
+        "basis": est.basis,
+    }
+
+
+def _check_split(dataset: Dataset, validation_split: float) -> None:
+    """A stratified split needs at least one example of every class on each side.
+
+    scikit-learn's ``train_test_split`` takes ``ceil(n × split)`` examples for validation.
+    """
+    n, classes = dataset.num_examples, len(dataset.classes)
+    n_val = math.ceil(n * validation_split)
+    if n_val < classes or n - n_val < classes:
+        raise ValidationFailed(
+            f"A validation split of {validation_split} leaves {n_val} validation and {n - n_val} training "
+            f"examples; each side needs at least one example of each of the {classes} classes.",
+            errors=[
+                {
+                    "field": "hyperparameters.validation_split",
+                    "message": f"needs ≥ {classes} examples on each side; add data or change the split",
+                }
+            ],
+        )
+
+
+@transaction.atomic
+def training_job_cancel(*, job: TrainingJob, actor: Actor) -> TrainingJob:
+    """Cancel a queued job now, or ask a running one to stop within one batch.
+
+    Audited as ``training_job.cancelled`` with ``actor``. Raises Conflict for a job that
+    already finished. Returns the job as it now stands.
+    """
+    locked = TrainingJob.objects.for_tenant(job.organization_id).select_for_update().get(pk=job.pk)
+    if locked.status in TrainingJob.TERMINAL_STATUSES:
+        raise Conflict(
+            f"The job has already finished ({locked.status}); only queued or running jobs can be cancelled.",
+            status_now=locked.status,
+        )
+    now = timezone.now()
+    if locked.cancel_requested_at is None:
+        fields: dict = {"cancel_requested_at": now}
+        if locked.status == Status.QUEUED:
+            fields.update(status=Status.CANCELLED, finished_at=now)
+            locked.usage = JobUsage.cancelled_while_queued(device=locked.device).to_dict()
+            fields["usage"] = locked.usage
+        TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(**fields)
+        audit_record(
+            organization_id=job.organization_id,
+            action="training_job.cancelled",
+            actor=actor,
+            target_type="training_job",
+            target_id=job.pk,
+            status_was=locked.status,
+        )
+        event(
+            locked,
+            "cancel_requested" if locked.status == Status.RUNNING else "cancelled",
+            "Cancel requested; the worker stops before its next batch"
+            if locked.status == Status.RUNNING
+            else "Cancelled while queued",
+        )
+    return TrainingJob.objects.for_tenant(job.organization_id).get(pk=job.pk)
