@@ -27,12 +27,12 @@ from saas.billing.services import (
     billing_check,
     job_charge,
     training_charge,
-    training_estimate,
 )
 from saas.celery import TaskName, app, training_queue
 from saas.common.actor import Actor
 from saas.common.errors import Conflict, DomainError, ValidationFailed
 from saas.datasets.models import Dataset
+from saas.jobs.estimates import training_estimate
 from saas.metering.models import Meter
 from saas.metering.services import usage_record
 from saas.registry.services import model_artifact_delete, model_artifact_store
