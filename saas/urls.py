@@ -10,8 +10,8 @@ def healthz(request):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/", include("saas.api.urls")),
-    path("v1/", include("saas.billing.invoice_urls")),
-    path("stripe/", include("saas.billing.stripe_urls")),
+    path("v1/", include("saas.api.invoice_urls")),
+    path("stripe/", include("saas.api.stripe_urls")),
     path("healthz", healthz),
     path("", include("saas.dashboard.urls")),
 ]

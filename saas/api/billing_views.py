@@ -9,14 +9,9 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from saas.billing import pricing
-from saas.billing.services import (
-    billing_account_get,
-    billing_account_update,
-    checkout_url,
-    period_charges,
-    usage_levels,
-)
+from saas.billing import pricing, stripe_sync
+from saas.billing.selectors import billing_account_get, period_charges, usage_levels
+from saas.billing.services.accounts import billing_account_update, checkout_url
 from saas.tenancy.permissions import Action
 
 from .base import TenantAPIView
@@ -114,7 +109,9 @@ class BillingCheckoutView(TenantAPIView):
     def post(self, request):
         ser = CheckoutIn(data=request.data)
         ser.is_valid(raise_exception=True)
-        url = checkout_url(organization=self.organization, plan_code=ser.validated_data["plan"])
+        url = checkout_url(
+            organization=self.organization, plan_code=ser.validated_data["plan"], actor=self.actor
+        )
         return Response({"url": url})
 
 
@@ -128,7 +125,5 @@ class BillingPortalView(TenantAPIView):
         responses={200: OpenApiResponse(description='{"url": "https://billing.stripe…"}')},
     )
     def post(self, request):
-        from saas.billing import stripe_sync
-
         account = billing_account_get(organization=self.organization)
         return Response({"url": stripe_sync.portal_session_create(account=account)})

@@ -1,12 +1,20 @@
-"""Operator console for billing: plans, prices, the rate card, contracts, invoices, margins."""
+"""Operator console for billing: plans, prices, the rate card, contracts, invoices, margins.
+
+Invoices and their lines are read-only (they are issued by period close, changed only by
+Stripe's events). An account's plan changes through an admin action that calls
+``billing_plan_change`` (audited), never by editing the field.
+"""
 
 import datetime
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
+from saas.common.actor import Actor
+from saas.common.errors import DomainError
 from saas.tenancy.admin import TenantModelAdmin
 
 from .models import (
@@ -19,7 +27,8 @@ from .models import (
     PlanPrice,
     RateCard,
 )
-from .services import margins
+from .selectors import margins
+from .services.accounts import billing_plan_change
 
 
 class PlanPriceInline(admin.TabularInline):
@@ -61,6 +70,23 @@ class RateCardAdmin(admin.ModelAdmin):
     list_display = ("effective_from", "currency", "cpu_second_cost", "gpu_second_cost")
 
 
+def _plan_action(code: str, name: str):
+    """An admin action moving the selected accounts' organisations to plan ``code``."""
+
+    def action(modeladmin, request, queryset):
+        actor = Actor.for_user(request, request.user)
+        for account in queryset.select_related("organization"):
+            try:
+                billing_plan_change(organization=account.organization, plan_code=code, actor=actor)
+            except DomainError as exc:
+                modeladmin.message_user(request, exc.detail, messages.ERROR)
+                return
+        modeladmin.message_user(request, f"Moved {queryset.count()} account(s) to {name}.")
+
+    action.__name__ = f"move_to_plan_{code}"
+    return action, action.__name__, f"Move to the {name} plan (audited)"
+
+
 @admin.register(BillingAccount)
 class BillingAccountAdmin(TenantModelAdmin):
     list_display = (
@@ -71,6 +97,35 @@ class BillingAccountAdmin(TenantModelAdmin):
         "stripe_customer_id",
         "past_due_since",
     )
+    # View-only: everything changes through services, each audited: the plan by the actions
+    # below, the spend cap in the customer's dashboard, the Stripe state by webhooks. Listing
+    # the fields keeps Django from building a form (whose FK querysets would be unscoped).
+    fields = readonly_fields = (
+        "organization",
+        "plan",
+        "status",
+        "monthly_spend_cap",
+        "stripe_customer_id",
+        "stripe_subscription_id",
+        "past_due_since",
+        "stripe_updated_at",
+        "warned",
+    )
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False  # accounts are created with their organisation
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        # The actions need the model's change permission, which the form itself never gets.
+        if request.user.has_perm("billing.change_billingaccount"):
+            for plan in Plan.objects.order_by("monthly_fee", "code"):
+                fn, name, label = _plan_action(plan.code, plan.name)
+                actions[name] = (fn, name, label)
+        return actions
 
 
 class ContractPriceInline(admin.TabularInline):
@@ -98,25 +153,6 @@ class ContractAdmin(TenantModelAdmin):
         formset.save_m2m()
 
 
-class InvoiceLineInline(admin.TabularInline):
-    model = InvoiceLine
-    extra = 0
-    can_delete = False
-    readonly_fields = (
-        "position",
-        "kind",
-        "meter",
-        "description",
-        "quantity",
-        "unit_price",
-        "amount",
-    )
-    exclude = ("organization", "stripe_invoice_item_id")
-
-    def get_queryset(self, request):
-        return InvoiceLine.objects.unscoped_all_tenants()
-
-
 @admin.register(Invoice)
 class InvoiceAdmin(TenantModelAdmin):
     list_display = (
@@ -129,4 +165,56 @@ class InvoiceAdmin(TenantModelAdmin):
         "due_on",
     )
     list_filter = ("status",)
-    inlines = [InvoiceLineInline]
+
+    # Read-only: an invoice is issued by period close and marked paid by Stripe's events.
+    # Listing the fields keeps Django from building a form (its FK querysets are unscoped).
+    fields = readonly_fields = (
+        "number",
+        "organization",
+        "status",
+        "period_start",
+        "period_end",
+        "currency",
+        "plan_code",
+        "contract",
+        "po_number",
+        "subtotal",
+        "credit_applied",
+        "tax_rate",
+        "tax",
+        "total",
+        "compute_cost",
+        "issued_at",
+        "due_on",
+        "paid_at",
+        "stripe_invoice_id",
+        "lines",
+    )
+
+    @admin.display(description="Lines")
+    def lines(self, obj: Invoice) -> str:
+        """The invoice's lines as a read-only table (no inline formset: its pk field would
+        query the fail-closed manager unscoped)."""
+        rows = InvoiceLine.objects.for_tenant(obj.organization_id).filter(invoice=obj)
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (ln.position, ln.kind, ln.description, ln.quantity, ln.unit_price, ln.amount)
+                for ln in rows.order_by("position")
+            ),
+        )
+        head = format_html(
+            "<tr><th>#</th><th>Kind</th><th>Description</th><th>Quantity</th>"
+            "<th>Unit price</th><th>Amount</th></tr>"
+        )
+        return format_html("<table>{}{}</table>", head, body)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -108,6 +108,12 @@ def billable_units(quantity: Decimal, included: Decimal) -> Decimal:
     return max(Decimal(0), Decimal(quantity) - Decimal(included))
 
 
+def included_share(remaining: Decimal, quantity: Decimal) -> Decimal:
+    """How much of ``quantity`` the still-unused included units (``remaining``) cover: between
+    0 and ``quantity``, never negative."""
+    return min(max(remaining, Decimal(0)), max(Decimal(quantity), Decimal(0)))
+
+
 def rate_card_on(day: datetime.date) -> RateCard | None:
     return RateCard.objects.filter(effective_from__lte=day).order_by("-effective_from").first()
 

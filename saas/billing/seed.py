@@ -1,5 +1,5 @@
 """The default plans and the first rate card: seeded by migration 0002, and restored by
-:func:`ensure_defaults` if a table was emptied (e.g. by a test database flush)."""
+:func:`saas.billing.services.accounts.billing_account_ensure` if a table was emptied (e.g. by a test database flush)."""
 
 from __future__ import annotations
 
@@ -75,9 +75,3 @@ def seed(Plan, PlanPrice, RateCard) -> None:
                 defaults={"included_units": included, "unit_price": price},
             )
     RateCard.objects.get_or_create(effective_from=START, defaults=RATE_CARD)
-
-
-def ensure_defaults() -> None:
-    from .models import Plan, PlanPrice, RateCard
-
-    seed(Plan, PlanPrice, RateCard)

@@ -1,12 +1,60 @@
-"""Reads of billing data, tenant-scoped."""
+"""Reads of billing data: accounts, usage, the period's charges so far, invoices, margins.
 
-from saas.common.errors import NotFound
+Nothing here writes (no INSERT, UPDATE or Stripe call), so every GET path can use it: the
+billing account is ensured when the organisation is created (see ``services.accounts``), not
+on first read. Tenant-owned reads are scoped to the organisation passed in; :func:`margins` is
+the operator's cross-tenant report.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
+
+from saas.common.errors import DomainError, NotFound
+from saas.metering.models import Meter, UsageEvent
 from saas.tenancy.models import Organization
 
-from .models import Invoice
+from . import pricing
+from .invoicing import Computed, MeterCharge, compute_invoice
+from .models import BillingAccount, Invoice, Plan
+
+METER_LABELS = {
+    Meter.TRAINING_COMPUTE_SECONDS: "Training compute",
+    Meter.TRAINING_EXAMPLES: "Training examples",
+    Meter.PREDICTIONS: "Predictions",
+    Meter.BATCH_PREDICTION_ROWS: "Batch prediction rows",
+    Meter.STORAGE_GB_HOURS: "Storage",
+}
+TRAINING_METERS = (Meter.TRAINING_COMPUTE_SECONDS, Meter.TRAINING_EXAMPLES)
 
 
-def invoice_list(*, organization: Organization):
+class BillingAccountMissing(DomainError):
+    """The organisation has no billing account: an invariant is broken (accounts are created
+    with the organisation, and migration 0003 created them for older ones)."""
+
+    status = 500
+    code = "billing-account-missing"
+    title = "The organisation has no billing account"
+
+
+def billing_account_get(*, organization: Organization | str) -> BillingAccount:
+    """The organisation's billing account, with its plan (one query, never writes).
+
+    ``organization`` is an Organization or its id. Raises :class:`BillingAccountMissing` when
+    there is none (see the class for why that cannot happen in a migrated database).
+    """
+    account = BillingAccount.objects.for_tenant(organization).select_related("plan").first()
+    if account is None:
+        org_id = getattr(organization, "pk", organization)
+        raise BillingAccountMissing(f"Organisation {org_id} has no billing account.")
+    return account
+
+
+def invoice_list(*, organization: Organization) -> QuerySet[Invoice]:
     """The organisation's invoices (a queryset; the view paginates it, newest first)."""
     return Invoice.objects.for_tenant(organization).select_related("organization", "contract")
 
@@ -17,3 +65,198 @@ def invoice_get(*, organization: Organization, invoice_id: str) -> Invoice:
     if invoice is None:
         raise NotFound(f"No invoice {invoice_id!r}.")
     return invoice
+
+
+def usage_totals(
+    *, organization_id: str, start: datetime.date, end: datetime.date, api_key_id: str | None = None
+) -> dict[str, Decimal]:
+    """``{meter: quantity}`` summed over ``[start, end)`` (UTC days), optionally for one key."""
+    qs = UsageEvent.objects.for_tenant(organization_id).filter(
+        occurred_at__date__gte=start, occurred_at__date__lt=end
+    )
+    if api_key_id:
+        qs = qs.filter(api_key_id=api_key_id)
+    return {r["meter"]: r["q"] for r in qs.values("meter").annotate(q=Sum("quantity"))}
+
+
+def usage_compute_cost(
+    *, organization_id: str, start: datetime.date, end: datetime.date
+) -> Decimal:
+    """What the organisation's usage in ``[start, end)`` cost the operator (rate card), unrounded."""
+    agg = (
+        UsageEvent.objects.for_tenant(organization_id)
+        .filter(occurred_at__date__gte=start, occurred_at__date__lt=end)
+        .aggregate(c=Sum("compute_cost"))
+    )
+    return agg["c"] or Decimal(0)
+
+
+def _charges(
+    *, organization_id: str, plan: Plan, contract, totals: dict[str, Decimal], on: datetime.date
+) -> list[MeterCharge]:
+    """Invoice charges: one per training job and training meter (included units go to jobs in
+    the order they finished, exactly as ``training_charge`` priced them when each job ended),
+    one per other meter."""
+    _, end = pricing.month_bounds(on)
+    out = []
+    for meter in Meter.values:
+        qty = totals.get(meter, Decimal(0))
+        if qty == 0:
+            continue
+        price = pricing.price_for(
+            organization_id=organization_id, plan=plan, meter=meter, on=on, contract=contract
+        )
+        label = METER_LABELS.get(meter, meter)
+        if meter in TRAINING_METERS:
+            remaining = price.included_units
+            events = (
+                UsageEvent.objects.for_tenant(organization_id)
+                .filter(meter=meter, occurred_at__date__gte=on, occurred_at__date__lt=end)
+                .order_by("occurred_at", "id")
+                .values_list("source_type", "source_id", "quantity")
+            )
+            for source_type, source_id, q in events:
+                if q < 0:  # a correction: credited at the unit price, included units untouched
+                    out.append(
+                        MeterCharge(
+                            meter,
+                            Decimal(q),
+                            Decimal(0),
+                            price.unit_price,
+                            f"{label}, correction {source_id}, {price.source}",
+                            signed=True,
+                        )
+                    )
+                    continue
+                included = pricing.included_share(remaining, q)
+                remaining -= included
+                what = (
+                    f"job {source_id}"
+                    if source_type == "training_job"
+                    else f"{source_type} {source_id}"
+                )
+                out.append(
+                    MeterCharge(
+                        meter,
+                        Decimal(q),
+                        included,
+                        price.unit_price,
+                        f"{label}, {what}, {price.source}",
+                    )
+                )
+            continue
+        out.append(
+            MeterCharge(
+                meter,
+                Decimal(qty),
+                price.included_units,
+                price.unit_price,
+                f"{label}, {price.source}",
+            )
+        )
+    return out
+
+
+def period_charges(
+    *, organization: Organization, start: datetime.date, end: datetime.date
+) -> Computed:
+    """The invoice the period ``[start, end)`` would produce so far (nothing is written)."""
+    account = billing_account_get(organization=organization)
+    contract = pricing.contract_active(organization_id=organization.pk, on=start)
+    totals = usage_totals(organization_id=organization.pk, start=start, end=end)
+    currency = contract.currency if contract else account.plan.currency
+    return compute_invoice(
+        currency=currency,
+        subscription_fee=Decimal(0) if contract else account.plan.monthly_fee,
+        subscription_label=f"{account.plan.name} plan, {start:%B %Y}",
+        charges=_charges(
+            organization_id=organization.pk,
+            plan=account.plan,
+            contract=contract,
+            totals=totals,
+            on=start,
+        ),
+        committed_minimum=contract.committed_monthly_minimum if contract else Decimal(0),
+        credit_balance=contract.prepaid_credit_balance if contract else Decimal(0),
+        tax_rate=contract.tax_rate if contract else Decimal(0),
+    )
+
+
+def usage_levels(*, organization: Organization, on: datetime.date | None = None) -> list[dict]:
+    """Per meter with included units: ``{"meter", "used", "included", "percent"}`` for the
+    month holding ``on`` (default today); ``used`` and ``included`` are Decimals in the
+    meter's units, ``percent`` an int (may exceed 100)."""
+    on = on or timezone.now().date()
+    start, end = pricing.month_bounds(on)
+    account = billing_account_get(organization=organization)
+    totals = usage_totals(organization_id=organization.pk, start=start, end=end)
+    out = []
+    for meter in Meter.values:
+        price = pricing.price_for(
+            organization_id=organization.pk, plan=account.plan, meter=meter, on=on
+        )
+        if price.included_units <= 0:
+            continue
+        used = totals.get(meter, Decimal(0))
+        out.append(
+            {
+                "meter": meter,
+                "used": used,
+                "included": price.included_units,
+                "percent": int(used * 100 / price.included_units),
+            }
+        )
+    return out
+
+
+def job_charge(
+    *, organization_id: str, seconds: Decimal, examples: int, on: datetime.date
+) -> Decimal:
+    """A job's charge at the marginal list price (before included units), rounded once, in
+    the currency of the plan's (or contract's) compute price."""
+    account = billing_account_get(organization=organization_id)
+    contract = pricing.contract_active(organization_id=organization_id, on=on)
+    p_sec = pricing.price_for(
+        organization_id=organization_id,
+        plan=account.plan,
+        meter=Meter.TRAINING_COMPUTE_SECONDS,
+        on=on,
+        contract=contract,
+    )
+    p_ex = pricing.price_for(
+        organization_id=organization_id,
+        plan=account.plan,
+        meter=Meter.TRAINING_EXAMPLES,
+        on=on,
+        contract=contract,
+    )
+    return pricing.round_money(
+        Decimal(seconds) * p_sec.unit_price + Decimal(examples) * p_ex.unit_price, p_sec.currency
+    )
+
+
+def margins(*, start: datetime.date) -> list[dict]:
+    """Per organisation for the month starting ``start``: revenue (invoiced total before tax),
+    compute cost (usage events × rate card), gross margin and margin % (None without revenue).
+    For operators: reads every tenant."""
+    s, e = pricing.month_bounds(start)
+    out = []
+    for org in Organization.objects.all().order_by("slug"):
+        inv = Invoice.objects.for_tenant(org).filter(period_start=s).first()
+        revenue = (inv.total - inv.tax) if inv else Decimal(0)
+        cost = pricing.round_money(
+            usage_compute_cost(organization_id=org.pk, start=s, end=e), "usd"
+        )
+        margin = revenue - cost
+        out.append(
+            {
+                "organization": org.slug,
+                "revenue": revenue,
+                "compute_cost": cost,
+                "gross_margin": margin,
+                "margin_pct": (margin / revenue * 100).quantize(Decimal("0.1"))
+                if revenue
+                else None,
+            }
+        )
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from saas.billing.services import MIN_EXAMPLES_FOR_RATE, OVERHEAD_SECONDS, training_estimate
+from saas.jobs.estimates import MIN_EXAMPLES_FOR_RATE, OVERHEAD_SECONDS, training_estimate
 from saas.jobs.models import TrainingJob
 from tests.conftest import small_text_rows, text_csv, upload
 

@@ -11,7 +11,9 @@ from django.core import mail
 from pypdf import PdfReader
 
 from saas.billing.models import Contract, Invoice, InvoiceLine
-from saas.billing.rendering import format_money, invoice_html, invoice_pdf, invoice_send
+from saas.billing.rendering import format_money, invoice_html, invoice_pdf
+from saas.billing.services.invoices import invoice_send
+from saas.common.actor import Actor
 from saas.tenancy.models import AuditEvent
 
 LINES = [
@@ -151,7 +153,7 @@ def test_pdf_long_invoice_spans_pages(acme):
 
 def test_send_to_billing_contact_with_pdf_and_audit(acme):
     invoice = make_invoice(acme.org, contract=make_contract(acme.org))
-    invoice_send(invoice=invoice)
+    invoice_send(invoice=invoice, actor=Actor.system())
     assert len(mail.outbox) == 1
     msg = mail.outbox[0]
     assert msg.to == ["ap@acme.test"]
@@ -165,12 +167,16 @@ def test_send_to_billing_contact_with_pdf_and_audit(acme):
 
 
 def test_send_defaults_to_owners_without_contract(acme):
-    invoice_send(invoice=make_invoice(acme.org))
+    invoice_send(invoice=make_invoice(acme.org), actor=Actor.system())
     assert mail.outbox[0].to == ["owner@acme.test"]
 
 
 def test_send_to_explicit_recipients(acme):
-    invoice_send(invoice=make_invoice(acme.org), to=["a@x.test", "b@x.test", "a@x.test"])
+    invoice_send(
+        invoice=make_invoice(acme.org),
+        to=["a@x.test", "b@x.test", "a@x.test"],
+        actor=Actor.system(),
+    )
     assert mail.outbox[0].to == ["a@x.test", "b@x.test"]
 
 
@@ -178,7 +184,7 @@ def test_send_email_failure_records_no_audit(acme, settings):
     settings.EMAIL_BACKEND = "tests.billing.test_invoice_rendering.FailingBackend"
     invoice = make_invoice(acme.org)
     with pytest.raises(OSError):
-        invoice_send(invoice=invoice)
+        invoice_send(invoice=invoice, actor=Actor.system())
     assert not AuditEvent.objects.for_tenant(acme.org).filter(action="invoice.sent").exists()
 
 

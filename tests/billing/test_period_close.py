@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from saas.billing import services as billing
 from saas.billing.models import BillingAccount, Contract, ContractPrice, Invoice, InvoiceLine
+from saas.common.actor import Actor
 from saas.metering.models import Meter
 from saas.metering.services import usage_record
 from saas.tenancy.models import Organization
@@ -33,7 +34,7 @@ def record(org, meter, qty, day=datetime.date(2026, 5, 10), source=None, cost=0,
 
 def test_pro_plan_invoice_by_hand(db):
     org = make_tenant("pro-co").org
-    Organization.objects.filter(pk=org.pk).update(plan="pro")
+    billing.billing_plan_change(organization=org, plan_code="pro", actor=Actor.system())
     org.refresh_from_db()
     # 40 000 s of training (36 000 included → 4 000 × $0.0005 = $2.00),
     # 100 250 predictions (100 000 included → 250 × $0.0005 = $0.125 → $0.13 half-up)
@@ -62,7 +63,7 @@ def test_pro_plan_invoice_by_hand(db):
 
 def test_contract_invoice_with_minimum_credit_tax_and_terms(db):
     org = make_tenant("bigco").org
-    Organization.objects.filter(pk=org.pk).update(plan="enterprise")
+    billing.billing_plan_change(organization=org, plan_code="enterprise", actor=Actor.system())
     org.refresh_from_db()
     contract = Contract.objects.for_tenant(org).create(
         organization=org,
@@ -131,7 +132,7 @@ def test_free_plan_quota_is_a_402_naming_the_meter(db):
 
 def test_spend_cap_and_key_spend_cap(db):
     t = make_tenant("capped")
-    Organization.objects.filter(pk=t.org.pk).update(plan="pro")
+    billing.billing_plan_change(organization=t.org, plan_code="pro", actor=Actor.system())
     t.org.refresh_from_db()
     ds = upload(t.client, text_csv(small_text_rows())).json()
     billing.billing_account_get(organization=t.org)
@@ -177,7 +178,7 @@ def test_dry_run_estimates_and_creates_nothing(tenant):
 
 def test_margins_report(db):
     org = make_tenant("m-co").org
-    Organization.objects.filter(pk=org.pk).update(plan="pro")
+    billing.billing_plan_change(organization=org, plan_code="pro", actor=Actor.system())
     org.refresh_from_db()
     record(org, Meter.TRAINING_COMPUTE_SECONDS, 100, cost="9.00")
     billing.period_close(organization=org, period_start=MAY)
@@ -293,7 +294,7 @@ def test_a_jobs_charge_equals_its_invoice_lines(tenant, tmp_path):
     from saas.jobs import services as jobs
     from saas.jobs.models import TrainingJob
 
-    Organization.objects.filter(pk=tenant.org.pk).update(plan="pro")
+    billing.billing_plan_change(organization=tenant.org, plan_code="pro", actor=Actor.system())
     tenant.org.refresh_from_db()
     ds = upload(tenant.client, text_csv(small_text_rows())).json()
     charges = {}
@@ -367,7 +368,7 @@ def test_training_correction_is_credited_on_the_invoice(db):
     from saas.metering.services import usage_correct
 
     org = make_tenant("refund-co").org
-    Organization.objects.filter(pk=org.pk).update(plan="pro")
+    billing.billing_plan_change(organization=org, plan_code="pro", actor=Actor.system())
     org.refresh_from_db()
     month = timezone.now().date().replace(day=1)
     record(org, Meter.TRAINING_COMPUTE_SECONDS, 40000, day=timezone.now().date(), source="big-job")

@@ -184,9 +184,9 @@ def make_account(slug: str = "acme", plan: str = "pro") -> BillingAccount:
     org = organization_create(
         slug=slug, name=slug.title(), owner_email=f"owner@{slug}.test", actor=Actor.system()
     )
-    return BillingAccount.objects.for_tenant(org).create(
-        organization=org, plan=Plan.objects.get(code=plan)
-    )
+    # The account exists from the organisation's creation; give it the plan.
+    BillingAccount.objects.for_tenant(org).update(plan=Plan.objects.get(code=plan))
+    return BillingAccount.objects.for_tenant(org).get()
 
 
 def reload(account: BillingAccount) -> BillingAccount:

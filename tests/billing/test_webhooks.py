@@ -19,7 +19,8 @@ from django.test import Client
 from django.utils import timezone
 
 from saas.billing.models import BillingAccount, Invoice, Plan, StripeEvent
-from saas.billing.webhooks import billing_enforce_grace, stripe_event_process
+from saas.billing.services.grace import billing_enforce_grace
+from saas.billing.services.stripe_events import stripe_event_process
 from saas.common.actor import Actor
 from saas.tenancy.models import AuditEvent, Organization
 from saas.tenancy.services import organization_create
@@ -41,9 +42,9 @@ def make_account(slug: str = "acme", plan: str = "pro", **fields) -> BillingAcco
     )
     values = {"stripe_customer_id": f"cus_{slug}", "stripe_subscription_id": f"sub_{slug}"}
     values.update(fields)
-    return BillingAccount.objects.for_tenant(org).create(
-        organization=org, plan=Plan.objects.get(code=plan), **values
-    )
+    # The account exists from the organisation's creation; give it the plan and Stripe ids.
+    BillingAccount.objects.for_tenant(org).update(plan=Plan.objects.get(code=plan), **values)
+    return BillingAccount.objects.for_tenant(org).get()
 
 
 @pytest.fixture

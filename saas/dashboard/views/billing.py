@@ -98,7 +98,9 @@ def billing_checkout(request):
                 account=billing.billing_account_get(organization=org)
             )
         else:
-            url = billing.checkout_url(organization=org, plan_code=request.POST.get("plan", ""))
+            url = billing.checkout_url(
+                organization=org, plan_code=request.POST.get("plan", ""), actor=request.tenant.actor
+            )
     except DomainError as exc:
         messages.error(request, exc.detail)
         return redirect("dashboard:billing")

@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from saas.billing.services import billing_check, training_estimate
+from saas.billing.services import billing_check
 from saas.celery import training_queue
 from saas.common.actor import Actor
 from saas.common.errors import Conflict, DomainError, ValidationFailed
@@ -23,6 +23,7 @@ from saas.tenancy.models import Organization
 from saas.tenancy.plans import plan_limits
 
 from .. import hyperparameters as hp
+from ..estimates import training_estimate
 from ..models import TrainingJob
 from ..usage import JobUsage
 from ._common import Status, actor_api_key, enqueue, event

@@ -12,9 +12,10 @@ from decimal import Decimal as D
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from saas.billing import services as billing
 from saas.billing.models import Contract, ContractPrice, InvoiceLine
-from saas.billing.pricing import month_bounds
+from saas.billing.pricing import compute_cost, month_bounds
+from saas.billing.selectors import margins
+from saas.billing.services.period_close import period_close
 from saas.common.actor import Actor
 from saas.metering.models import Meter
 from saas.metering.services import usage_record
@@ -56,7 +57,7 @@ class Command(BaseCommand):
                 strict=True,
             ):
                 cost = (
-                    billing.pricing.compute_cost(seconds=qty, device="cpu", day=day)
+                    compute_cost(seconds=qty, device="cpu", day=day)
                     if meter == Meter.TRAINING_COMPUTE_SECONDS
                     else 0
                 )
@@ -93,7 +94,7 @@ class Command(BaseCommand):
         self._usage(pro, start, end, PRO_DAY)
         self._usage(ent, start, end, ENT_DAY)
         for org in (pro, ent):
-            inv = billing.period_close(organization=org, period_start=start)
+            inv = period_close(organization=org, period_start=start)
             self.stdout.write(
                 f"\n{inv.number}  {org.slug}  {inv.period_start} – {inv.period_end}  due {inv.due_on}"
             )
@@ -106,7 +107,7 @@ class Command(BaseCommand):
                 f"  subtotal {inv.subtotal}  credit {inv.credit_applied}  tax {inv.tax}  "
                 f"total {inv.total} {inv.currency.upper()}  (compute cost {inv.compute_cost})"
             )
-        for row in billing.margins(start=start):
+        for row in margins(start=start):
             if row["organization"] in ("sim-pro", "sim-enterprise"):
                 self.stdout.write(
                     f"margin {row['organization']}: revenue {row['revenue']} cost {row['compute_cost']} "

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .webhooks import stripe_webhook
+from .stripe_webhook import stripe_webhook
 
 urlpatterns = [
     path("webhook", stripe_webhook, name="stripe-webhook"),

@@ -12,11 +12,12 @@ from rest_framework import serializers, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from saas.api.base import PAGE_PARAMS, TenantAPIView, page_of
+from saas.billing import rendering
+from saas.billing.selectors import invoice_get, invoice_list
+from saas.billing.services.invoices import invoice_recipients, invoice_send
 from saas.tenancy.permissions import Action
 
-from . import rendering
-from .selectors import invoice_get, invoice_list
+from .base import PAGE_PARAMS, TenantAPIView, page_of
 
 
 def _money(**kw) -> serializers.DecimalField:
@@ -162,8 +163,8 @@ class InvoiceSendView(TenantAPIView):
         ser = InvoiceSendIn(data=request.data if hasattr(request.data, "get") else {})
         ser.is_valid(raise_exception=True)
         to = ser.validated_data.get("to")
-        recipients = list(dict.fromkeys(to or rendering.invoice_recipients(invoice=invoice)))
-        rendering.invoice_send(invoice=invoice, to=recipients, actor=self.actor)
+        recipients = list(dict.fromkeys(to or invoice_recipients(invoice=invoice)))
+        invoice_send(invoice=invoice, to=recipients, actor=self.actor)
         return Response(
             {"object": "invoice_sent", "invoice": invoice.pk, "to": recipients},
             status=status.HTTP_202_ACCEPTED,

@@ -1,0 +1,19 @@
+"""Signal receivers connected in ``BillingConfig.ready``.
+
+Tenancy sits below billing and must not import it, so billing learns of a new organisation
+from ``Organization``'s ``post_save`` rather than being called by tenancy's service.
+"""
+
+from __future__ import annotations
+
+from saas.tenancy.models import Organization
+
+from .services.accounts import billing_account_ensure
+
+
+def organization_created(sender, instance: Organization, created: bool, raw: bool, **kwargs):
+    """Create the new organisation's billing account in the same transaction (``post_save``
+    runs inside it), so every organisation has one and reads never need to create it. Fixture
+    loading (``raw``) is left alone: fixtures carry their own rows."""
+    if created and not raw:
+        billing_account_ensure(organization=instance)

@@ -1,0 +1,75 @@
+"""Billing's writes, one module per concern; the reads are in :mod:`saas.billing.selectors`.
+
+- ``accounts``: the account created with the organisation, plan changes, spend cap, Checkout
+- ``charges``: pricing a finished training job inside its usage transaction
+- ``quotas``: hard quotas and spend caps when work is accepted (``PaymentRequired``)
+- ``period_close``: the monthly invoice, numbered, pushed to Stripe; ``invoices``: emailing it
+- ``storage``: the hourly storage sample
+- ``usage_alerts``: 80 % / 100 % emails
+- ``stripe_events``: webhook events applied once, in order; ``grace``: dunning
+
+The names below are re-exported so that ``from saas.billing import services as billing`` and
+``billing.period_close(...)`` keep working for callers outside billing (jobs, inference, the
+dashboard, the workers). Inside billing, import from the concern's module. The training
+estimate, which reads job history, is ``saas.jobs.estimates.training_estimate`` (billing does
+not import jobs).
+"""
+
+from .. import pricing
+from ..selectors import (
+    METER_LABELS,
+    TRAINING_METERS,
+    billing_account_get,
+    job_charge,
+    margins,
+    period_charges,
+    usage_levels,
+    usage_totals,
+)
+from .accounts import (
+    billing_account_ensure,
+    billing_account_update,
+    billing_plan_change,
+    checkout_url,
+)
+from .charges import training_charge
+from .grace import billing_enforce_grace
+from .invoices import invoice_recipients, invoice_send
+from .period_close import ISSUER, period_close, period_close_all, period_close_previous_month
+from .quotas import PaymentRequired, billing_check
+from .storage import storage_sample
+from .stripe_events import InvalidStripeEvent, stripe_event_process, stripe_webhook_receive
+from .usage_alerts import WARNING_THRESHOLDS, usage_warnings_send, usage_warnings_send_all
+
+__all__ = [
+    "ISSUER",
+    "METER_LABELS",
+    "TRAINING_METERS",
+    "WARNING_THRESHOLDS",
+    "InvalidStripeEvent",
+    "PaymentRequired",
+    "billing_account_ensure",
+    "billing_account_get",
+    "billing_account_update",
+    "billing_check",
+    "billing_enforce_grace",
+    "billing_plan_change",
+    "checkout_url",
+    "invoice_recipients",
+    "invoice_send",
+    "job_charge",
+    "margins",
+    "period_charges",
+    "period_close",
+    "period_close_all",
+    "period_close_previous_month",
+    "pricing",
+    "storage_sample",
+    "stripe_event_process",
+    "stripe_webhook_receive",
+    "training_charge",
+    "usage_levels",
+    "usage_totals",
+    "usage_warnings_send",
+    "usage_warnings_send_all",
+]

@@ -1,0 +1,153 @@
+"""Billing accounts: created with the organisation, plan changes, spend cap, Stripe Checkout.
+
+The account is ensured by :func:`billing_account_ensure`, called by the ``post_save`` receiver
+on ``Organization`` (``saas.billing.receivers``) inside the transaction that creates the
+organisation, so reads (``saas.billing.selectors.billing_account_get``) never have to create it.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+
+from saas.common.actor import Actor
+from saas.common.errors import ValidationFailed
+from saas.tenancy.audit import audit_record
+from saas.tenancy.models import Organization
+
+from .. import stripe_sync
+from ..models import BillingAccount, Plan, PlanPrice, RateCard
+from ..seed import seed
+from ..selectors import billing_account_get
+
+log = logging.getLogger(__name__)
+
+
+def _plan_for(code: str) -> Plan:
+    """The plan ``code`` names, else free; restores the seeded plans if the table was emptied
+    (a test database flush) rather than fail."""
+    plan = Plan.objects.filter(code=code).first() or Plan.objects.filter(code="free").first()
+    if plan is None:
+        seed(Plan, PlanPrice, RateCard)
+        plan = Plan.objects.filter(code=code).first() or Plan.objects.get(code="free")
+    return plan
+
+
+def billing_account_ensure(*, organization: Organization) -> BillingAccount:
+    """The organisation's billing account, created (on ``organization.plan``, else free) if
+    missing. Idempotent; safe under concurrency (the unique constraint decides, inside a
+    savepoint). A new account on a paying plan gets its Stripe customer and subscription after
+    the surrounding transaction commits (best effort, see :func:`_subscribe_in_stripe`)."""
+    scoped = BillingAccount.objects.for_tenant(organization)
+    account = scoped.select_related("plan").first()
+    if account is not None:
+        return account
+    plan = _plan_for(organization.plan)
+    try:
+        with transaction.atomic():
+            account = scoped.create(organization=organization, plan=plan)
+    except IntegrityError:
+        return scoped.select_related("plan").get()
+    if plan.monthly_fee > 0:
+        org_id = organization.pk
+        transaction.on_commit(lambda: _subscribe_in_stripe(org_id))
+    return account
+
+
+def _subscribe_in_stripe(organization_id: str) -> None:
+    """Create the Stripe customer and subscription of a paying organisation (best effort: a
+    failure is logged and retried at period close, which calls ``customer_ensure`` again)."""
+    if not stripe_sync.stripe_enabled():
+        return
+    account = (
+        BillingAccount.objects.for_tenant(organization_id)
+        .select_related("plan", "organization")
+        .get()
+    )
+    try:
+        stripe_sync.subscription_ensure(account=account)
+    except Exception:
+        log.exception("creating the Stripe subscription of %s failed", organization_id)
+
+
+@transaction.atomic
+def billing_account_update(
+    *, organization: Organization, monthly_spend_cap: Decimal | None, actor: Actor
+) -> BillingAccount:
+    """Set (or clear, with None) the organisation's monthly spend cap (a Decimal in the plan's
+    currency); audited as ``billing.spend_cap_changed``. Returns the updated account."""
+    account = billing_account_ensure(organization=organization)
+    BillingAccount.objects.for_tenant(organization).filter(pk=account.pk).update(
+        monthly_spend_cap=monthly_spend_cap
+    )
+    audit_record(
+        organization_id=organization.pk,
+        action="billing.spend_cap_changed",
+        actor=actor,
+        target_type="billing_account",
+        target_id=account.pk,
+        old=str(account.monthly_spend_cap),
+        new=str(monthly_spend_cap),
+    )
+    return BillingAccount.objects.for_tenant(organization).get(pk=account.pk)
+
+
+@transaction.atomic
+def billing_plan_change(
+    *, organization: Organization, plan_code: str, actor: Actor
+) -> BillingAccount:
+    """Move the organisation to the plan ``plan_code`` (an operator's change, e.g. from the
+    admin): the account's plan and ``Organization.plan`` change together, audited as
+    ``billing_account.plan_changed``. No Stripe call: paid self-serve upgrades go through
+    Checkout (:func:`checkout_url`). A change to the current plan records nothing.
+
+    Raises ValidationFailed for an unknown plan code."""
+    plan = Plan.objects.filter(code=plan_code).first()
+    if plan is None:
+        raise ValidationFailed(
+            "Unknown plan.", errors=[{"field": "plan", "message": f"no plan {plan_code!r}"}]
+        )
+    Organization.objects.select_for_update().get(pk=organization.pk)
+    account = billing_account_ensure(organization=organization)
+    if account.plan_id != plan.pk:
+        old = account.plan.code
+        BillingAccount.objects.for_tenant(organization).filter(pk=account.pk).update(plan=plan)
+        Organization.objects.filter(pk=organization.pk).update(plan=plan.code)
+        organization.plan = plan.code
+        audit_record(
+            organization_id=organization.pk,
+            action="billing_account.plan_changed",
+            actor=actor,
+            target_type="billing_account",
+            target_id=account.pk,
+            old=old,
+            new=plan.code,
+        )
+    return billing_account_get(organization=organization)
+
+
+def checkout_url(*, organization: Organization, plan_code: str, actor: Actor) -> str:
+    """A Stripe Checkout URL to upgrade to a paid self-serve plan; audited as
+    ``billing.checkout_started`` (the plan changes only when Stripe's webhook confirms).
+
+    Raises ValidationFailed for an unknown, free or contract-based plan, StripeDisabled (409)
+    when Stripe is not configured, and StripeCallFailed (502)."""
+    plan = Plan.objects.filter(code=plan_code, contract_based=False, monthly_fee__gt=0).first()
+    if plan is None:
+        raise ValidationFailed(
+            "Unknown plan.",
+            errors=[{"field": "plan", "message": "a paid self-serve plan, e.g. pro"}],
+        )
+    account = billing_account_ensure(organization=organization)
+    url = stripe_sync.checkout_session_create(account=account, plan=plan)
+    audit_record(
+        organization_id=organization.pk,
+        action="billing.checkout_started",
+        actor=actor,
+        target_type="billing_account",
+        target_id=account.pk,
+        plan=plan.code,
+    )
+    return url

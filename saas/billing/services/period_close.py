@@ -1,0 +1,163 @@
+"""Closing a billing period: one invoice per organisation and month, numbered, pushed to Stripe."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from saas.common.actor import Actor
+from saas.tenancy.audit import audit_record
+from saas.tenancy.models import Organization
+
+from .. import pricing, stripe_sync
+from ..models import Contract, Invoice, InvoiceLine, InvoiceNumberSequence
+from ..selectors import period_charges, usage_compute_cost, usage_totals
+from .accounts import billing_account_ensure
+
+log = logging.getLogger(__name__)
+ISSUER = "TY"
+# Period close is run by Celery beat or an operator's command: the system acts.
+SYSTEM = Actor.system()
+
+
+def _next_number() -> str:
+    seq, _ = InvoiceNumberSequence.objects.select_for_update().get_or_create(issuer=ISSUER)
+    seq.last_number += 1
+    InvoiceNumberSequence.objects.filter(pk=seq.pk).update(last_number=seq.last_number)
+    return f"{ISSUER}-{seq.last_number:06d}"
+
+
+def period_close(
+    *, organization: Organization, period_start: datetime.date, actor: Actor = SYSTEM
+) -> Invoice:
+    """Close ``organization``'s month starting ``period_start``: build its invoice, exactly once.
+
+    Running it again returns the existing invoice (unique per organisation and period). Draws
+    the contract's prepaid credit down by the credit applied, in the same transaction, and
+    records ``invoice.issued`` for ``actor`` (the system by default). Numbers are sequential
+    per issuer. Pushes the invoice to Stripe after commit when Stripe is configured (SaaS plans
+    only; contract invoices are sent on terms).
+    """
+    start, end = pricing.month_bounds(period_start)
+    existing = Invoice.objects.for_tenant(organization).filter(period_start=start).first()
+    if existing:
+        if existing.contract_id is None and existing.total > 0 and not existing.stripe_invoice_id:
+            _push_to_stripe(existing.pk, organization.pk)  # a push that failed earlier is retried
+        return existing
+    with transaction.atomic():
+        Organization.objects.select_for_update().get(pk=organization.pk)
+        existing = Invoice.objects.for_tenant(organization).filter(period_start=start).first()
+        if existing:
+            return existing
+        account = billing_account_ensure(organization=organization)
+        contract = pricing.contract_active(organization_id=organization.pk, on=start)
+        if contract is not None:
+            contract = (
+                Contract.objects.for_tenant(organization).select_for_update().get(pk=contract.pk)
+            )
+        computed = period_charges(organization=organization, start=start, end=end)
+        currency = contract.currency if contract else account.plan.currency
+        terms = contract.payment_terms_days if contract else 0
+        totals = usage_totals(organization_id=organization.pk, start=start, end=end)
+        cost = usage_compute_cost(organization_id=organization.pk, start=start, end=end)
+        invoice = Invoice.objects.for_tenant(organization).create(
+            organization=organization,
+            number=_next_number(),
+            period_start=start,
+            period_end=end,
+            currency=currency,
+            contract=contract,
+            plan_code=account.plan.code,
+            subtotal=computed.subtotal,
+            credit_applied=computed.credit_applied,
+            tax_rate=contract.tax_rate if contract else Decimal(0),
+            tax=computed.tax,
+            total=computed.total,
+            compute_cost=pricing.round_money(cost, currency),
+            due_on=end + datetime.timedelta(days=terms),
+            po_number=contract.po_number if contract else "",
+        )
+        InvoiceLine.objects.for_tenant(organization).bulk_create(
+            [
+                InvoiceLine(
+                    organization=organization,
+                    invoice=invoice,
+                    position=i,
+                    kind=ln.kind,
+                    meter=ln.meter,
+                    description=ln.description,
+                    quantity=ln.quantity,
+                    unit_price=ln.unit_price,
+                    amount=ln.amount,
+                )
+                for i, ln in enumerate(computed.lines, start=1)
+            ]
+        )
+        if contract is not None and computed.credit_applied:
+            Contract.objects.for_tenant(organization).filter(pk=contract.pk).update(
+                prepaid_credit_balance=computed.credit_remaining
+            )
+        audit_record(
+            organization_id=organization.pk,
+            action="invoice.issued",
+            actor=actor,
+            target_type="invoice",
+            target_id=invoice.pk,
+            number=invoice.number,
+            total=str(invoice.total),
+            currency=currency,
+        )
+        log.info(
+            "invoice %s for %s %s: total %s %s (usage %s)",
+            invoice.number,
+            organization.slug,
+            start,
+            invoice.total,
+            currency,
+            {k: str(v) for k, v in totals.items()},
+        )
+        if contract is None and invoice.total > 0:
+            transaction.on_commit(lambda: _push_to_stripe(invoice.pk, organization.pk))
+    return invoice
+
+
+def _push_to_stripe(invoice_id: str, organization_id: str) -> None:
+    if not stripe_sync.stripe_enabled():
+        return
+    invoice = Invoice.objects.for_tenant(organization_id).get(pk=invoice_id)
+    try:
+        stripe_sync.invoice_push(invoice=invoice)
+    except Exception:  # retried by the next period-close run; never lose the local invoice
+        log.exception("pushing invoice %s to Stripe failed; will retry", invoice.number)
+
+
+def period_close_all(*, period_start: datetime.date, actor: Actor = SYSTEM) -> list[str]:
+    """Close the period for every organisation (Celery beat, on the 1st). Idempotent; one
+    organisation's failure is logged and does not stop the others. Returns invoice numbers."""
+    numbers = []
+    for org in Organization.objects.all().order_by("created_at"):
+        try:
+            numbers.append(
+                period_close(organization=org, period_start=period_start, actor=actor).number
+            )
+        except Exception:  # one organisation's problem must not stop everyone else's invoice
+            log.exception(
+                "closing %s for %s failed; it will be retried on the next run",
+                period_start,
+                org.slug,
+            )
+    return numbers
+
+
+def period_close_previous_month(
+    *, today: datetime.date | None = None, actor: Actor = SYSTEM
+) -> list[str]:
+    """Close last month for everyone (Celery beat on the 1st; safe to run any day, twice)."""
+    today = today or timezone.now().date()
+    first_of_this = today.replace(day=1)
+    previous = (first_of_this - datetime.timedelta(days=1)).replace(day=1)
+    return period_close_all(period_start=previous, actor=actor)

@@ -1,0 +1,184 @@
+"""Billing accounts: created with the organisation, never by a read; plan changes through the
+service with an audit event; billing imports neither jobs, inference nor HTTP."""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import importlib
+import pathlib
+
+import pytest
+from django.db import connection, transaction
+from django.db.migrations.loader import MigrationLoader
+from django.test.utils import CaptureQueriesContext
+
+from saas.billing import selectors
+from saas.billing.models import BillingAccount, Invoice
+from saas.billing.services.accounts import billing_plan_change
+from saas.billing.services.period_close import period_close
+from saas.common.actor import Actor
+from saas.common.errors import ValidationFailed
+from saas.tenancy.models import AuditEvent, Organization
+from saas.tenancy.services import account_signup, organization_create
+
+BILLING = pathlib.Path(__file__).resolve().parents[2] / "saas" / "billing"
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def _writes(ctx: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith(WRITES)]
+
+
+# --- the account is ensured with the organisation ------------------------------------------
+
+
+def test_organisation_created_through_tenancy_has_its_account(
+    db, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        org = organization_create(
+            slug="fresh", name="Fresh", owner_email="o@fresh.test", actor=Actor.system()
+        )
+    account = BillingAccount.objects.for_tenant(org).get()
+    assert account.plan.code == "free" and account.status == "active"
+    assert callbacks == []  # a free plan has nothing to set up in Stripe
+
+
+def test_paying_organisation_schedules_its_stripe_subscription_after_commit(
+    db, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        org = organization_create(
+            slug="payer", name="Payer", owner_email="o@payer.test", plan="pro", actor=Actor.system()
+        )
+    assert BillingAccount.objects.for_tenant(org).get().plan.code == "pro"
+    assert len(callbacks) == 1  # Stripe is off in tests: the callback runs and does nothing
+
+
+def test_sign_up_creates_the_account(db):
+    membership = account_signup(
+        email="new@signup.test",
+        password="a long passphrase 42",
+        organization_name="New Co",
+        actor=Actor(),
+    )
+    account = selectors.billing_account_get(organization=membership.organization)
+    assert account.plan.code == "free"
+
+
+def test_account_rolls_back_with_its_organisation(db):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        org = organization_create(
+            slug="gone", name="Gone", owner_email="o@gone.test", actor=Actor.system()
+        )
+        raise RuntimeError("the signup failed later")
+    assert not Organization.objects.filter(pk=org.pk).exists()
+    assert not BillingAccount.objects.unscoped_all_tenants().filter(organization_id=org.pk).exists()
+
+
+def test_data_migration_creates_accounts_for_existing_organisations(db):
+    org = organization_create(
+        slug="old", name="Old", owner_email="o@old.test", plan="pro", actor=Actor.system()
+    )
+    BillingAccount.objects.for_tenant(org).delete()  # as before accounts came with organisations
+    migration = importlib.import_module(
+        "saas.billing.migrations.0003_billing_accounts_for_existing_orgs"
+    )
+    state = MigrationLoader(connection).project_state(("billing", "0002_seed_plans"))
+    migration.forwards(state.apps, None)
+    assert BillingAccount.objects.for_tenant(org).get().plan.code == "pro"
+    migration.forwards(state.apps, None)  # running it again adds nothing
+    assert BillingAccount.objects.for_tenant(org).count() == 1
+
+
+def test_the_selector_never_creates_a_missing_account(db):
+    org = organization_create(
+        slug="lost", name="Lost", owner_email="o@lost.test", actor=Actor.system()
+    )
+    BillingAccount.objects.for_tenant(org).delete()
+    with pytest.raises(selectors.BillingAccountMissing):
+        selectors.billing_account_get(organization=org)
+    assert not BillingAccount.objects.for_tenant(org).exists()
+
+
+# --- reads never write ---------------------------------------------------------------------
+
+
+def test_billing_get_paths_make_no_writes(acme, django_capture_on_commit_callbacks):
+    period_close(organization=acme.org, period_start=datetime.date(2026, 5, 1))
+    session = acme.session("owner")
+    key = acme.key("owner")
+    invoice = Invoice.objects.for_tenant(acme.org).get()
+    paths = [
+        (session, "/app/billing"),
+        (session, "/v1/billing"),
+        (session, "/v1/invoices"),
+        (session, f"/v1/invoices/{invoice.pk}"),
+        (session, "/v1/usage"),
+        (key, "/v1/usage"),
+    ]
+    for client, _ in paths:  # sign-in bookkeeping (a key's last_used_at) happens once a minute
+        client.get("/v1/usage")
+    for client, path in paths:
+        with (
+            CaptureQueriesContext(connection) as ctx,
+            django_capture_on_commit_callbacks() as callbacks,
+        ):
+            r = client.get(path)
+        assert r.status_code == 200, (path, r.status_code)
+        assert _writes(ctx) == [], path
+        assert callbacks == [], path  # nothing scheduled (no Stripe call)
+
+
+# --- plan changes go through the service, audited ------------------------------------------
+
+
+def test_plan_change_moves_account_and_organisation_and_is_audited(acme):
+    actor = Actor(user_id=acme.users["owner"].pk, ip="10.0.0.1")
+    account = billing_plan_change(organization=acme.org, plan_code="pro", actor=actor)
+    assert account.plan.code == "pro"
+    assert Organization.objects.get(pk=acme.org.pk).plan == "pro"
+    event = AuditEvent.objects.for_tenant(acme.org).get(action="billing_account.plan_changed")
+    assert event.actor_user_id == actor.user_id and event.data == {"old": "free", "new": "pro"}
+    billing_plan_change(organization=acme.org, plan_code="pro", actor=actor)  # no change
+    assert (
+        AuditEvent.objects.for_tenant(acme.org).filter(action__endswith="plan_changed").count() == 1
+    )
+
+
+def test_unknown_plan_is_refused_and_changes_nothing(acme):
+    with pytest.raises(ValidationFailed):
+        billing_plan_change(organization=acme.org, plan_code="platinum", actor=Actor.system())
+    assert selectors.billing_account_get(organization=acme.org).plan.code == "free"
+    assert not AuditEvent.objects.for_tenant(acme.org).filter(action__endswith="plan_changed")
+
+
+# --- layering ------------------------------------------------------------------------------
+
+
+def _imports(path: pathlib.Path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+
+
+def test_billing_imports_neither_jobs_inference_nor_http():
+    bad = (
+        "saas.jobs",
+        "saas.inference",
+        "saas.api",
+        "saas.dashboard",
+        "django.http",
+        "rest_framework",
+    )
+    found = {
+        f"{p.relative_to(BILLING)}: {m}"
+        for p in BILLING.rglob("*.py")
+        for m in _imports(p)
+        if m.startswith(bad)
+    }
+    assert found == set()
