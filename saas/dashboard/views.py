@@ -455,7 +455,7 @@ def job_new(request):
 
 
 def _defaults() -> dict:
-    from saas.jobs import hyperparameters as hp
+    from saas.contract import hyperparameters as hp
 
     return {name: values for name, values in hp.DEFAULTS.items()}
 
