@@ -21,6 +21,7 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from saas.contract.errors import ContractError
 from saas.contract.tasks import IMAGE_EXTENSIONS
@@ -41,7 +42,9 @@ class MissingColumns(ContractError):
     """The header lacks the text and/or label column; ``missing`` names them, ``found`` lists
     the header's (stripped) names."""
 
-    def __init__(self, detail: str, *, errors: list[dict], missing: list[str], found: list[str]):
+    def __init__(
+        self, detail: str, *, errors: list[dict[str, Any]], missing: list[str], found: list[str]
+    ):
         super().__init__(detail, errors=errors)
         self.missing = missing
         self.found = found
@@ -73,7 +76,7 @@ class ParsedCsv:
     columns: list[str]
     examples: list[TextExample] = field(default_factory=list)
     rows: int = 0
-    problems: list[dict] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _line_of(data: bytes, offset: int) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ContractError(ValueError):
     """Input that breaks the ML contract (hyperparameters, a dataset file).
@@ -13,7 +15,7 @@ class ContractError(ValueError):
             them; a runner turns it into a ``TrainingInputError``.
     """
 
-    def __init__(self, detail: str, *, errors: list[dict] | None = None) -> None:
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.errors: list[dict] = list(errors or [])
+        self.errors: list[dict[str, Any]] = list(errors or [])

@@ -254,7 +254,7 @@ def check_hyperparameters(base_model: str, given: Mapping[str, Any] | None) -> d
         )
     known = accepted(family(base_model))
     out: dict[str, Any] = {}
-    errors: list[dict] = []
+    errors: list[dict[str, Any]] = []
     for name, value in given.items():
         field = f"hyperparameters.{name}"
         spec = known.get(name)

@@ -316,7 +316,9 @@ def validate_image_zip(fileobj: BinaryIO) -> Validated:
                 continue
             if not is_image_name(name):
                 problems.add(
-                    "not_image", f"{name!r}: file name must end in .jpg, .jpeg or .png", member=name
+                    "not_image",
+                    f"{name!r}: file name must end in {', '.join(IMAGE_EXTENSIONS)}",
+                    member=name,
                 )
                 continue
             classes[label] += 1
