@@ -245,6 +245,14 @@ def validate_image_zip(fileobj: BinaryIO) -> Validated:
                     member=name,
                 )
                 continue
+            if "\n" in label or "\r" in label:
+                # The same rule as for CSV labels: a model's labels are stored one a line.
+                problems.add(
+                    "layout",
+                    f"{name!r}: the class folder name contains a line break",
+                    member=name,
+                )
+                continue
             if info.compress_type not in SUPPORTED_COMPRESSION:
                 problems.add(
                     "corrupt",

@@ -93,3 +93,11 @@ def test_image_members_skip_junk_and_report_loose_files():
         ("a/2.JPG", "a"),
     ]
     assert [m for m in found if isinstance(m, str)] == ["x.png"]  # notes.txt: validation's call
+
+
+def test_a_class_folder_with_a_line_break_is_refused_like_a_csv_label():
+    files = {f"{c}/{i}.png": png_bytes(i) for c in ("a", "b\nc") for i in range(2)}
+    with pytest.raises(ValidationFailed) as err:
+        validate_image_zip(io.BytesIO(image_zip(files)))
+    refused = [e for e in err.value.errors if "line break" in e["message"]]
+    assert [e["member"] for e in refused] == ["b\nc/0.png", "b\nc/1.png"]
