@@ -17,15 +17,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import workers.tf_env  # noqa: E402, F401  (before TensorFlow loads)
+import workers.ml.tf_env  # noqa: E402, F401  (before TensorFlow loads)
 
 # isort: split
 
-from workers import runners  # noqa: E402
-from workers.resources import measure  # noqa: E402
-from workers.runners.image import CNN_DEFAULT_HYPERPARAMETERS  # noqa: E402
-from workers.runners.spec import IMAGE, TEXT, TrainSpec  # noqa: E402
-from workers.runners.text import DEFAULT_HYPERPARAMETERS as TEXT_DEFAULTS  # noqa: E402
+from saas.contract.spec import IMAGE, TEXT, TrainSpec  # noqa: E402
+from workers.ml import runners  # noqa: E402
+from workers.ml.resources import measure  # noqa: E402
+from workers.ml.runners.image import CNN_DEFAULT_HYPERPARAMETERS  # noqa: E402
+from workers.ml.runners.text import DEFAULT_HYPERPARAMETERS as TEXT_DEFAULTS  # noqa: E402
 
 CASES = [
     # (task, base model, dataset, defaults, accuracy target)

@@ -48,10 +48,10 @@ def train(self, *, job_id: str) -> None:
 def run_training(start) -> None:
     """Train, then record the outcome: succeeded, cancelled or failed (input or platform)."""
     from saas.common.storage import local_copy
+    from saas.contract.spec import TrainingCancelled, TrainingInputError, TrainSpec
     from saas.jobs import services as jobs
-    from workers import runners
-    from workers.resources import measure
-    from workers.runners.spec import TrainingCancelled, TrainingInputError, TrainSpec
+    from workers.ml import runners
+    from workers.ml.resources import measure
 
     monitor = jobs.JobMonitor(start)
     workdir = jobs.attempt_workdir(start)
@@ -105,7 +105,7 @@ def predict(*, organization_id: str, model_id: str, inputs: list[str]) -> dict:
 
     from saas.registry.selectors import model_get
     from saas.registry.services import model_artifact_extract
-    from workers.model_cache import get_cache
+    from workers.ml.model_cache import get_cache
 
     model = model_get(organization_id=organization_id, model_id=model_id)
     dest = settings.TRAINYARD_MODEL_CACHE_DIR / model.pk / f"v{model.version}"

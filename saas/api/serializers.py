@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from saas.datasets.models import Task
+from saas.contract import HYPERPARAMETERS, TASKS, Hyperparameter
 from saas.jobs.selectors import training_job_model_id, training_job_queue_info
 from saas.jobs.usage import JobUsage
 
 
 class DatasetCreateIn(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
-    task = serializers.ChoiceField(choices=Task.values)
+    task = serializers.ChoiceField(choices=list(TASKS))
     name = serializers.CharField(max_length=200, required=False)
     text_column = serializers.CharField(max_length=200, required=False, default="text")
     label_column = serializers.CharField(max_length=200, required=False, default="label")
@@ -34,22 +35,50 @@ class DatasetOut(serializers.Serializer):
         return "dataset"
 
 
-class HyperparametersIn(serializers.Serializer):
-    """Documented for the schema; the values are checked by ``saas.jobs.hyperparameters``."""
+_FIELD_FOR_TYPE = {
+    int: serializers.IntegerField,
+    float: serializers.FloatField,
+    bool: serializers.BooleanField,
+}
 
-    epochs = serializers.IntegerField(required=False, help_text="1–200")
-    batch_size = serializers.IntegerField(required=False, help_text="1–1024")
-    learning_rate = serializers.FloatField(required=False, help_text="1e-6–1")
-    validation_split = serializers.FloatField(required=False, help_text="0.05–0.5")
-    fine_tune = serializers.BooleanField(
-        required=False, help_text="hub models: train the backbone too"
-    )
+
+def _hyperparameter_field(h: Hyperparameter) -> serializers.Field:
+    """A schema field with the contract's type, bounds and help text."""
+    if h.choices:
+        return serializers.ChoiceField(
+            choices=list(h.choices), required=False, help_text=h.help_text()
+        )
+    kwargs = {} if h.type is bool else {"min_value": h.minimum, "max_value": h.maximum}
+    return _FIELD_FOR_TYPE[h.type](required=False, help_text=h.help_text(), **kwargs)
+
+
+# Documented for the schema, one field per hyperparameter of the contract (so the docs cannot
+# drift); the values are checked by ``saas.contract.hyperparameters.resolve``.
+HyperparametersIn = type(
+    "HyperparametersIn",
+    (serializers.Serializer,),
+    {
+        "__doc__": "Hyperparameters; which ones a base model accepts is in each help text.",
+        "__module__": __name__,
+        **{name: _hyperparameter_field(h) for name, h in HYPERPARAMETERS.items()},
+    },
+)
+
+
+@extend_schema_field(HyperparametersIn)
+class HyperparametersField(serializers.JSONField):
+    """Any JSON value, documented as :data:`HyperparametersIn`: the contract checks it (and
+    lists every bad field at once), so DRF does not check the types here."""
 
 
 class TrainingJobCreateIn(serializers.Serializer):
     dataset = serializers.CharField(max_length=64)
     base_model = serializers.CharField(max_length=64, required=False, allow_null=True)
-    hyperparameters = serializers.JSONField(required=False, default=dict)
+    hyperparameters = HyperparametersField(
+        required=False,
+        default=dict,
+        help_text="Unset ones take the base model's defaults; every bad field is listed in the 400.",
+    )
     seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
     device = serializers.ChoiceField(choices=["cpu", "gpu"], required=False, default="cpu")
     dry_run = serializers.BooleanField(

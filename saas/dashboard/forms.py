@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model, password_validation
 from django.utils.text import slugify
 
 from saas.apikeys.models import SCOPES
+from saas.contract import HYPERPARAMETERS, Hyperparameter
 from saas.datasets.models import Task
 from saas.jobs import hyperparameters as hp
 from saas.tenancy.models import Membership
@@ -105,8 +106,26 @@ class DatasetUploadForm(forms.Form):
         return data
 
 
+def _number_field(h: Hyperparameter, label: str) -> forms.Field:
+    """A form field with the contract's type, bounds and help (so the form cannot drift)."""
+    field_class = forms.IntegerField if h.type is int else forms.FloatField
+    return field_class(
+        label=label,
+        required=False,
+        min_value=h.minimum,
+        max_value=h.maximum,
+        help_text=h.help_text() + ".",
+    )
+
+
 class TrainingForm(forms.Form):
-    """A training job: dataset, base model and hyperparameters (blank = the base model's default)."""
+    """A training job: dataset, base model and hyperparameters (blank = the base model's default).
+
+    The hyperparameter fields are the contract's core ones (:mod:`saas.contract.hyperparameters`);
+    the others (dropout, schedule, sizes) are set through the API.
+    """
+
+    HYPERPARAMETER_FIELDS = ("epochs", "batch_size", "learning_rate", "validation_split")
 
     dataset = forms.ChoiceField(label="Dataset")
     base_model = forms.ChoiceField(
@@ -115,39 +134,14 @@ class TrainingForm(forms.Form):
         help_text="Text: a bag-of-embeddings classifier trained from scratch. Images: a small "
         "CNN trained from scratch, or a TF Hub backbone with a new classification head.",
     )
-    epochs = forms.IntegerField(
-        label="Epochs",
-        required=False,
-        min_value=1,
-        max_value=200,
-        help_text="Passes over the training split. More can fit better, and costs more.",
-    )
-    batch_size = forms.IntegerField(
-        label="Batch size",
-        required=False,
-        min_value=1,
-        max_value=1024,
-        help_text="Examples per gradient step.",
-    )
-    learning_rate = forms.FloatField(
-        label="Learning rate",
-        required=False,
-        min_value=1e-6,
-        max_value=1.0,
-        help_text="Adam step size.",
-    )
-    validation_split = forms.FloatField(
-        label="Validation split",
-        required=False,
-        min_value=0.05,
-        max_value=0.5,
-        help_text="Share of examples held out (stratified) for the metrics.",
-    )
+    epochs = _number_field(HYPERPARAMETERS["epochs"], "Epochs")
+    batch_size = _number_field(HYPERPARAMETERS["batch_size"], "Batch size")
+    learning_rate = _number_field(HYPERPARAMETERS["learning_rate"], "Learning rate")
+    validation_split = _number_field(HYPERPARAMETERS["validation_split"], "Validation split")
     fine_tune = forms.BooleanField(
         label="Fine-tune the backbone",
         required=False,
-        help_text="TF Hub models only: train the backbone's weights too (slower; lower default "
-        "learning rate).",
+        help_text=HYPERPARAMETERS["fine_tune"].help + ".",
     )
     seed = forms.IntegerField(
         label="Seed", required=False, min_value=0, max_value=2**31 - 1, initial=0
@@ -173,9 +167,7 @@ class TrainingForm(forms.Form):
         """The hyperparameters the user set (defaults are filled in by the service)."""
         data = self.cleaned_data
         out = {
-            name: data[name]
-            for name in ("epochs", "batch_size", "learning_rate", "validation_split")
-            if data.get(name) is not None
+            name: data[name] for name in self.HYPERPARAMETER_FIELDS if data.get(name) is not None
         }
         if data.get("fine_tune"):
             out["fine_tune"] = True

@@ -4,12 +4,13 @@ from django.conf import settings
 from django.db import models
 
 from saas.common.ids import IdFactory
+from saas.contract import IMAGE, TEXT
 from saas.tenancy.models import TenantModel
 
 
 class Task(models.TextChoices):
-    TEXT_CLASSIFICATION = "text-classification"
-    IMAGE_CLASSIFICATION = "image-classification"
+    TEXT_CLASSIFICATION = TEXT  # the contract's task names
+    IMAGE_CLASSIFICATION = IMAGE
 
 
 class Dataset(TenantModel):

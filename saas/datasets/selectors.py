@@ -8,10 +8,11 @@ import zipfile
 from django.core.files.storage import default_storage
 
 from saas.common.errors import NotFound
+from saas.contract import IMAGE_EXTENSIONS
+from saas.contract.datasets import member_class
 from saas.tenancy.models import Organization
 
 from .models import Dataset, Task
-from .validation import IMAGE_EXTENSIONS, member_class
 
 
 def dataset_list(*, organization: Organization):

@@ -1,5 +1,7 @@
 """Validation of uploads, producing the dataset report or every problem found.
 
+Files are read with the contract's parsers (:mod:`saas.contract.datasets`), the ones the
+training runners use, so an upload that validates is read the same way when it trains.
 Text: a UTF-8 CSV (RFC 4180, parsed with :mod:`csv`; a BOM is accepted) with a header naming
 the text and label columns. Images: a ZIP with one folder per class (the Keras
 ``image_dataset_from_directory`` layout, optionally under one top-level folder), JPEG or PNG
@@ -13,10 +15,8 @@ Nothing here touches the database or storage: :func:`validate_text_csv` and
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
-import posixpath
 import warnings
 import zipfile
 from collections import Counter
@@ -27,11 +27,25 @@ from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
 from saas.common.errors import ValidationFailed
+from saas.contract import IMAGE_EXTENSIONS, IMAGE_FORMATS, ContractError
+from saas.contract.datasets import (
+    is_ignored_member,
+    is_image_name,
+    member_class,
+    parse_text_csv,
+    unsafe_member_reason,
+)
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Validated",
+    "member_class",
+    "validate_image_zip",
+    "validate_text_csv",
+]
 
 MAX_LISTED = 50  # problems listed per kind; the count says how many in all
 SMALL_CLASS_WARNING = 10
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png"}
-IMAGE_FORMATS = {"JPEG", "PNG"}
 SUPPORTED_COMPRESSION = {
     zipfile.ZIP_STORED,
     zipfile.ZIP_DEFLATED,
@@ -101,10 +115,6 @@ def _balance(classes: Counter[str]) -> dict:
     }
 
 
-def _line_of(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
-
-
 def validate_text_csv(
     data: bytes, *, text_column: str = "text", label_column: str = "label"
 ) -> Validated:
@@ -116,86 +126,24 @@ def validate_text_csv(
 
     Returns a :class:`Validated`. Raises :class:`ValidationFailed` listing every problem: empty
     file, non-UTF-8 bytes (with the line), malformed CSV, missing columns (naming those found),
-    no data rows, empty text or label cells (rows listed), fewer than 2 classes, a class with
-    fewer than 2 examples.
+    no data rows, empty text or label cells (rows listed), a label holding a line break, fewer
+    than 2 classes, a class with fewer than 2 examples. The parsing rules (stripped header
+    names, blank rows skipped…) are :mod:`saas.contract.datasets`'s.
     """
-    if text_column == label_column:
-        raise ValidationFailed(
-            "The text and label columns must differ.",
-            errors=[{"field": "label_column", "message": f"same as text_column ({text_column!r})"}],
-        )
+    try:
+        parsed = parse_text_csv(data, text_column=text_column, label_column=label_column)
+    except ContractError as exc:
+        raise ValidationFailed(exc.detail, errors=exc.errors) from None
+
     problems = _Problems()
-    if not data.strip():
-        raise ValidationFailed(
-            "The file is empty.", errors=[{"field": "file", "message": "the file is empty"}]
-        )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        offset = exc.start + (
-            3 if data.startswith(b"\xef\xbb\xbf") else 0
-        )  # utf-8-sig drops the BOM
-        line = _line_of(data, offset)
-        msg = f"the file is not UTF-8: byte 0x{data[offset]:02x} on line {line} cannot be decoded"
-        raise ValidationFailed(
-            "The file is not valid UTF-8; save it as UTF-8 and upload again.",
-            errors=[{"field": "file", "message": msg, "line": line}],
-        ) from None
+    for p in parsed.problems:
+        problems.add(p["kind"], p["message"], line=p["line"])
+    classes: Counter[str] = Counter(e.label for e in parsed.examples)
+    seen_texts: Counter[str] = Counter(e.text.strip() for e in parsed.examples)
+    empty_texts = problems.counts["empty_text"]
+    empty_labels = problems.counts["empty_label"]
 
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader)
-    except (csv.Error, StopIteration) as exc:
-        raise ValidationFailed(
-            "The CSV header could not be read.", errors=[{"field": "file", "message": str(exc)}]
-        ) from None
-    names = [h.strip() for h in header]
-    missing = [c for c in (text_column, label_column) if c not in names]
-    if missing:
-        found = ", ".join(repr(n) for n in names) or "none"
-        raise ValidationFailed(
-            f"Missing column(s) {', '.join(repr(m) for m in missing)}; columns found: {found}.",
-            errors=[
-                {
-                    "field": "text_column" if m == text_column else "label_column",
-                    "message": f"column '{m}' not found; columns found: {found}",
-                }
-                for m in missing
-            ],
-        )
-    ti, li = names.index(text_column), names.index(label_column)
-
-    classes: Counter[str] = Counter()
-    seen_texts: Counter[str] = Counter()
-    rows = 0
-    empty_texts = empty_labels = 0
-    try:
-        for record in reader:
-            line = reader.line_num
-            if not record or all(not c.strip() for c in record):
-                continue  # blank line
-            rows += 1
-            if len(record) != len(names):
-                problems.add(
-                    "shape",
-                    f"line {line}: {len(record)} fields, the header has {len(names)}",
-                    line=line,
-                )
-                continue
-            t, lab = record[ti].strip(), record[li].strip()
-            if not t:
-                empty_texts += 1
-                problems.add("empty_text", f"line {line}: the text is empty", line=line)
-            if not lab:
-                empty_labels += 1
-                problems.add("empty_label", f"line {line}: the label is empty", line=line)
-            if t and lab:
-                classes[lab] += 1
-                seen_texts[t] += 1
-    except csv.Error as exc:
-        problems.add("csv", f"line {reader.line_num}: malformed CSV ({exc})", line=reader.line_num)
-
-    if rows == 0 and not problems:
+    if parsed.rows == 0 and not problems:
         raise ValidationFailed(
             "The file has a header but no data rows.",
             errors=[{"field": "file", "message": "no data rows after the header"}],
@@ -207,12 +155,12 @@ def validate_text_csv(
         warns.append(f"{duplicates} rows repeat an earlier text exactly")
     report = {
         **_balance(classes),
-        "rows": rows,
+        "rows": parsed.rows,
         "duplicate_texts": duplicates,
         "duplicate_examples": [t for t, n in seen_texts.most_common(10) if n > 1],
         "empty_texts": empty_texts,
         "empty_labels": empty_labels,
-        "columns": names,
+        "columns": parsed.columns,
         "warnings": warns,
     }
     if problems:
@@ -227,30 +175,6 @@ def validate_text_csv(
         report=report,
         warnings=warns,
     )
-
-
-def _unsafe_name(name: str) -> str | None:
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return "absolute path"
-    if "\\" in name:
-        return "backslash in path"
-    if ".." in name.split("/"):
-        return "'..' in path"
-    return None
-
-
-def _ignored(name: str) -> bool:
-    parts = [p for p in name.split("/") if p]
-    return not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
-
-
-def member_class(name: str) -> str | None:
-    """The class of an archive member ``…/<class>/<file>``: its parent folder's name. None for
-    folders, ignored entries (``__MACOSX``, dot files) and files outside a class folder."""
-    if name.endswith("/") or _ignored(name):
-        return None
-    parts = name.split("/")
-    return parts[-2] if len(parts) >= 2 else None
 
 
 def validate_image_zip(fileobj: BinaryIO) -> Validated:
@@ -288,7 +212,7 @@ def validate_image_zip(fileobj: BinaryIO) -> Validated:
         )
     problems = _Problems()
     for info in infos:
-        reason = _unsafe_name(info.filename)
+        reason = unsafe_member_reason(info.filename)
         if reason:
             problems.add(
                 "unsafe_path",
@@ -310,7 +234,7 @@ def validate_image_zip(fileobj: BinaryIO) -> Validated:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         for info in infos:
             name = info.filename
-            if info.is_dir() or _ignored(name):
+            if info.is_dir() or is_ignored_member(name):
                 continue
             files += 1
             label = member_class(name)
@@ -318,6 +242,14 @@ def validate_image_zip(fileobj: BinaryIO) -> Validated:
                 problems.add(
                     "layout",
                     f"{name!r}: not inside a class folder (expected class/{name})",
+                    member=name,
+                )
+                continue
+            if "\n" in label or "\r" in label:
+                # The same rule as for CSV labels: a model's labels are stored one a line.
+                problems.add(
+                    "layout",
+                    f"{name!r}: the class folder name contains a line break",
                     member=name,
                 )
                 continue
@@ -355,7 +287,6 @@ def validate_image_zip(fileobj: BinaryIO) -> Validated:
                 )
                 continue
             blob = b"".join(chunks)
-            ext = posixpath.splitext(name)[1].lower()
             try:
                 with Image.open(io.BytesIO(blob)) as img:
                     fmt = img.format
@@ -391,9 +322,11 @@ def validate_image_zip(fileobj: BinaryIO) -> Validated:
                     member=name,
                 )
                 continue
-            if ext not in IMAGE_EXTENSIONS:
+            if not is_image_name(name):
                 problems.add(
-                    "not_image", f"{name!r}: file name must end in .jpg, .jpeg or .png", member=name
+                    "not_image",
+                    f"{name!r}: file name must end in {', '.join(IMAGE_EXTENSIONS)}",
+                    member=name,
                 )
                 continue
             classes[label] += 1

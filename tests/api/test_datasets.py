@@ -303,3 +303,36 @@ def test_huge_json_body_is_413_and_deep_nesting_is_400(tenant, settings):
 def test_disallowed_host_is_a_problem(tenant):
     r = tenant.client.get("/v1/datasets", HTTP_HOST="evil.example")
     assert r.status_code == 400 and r["Content-Type"].startswith("application/problem+json")
+
+
+# The four cases where upload validation and training used to disagree (issue 9, item 4);
+# the training side is tests/workers/test_dataset_agreement.py.
+
+
+def test_header_with_a_space_after_the_comma_is_accepted(tenant):
+    r = upload(tenant.client, text_csv(small_text_rows(), header="text, label"))
+    assert r.status_code == 201, r.content
+    assert r.json()["classes"] == {"negative": 12, "positive": 12}
+    assert r.json()["report"]["columns"] == ["text", "label"]
+
+
+def test_a_row_that_is_only_a_comma_is_skipped_like_a_blank_line(tenant):
+    data = text_csv(small_text_rows()) + b",\n , \n"
+    r = upload(tenant.client, data)
+    assert r.status_code == 201, r.content
+    assert r.json()["num_examples"] == 24 and r.json()["report"]["rows"] == 24
+
+
+def test_a_quoted_label_holding_a_newline_is_refused(tenant, settings):
+    data = text_csv(small_text_rows()) + b'"one more","posi\ntive"\n'
+    r = upload(tenant.client, data)
+    body = assert_problem(r, 400, "line 27", "line break")
+    assert [e.get("line") for e in body["errors"]] == [27]
+    assert_nothing_created(tenant, settings)
+
+
+def test_a_doubled_slash_in_a_zip_path_keeps_the_class_folder(tenant):
+    files = {f"{c}//{i}.png": png_bytes(i) for c in ("cat", "dog") for i in range(2)}
+    r = upload(tenant.client, image_zip(files), task="image-classification", name="d.zip")
+    assert r.status_code == 201, r.content
+    assert r.json()["classes"] == {"cat": 2, "dog": 2}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.evaluation import evaluate
+from workers.ml.evaluation import evaluate
 
 
 def test_metrics_match_hand_computed_values():

@@ -11,7 +11,7 @@ def _export_tiny_model(path, *, n_floats: int, classes=("neg", "pos")) -> str:
     """A SavedModel like the runners' exports: longer inputs score higher for the last class."""
     import tensorflow as tf
 
-    from workers.runners.common import export_saved_model
+    from workers.ml.runners.common import export_saved_model
 
     module = tf.Module()
     module.padding = tf.Variable(tf.zeros([n_floats]))  # sets the on-disk size
@@ -43,7 +43,7 @@ def saved_models(tmp_path_factory):
 
 
 def test_predict_returns_label_score_and_all_scores(saved_models):
-    from workers.model_cache import ModelCache
+    from workers.ml.model_cache import ModelCache
 
     model = ModelCache(10**9).get(("m", 1), saved_models["a"])
     assert model.labels == ["neg", "pos"]
@@ -59,7 +59,7 @@ def test_predict_returns_label_score_and_all_scores(saved_models):
 
 
 def test_lru_evicts_least_recently_used_by_size(saved_models):
-    from workers.model_cache import ModelCache, directory_size
+    from workers.ml.model_cache import ModelCache, directory_size
 
     size = directory_size(saved_models["a"])
     assert size > 400_000  # the 100k-float variable dominates
@@ -75,7 +75,7 @@ def test_lru_evicts_least_recently_used_by_size(saved_models):
 
 
 def test_a_model_larger_than_the_budget_is_served_but_not_kept(saved_models):
-    from workers.model_cache import ModelCache
+    from workers.ml.model_cache import ModelCache
 
     cache = ModelCache(max_bytes=1000)
     model = cache.get(("a", 1), saved_models["a"])
@@ -84,7 +84,7 @@ def test_a_model_larger_than_the_budget_is_served_but_not_kept(saved_models):
 
 
 def test_a_failed_load_caches_nothing(tmp_path):
-    from workers.model_cache import ModelCache
+    from workers.ml.model_cache import ModelCache
 
     cache = ModelCache(10**9)
     with pytest.raises(OSError):
@@ -93,7 +93,7 @@ def test_a_failed_load_caches_nothing(tmp_path):
 
 
 def test_get_cache_is_lazy_and_configured_from_the_environment(monkeypatch):
-    from workers import model_cache
+    from workers.ml import model_cache
 
     monkeypatch.setattr(model_cache, "_cache", None)
     monkeypatch.setenv(model_cache.MAX_BYTES_ENV, "12345")

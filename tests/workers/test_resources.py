@@ -12,7 +12,7 @@ pytestmark = pytest.mark.tf
 
 
 def test_measure_records_time_memory_and_device():
-    from workers.resources import detect_device, measure
+    from workers.ml.resources import detect_device, measure
 
     with measure() as usage:
         deadline = time.process_time() + 0.2
@@ -30,7 +30,7 @@ def test_measure_records_time_memory_and_device():
 
 
 def test_measure_fills_in_figures_when_the_block_raises():
-    from workers.resources import measure
+    from workers.ml.resources import measure
 
     with pytest.raises(RuntimeError), measure() as usage:
         time.sleep(0.01)

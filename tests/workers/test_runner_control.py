@@ -8,7 +8,7 @@ pytestmark = pytest.mark.tf
 
 
 def _text_spec(tmp_path, write_csv, text_rows, **hyperparameters):
-    from workers.runners.spec import TEXT, TrainSpec
+    from saas.contract.spec import TEXT, TrainSpec
 
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
@@ -24,7 +24,7 @@ def _text_spec(tmp_path, write_csv, text_rows, **hyperparameters):
 @pytest.fixture
 def batches_run(monkeypatch):
     """Counts training batches that actually ran (``on_train_batch_end`` calls)."""
-    from workers.runners.common import ProgressCallback
+    from workers.ml.runners.common import ProgressCallback
 
     counter = {"n": 0}
     original = ProgressCallback.on_train_batch_end
@@ -49,8 +49,8 @@ def _stop_after(n_calls):
 
 @pytest.mark.parametrize("allowed", [3, 6])  # 36 training rows / 8 = 5 batches an epoch
 def test_should_stop_cancels_within_one_batch(tmp_path, write_csv, text_rows, batches_run, allowed):
-    from workers import runners
-    from workers.runners.spec import TrainingCancelled
+    from saas.contract.spec import TrainingCancelled
+    from workers.ml import runners
 
     spec = _text_spec(tmp_path, write_csv, text_rows)
     should_stop, calls = _stop_after(allowed)
@@ -68,7 +68,7 @@ def test_should_stop_cancels_within_one_batch(tmp_path, write_csv, text_rows, ba
 
 
 def test_should_stop_is_polled_before_every_batch(tmp_path, write_csv, text_rows, batches_run):
-    from workers import runners
+    from workers.ml import runners
 
     should_stop, calls = _stop_after(10**6)
     result = runners.train(_text_spec(tmp_path, write_csv, text_rows), should_stop=should_stop)
@@ -77,7 +77,7 @@ def test_should_stop_is_polled_before_every_batch(tmp_path, write_csv, text_rows
 
 
 def _image_spec(tmp_path, write_digits_zip):
-    from workers.runners.spec import IMAGE, TrainSpec
+    from saas.contract.spec import IMAGE, TrainSpec
 
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
@@ -92,7 +92,7 @@ def _image_spec(tmp_path, write_digits_zip):
 
 @pytest.mark.parametrize("kind", ["text", "image"])
 def test_same_seed_gives_the_same_run(tmp_path, write_csv, text_rows, write_digits_zip, kind):
-    from workers import runners
+    from workers.ml import runners
 
     results = []
     for attempt in ("a", "b"):
@@ -110,8 +110,8 @@ def test_same_seed_gives_the_same_run(tmp_path, write_csv, text_rows, write_digi
 
 
 def test_unknown_task_is_a_platform_error(tmp_path):
-    from workers import runners
-    from workers.runners.spec import TrainSpec
+    from saas.contract.spec import TrainSpec
+    from workers.ml import runners
 
     spec = TrainSpec(
         task="audio", dataset_path="x", output_dir=str(tmp_path), base_model="x", hyperparameters={}

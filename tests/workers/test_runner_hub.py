@@ -12,7 +12,7 @@ def test_module_follows_the_reusable_saved_model_api(hub_module_path):
     import tensorflow as tf
     import tensorflow_hub as hub
 
-    from workers.runners.image import hub_input_size
+    from workers.ml.runners.image import hub_input_size
 
     module = hub.load(hub_module_path)
     assert len(module.trainable_variables) < len(module.variables)
@@ -43,8 +43,8 @@ def test_fine_tune_decides_whether_the_backbone_learns(
 ):
     import tensorflow as tf
 
-    from workers import runners
-    from workers.runners.spec import IMAGE, TrainSpec
+    from saas.contract.spec import IMAGE, TrainSpec
+    from workers.ml import runners
 
     before = original_weights
     out = tmp_path / "out"
@@ -82,8 +82,8 @@ def test_fine_tune_decides_whether_the_backbone_learns(
 
 
 def test_image_size_cannot_change_a_fixed_size_module(tmp_path, hub_module_path, write_digits_zip):
-    from workers import runners
-    from workers.runners.spec import IMAGE, TrainingInputError, TrainSpec
+    from saas.contract.spec import IMAGE, TrainingInputError, TrainSpec
+    from workers.ml import runners
 
     spec = TrainSpec(
         task=IMAGE,

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.tf
 
 
 def _spec(dataset_path, output_dir, **overrides):
-    from workers.runners.spec import IMAGE, TrainSpec
+    from saas.contract.spec import IMAGE, TrainSpec
 
     fields = dict(
         task=IMAGE,
@@ -27,7 +27,7 @@ def _spec(dataset_path, output_dir, **overrides):
 
 @pytest.mark.parametrize("top", ["digits", None])
 def test_read_zip_skips_junk_and_an_optional_top_folder(tmp_path, write_digits_zip, top):
-    from workers.runners.image import read_zip
+    from workers.ml.runners.image import read_zip
 
     path = write_digits_zip(tmp_path / "d.zip", per_class=3, top=top)
     members, images, labels = read_zip(str(path))
@@ -40,8 +40,8 @@ def test_read_zip_skips_junk_and_an_optional_top_folder(tmp_path, write_digits_z
 
 
 def test_read_zip_rejects_images_outside_class_folders(tmp_path):
-    from workers.runners.image import read_zip
-    from workers.runners.spec import TrainingInputError
+    from saas.contract.spec import TrainingInputError
+    from workers.ml.runners.image import read_zip
 
     with zipfile.ZipFile(tmp_path / "flat.zip", "w") as zf:
         zf.writestr("a/x.png", b"x")
@@ -53,7 +53,7 @@ def test_read_zip_rejects_images_outside_class_folders(tmp_path):
 def test_preprocess_gives_the_same_pixels_for_png_and_jpeg(digit_pngs, png_to_jpeg):
     import tensorflow as tf
 
-    from workers.runners.image import preprocess_image
+    from workers.ml.runners.image import preprocess_image
 
     png = digit_pngs["7"][0][1]
     a = preprocess_image(tf.constant(png), 24).numpy()
@@ -68,7 +68,7 @@ def test_cnn_small_trains_and_serves_png_and_jpeg(
 ):
     import tensorflow as tf
 
-    from workers import runners
+    from workers.ml import runners
 
     path = write_digits_zip(tmp_path / "d.zip")
     out = tmp_path / "out"
@@ -89,8 +89,8 @@ def test_cnn_small_trains_and_serves_png_and_jpeg(
 
 
 def test_undecodable_image_is_a_training_input_error(tmp_path, write_digits_zip):
-    from workers.runners import image
-    from workers.runners.spec import TrainingInputError
+    from saas.contract.spec import TrainingInputError
+    from workers.ml.runners import image
 
     path = write_digits_zip(tmp_path / "d.zip", per_class=3)
     with zipfile.ZipFile(path, "a") as zf:
@@ -101,7 +101,7 @@ def test_undecodable_image_is_a_training_input_error(tmp_path, write_digits_zip)
 
 
 def test_hub_base_model_without_handle_is_a_platform_error(tmp_path, write_digits_zip):
-    from workers.runners import image
+    from workers.ml.runners import image
 
     path = write_digits_zip(tmp_path / "d.zip", per_class=3)
     with pytest.raises(ValueError, match="handle"):

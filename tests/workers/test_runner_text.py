@@ -11,7 +11,7 @@ HP = {"epochs": 2, "batch_size": 8, "validation_split": 0.25}
 
 
 def _spec(dataset_path, output_dir, **overrides):
-    from workers.runners.spec import TEXT, TrainSpec
+    from saas.contract.spec import TEXT, TrainSpec
 
     fields = dict(
         task=TEXT,
@@ -28,7 +28,7 @@ def _spec(dataset_path, output_dir, **overrides):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, text_rows, write_csv):
     """(rows, result, epochs reported) for one tiny training run shared by this module."""
-    from workers import runners
+    from workers.ml import runners
 
     tmp = tmp_path_factory.mktemp("text")
     rows = text_rows
@@ -80,7 +80,7 @@ def test_vocabulary_is_adapted_on_the_training_split_only(trained):
     """A token seen only in validation rows maps to OOV: it scores exactly like an unseen one."""
     import tensorflow as tf
 
-    from workers.runners.common import encode_labels, stratified_split
+    from workers.ml.runners.common import encode_labels, stratified_split
 
     rows, result, _ = trained
     _, y = encode_labels([label for _, label in rows])
@@ -100,7 +100,7 @@ def test_vocabulary_is_adapted_on_the_training_split_only(trained):
 
 
 def test_read_csv_handles_bom_quotes_and_column_names(tmp_path, write_csv):
-    from workers.runners.text import read_csv
+    from workers.ml.runners.text import read_csv
 
     path = write_csv(
         tmp_path / "t.csv", [('Said "hi", then left', " a "), ("x", "b")], header=("body", "cls")
@@ -127,8 +127,8 @@ def test_read_csv_handles_bom_quotes_and_column_names(tmp_path, write_csv):
 def test_unusable_input_is_a_training_input_error(
     tmp_path, write_csv, rows, header, hyperparameters, message
 ):
-    from workers.runners import text
-    from workers.runners.spec import TrainingInputError
+    from saas.contract.spec import TrainingInputError
+    from workers.ml.runners import text
 
     path = write_csv(tmp_path / "t.csv", rows, header=header)
     with pytest.raises(TrainingInputError, match=message):

@@ -8,8 +8,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from saas.billing import services as billing
 from saas.common.errors import DomainError
+from saas.contract import hyperparameters as hp
 from saas.datasets import selectors as dataset_selectors
-from saas.jobs import hyperparameters as hp
 from saas.jobs import selectors as job_selectors
 from saas.jobs import services as job_services
 from saas.registry import selectors as model_selectors

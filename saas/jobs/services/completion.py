@@ -72,7 +72,7 @@ def _current(job: TrainingJob | None, start: JobStart) -> bool:
 def training_job_complete(*, start: JobStart, result, resources: dict) -> bool:
     """Worker side: store the model and mark the attempt ``succeeded``, exactly once.
 
-    ``result`` is a ``workers.runners.spec.TrainResult``; ``resources`` has ``wall_seconds``,
+    ``result`` is a ``saas.contract.TrainResult``; ``resources`` has ``wall_seconds``,
     ``cpu_seconds``, ``device`` and ``peak_rss_bytes``. The artifact is uploaded first, then
     one transaction creates the TrainedModel, writes the usage events and marks the job
     succeeded; if the attempt is no longer current (cancelled, taken over) the upload is

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
-    """Build a randomly initialised MobileNetV2 TF Hub module (see workers.hub_module)."""
+    """Build a randomly initialised MobileNetV2 TF Hub module (see workers.ml.hub_module)."""
 
     help = (
         "Write a randomly initialised MobileNetV2 feature-vector module (TF Hub Reusable "
@@ -26,7 +26,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         # TensorFlow is imported here, not at module level: Django imports every command
         # module to list them, and the web tier must not load TensorFlow.
-        from workers.hub_module import build_mobilenet_v2_feature_vector
+        from workers.ml.hub_module import build_mobilenet_v2_feature_vector
 
         try:
             path = build_mobilenet_v2_feature_vector(

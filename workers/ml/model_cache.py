@@ -14,7 +14,7 @@ survive ``fork()``. Nothing is loaded at import time.
 
 from __future__ import annotations
 
-import workers.tf_env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import workers.ml.tf_env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 # isort: split
 
@@ -60,7 +60,7 @@ class LoadedModel:
 
     @classmethod
     def load(cls, path: str) -> LoadedModel:
-        """Load a SavedModel exported by ``workers.runners``.
+        """Load a SavedModel exported by ``workers.ml.runners``.
 
         Raises:
             OSError: ``path`` or its ``assets/labels.txt`` cannot be read.

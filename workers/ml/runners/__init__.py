@@ -1,14 +1,14 @@
-"""ML runners: a :class:`~workers.runners.spec.TrainSpec` in, a ``TrainResult`` out.
+"""ML runners: a :class:`~saas.contract.spec.TrainSpec` in, a ``TrainResult`` out.
 
 Importing this package is cheap: TensorFlow is loaded by :func:`train` on first use (through
-``workers.runners.text`` / ``workers.runners.image``), after ``workers.tf_env`` has set the
+``workers.ml.runners.text`` / ``workers.ml.runners.image``), after ``workers.ml.tf_env`` has set the
 environment TensorFlow reads at import time.
 """
 
 from __future__ import annotations
 
-import workers.tf_env  # noqa: F401  (must run before any TensorFlow import)
-from workers.runners.spec import (
+import workers.ml.tf_env  # noqa: F401  (must run before any TensorFlow import)
+from saas.contract.spec import (
     IMAGE,
     TEXT,
     EpochCallback,
@@ -35,8 +35,8 @@ def train(
 ) -> TrainResult:
     """Train, evaluate and export the model ``spec`` describes.
 
-    Dispatches on ``spec.task``: ``TEXT`` → :func:`workers.runners.text.train` (base model
-    ``"text-embedding-bag"``); ``IMAGE`` → :func:`workers.runners.image.train` (``"cnn-small"``,
+    Dispatches on ``spec.task``: ``TEXT`` → :func:`workers.ml.runners.text.train` (base model
+    ``"text-embedding-bag"``); ``IMAGE`` → :func:`workers.ml.runners.image.train` (``"cnn-small"``,
     or a TF Hub model given by ``spec.handle``).
 
     Args:
@@ -54,13 +54,13 @@ def train(
         ValueError: unknown task or base model (a platform bug, not the user's).
     """
     if spec.task == TEXT:
-        from workers.runners import text
+        from workers.ml.runners import text
 
         if spec.base_model != text.BASE_MODEL:
             raise ValueError(f"Unknown text base model {spec.base_model!r}.")
         return text.train(spec, on_epoch=on_epoch, should_stop=should_stop)
     if spec.task == IMAGE:
-        from workers.runners import image
+        from workers.ml.runners import image
 
         return image.train(spec, on_epoch=on_epoch, should_stop=should_stop)
     raise ValueError(f"Unknown task {spec.task!r}.")

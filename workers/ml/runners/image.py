@@ -1,13 +1,14 @@
 """Image classification: a small CNN from scratch, or a TF Hub feature extractor plus a head.
 
-Data is a ZIP with one folder per class. Images stay encoded (PNG/JPEG/GIF/BMP bytes) until
+Data is a ZIP with one folder per class, read by the contract's rules
+(:mod:`saas.contract.datasets`, the ones upload validation uses). Images stay encoded bytes until
 the ``tf.data`` pipeline decodes them with :func:`preprocess_image`, the same function the
 exported ``serving_default`` signature uses, so training and serving see identical pixels.
 """
 
 from __future__ import annotations
 
-import workers.tf_env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import workers.ml.tf_env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 # isort: split
 
@@ -19,7 +20,17 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from workers.runners.common import (
+from saas.contract import CNN_SMALL, IMAGE_EXTENSIONS
+from saas.contract.datasets import image_members, is_image_name
+from saas.contract.hyperparameters import HYPERPARAMETERS
+from saas.contract.spec import (
+    EpochCallback,
+    StopCheck,
+    TrainingInputError,
+    TrainResult,
+    TrainSpec,
+)
+from workers.ml.runners.common import (
     Split,
     dataset_from_arrays,
     encode_labels,
@@ -30,53 +41,32 @@ from workers.runners.common import (
     saved_model_path,
     seed_everything,
     stratified_split,
-    to_bool,
-)
-from workers.runners.spec import (
-    EpochCallback,
-    StopCheck,
-    TrainingInputError,
-    TrainResult,
-    TrainSpec,
 )
 
-CNN_SMALL = "cnn-small"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 DEFAULT_HUB_IMAGE_SIZE = 224
 # Decoded training images are cached in memory when they take less than this; otherwise they
 # are decoded again every epoch.
 CACHE_LIMIT_BYTES = 256 * 1024 * 1024
 
+# The contract's defaults (what bench/train_defaults.py prints). For hub models the learning
+# rate is 1e-3, or 1e-4 when fine-tuning, and image_size None means "the module's own size".
 CNN_DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
-    "epochs": 30,
-    "batch_size": 32,
-    "learning_rate": 0.003,
-    "lr_schedule": "cosine",
-    "validation_split": 0.2,
-    "image_size": 32,
-    "dropout": 0.3,
+    name: h.defaults["cnn"] for name, h in HYPERPARAMETERS.items() if "cnn" in h.defaults
 }
-# learning_rate None: 1e-3 for a frozen backbone, 1e-4 when fine-tuning (see _hub_defaults).
 HUB_DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
-    "epochs": 5,
-    "batch_size": 32,
-    "learning_rate": None,
-    "lr_schedule": "constant",
-    "validation_split": 0.2,
-    "fine_tune": False,
-    "image_size": None,
-    "dropout": 0.2,
+    name: h.defaults["hub"] for name, h in HYPERPARAMETERS.items() if "hub" in h.defaults
 }
-_TYPES = {"image_size": int, "fine_tune": bool}
 
 
 def read_zip(path: str) -> tuple[list[str], list[bytes], list[str]]:
-    """Read a class-per-folder image archive.
+    """Read a class-per-folder image archive with the contract's member rules.
 
-    An image's class is the name of the folder directly containing it. Directories,
-    ``__MACOSX/`` and hidden files or folders (a path part starting with ``.``) and files that
-    are not ``.png``/``.jpg``/``.jpeg``/``.gif``/``.bmp`` are skipped. One top-level folder
-    wrapping all the class folders (``digits/0/a.png``) is allowed.
+    An image's class is the name of the folder directly containing it (empty path segments
+    dropped: ``a//1.png`` is in class ``a``). Directories, ``__MACOSX/``, hidden files or
+    folders and files whose names do not end in one of
+    :data:`saas.contract.IMAGE_EXTENSIONS` are skipped (upload validation refuses the latter,
+    so a validated archive has none). One top-level folder wrapping all the class folders
+    (``digits/0/a.png``) is allowed.
 
     Returns:
         ``(members, images, labels)``: archive member paths, their encoded bytes and class
@@ -90,32 +80,17 @@ def read_zip(path: str) -> tuple[list[str], list[bytes], list[str]]:
     except (zipfile.BadZipFile, OSError) as exc:
         raise TrainingInputError("The dataset is not a readable ZIP archive.") from exc
     with archive:
-        names = []
-        for info in archive.infolist():
-            parts = [p for p in info.filename.split("/") if p]
-            if info.is_dir() or not parts:
-                continue
-            if any(p.startswith(".") or p == "__MACOSX" for p in parts):
-                continue
-            if not parts[-1].lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            names.append((info.filename, parts))
-        if not names:
+        found = list(image_members([info.filename for info in archive.infolist()]))
+        outside = [m for m in found if isinstance(m, str) and is_image_name(m)]
+        if outside:
+            raise TrainingInputError(f"{outside[0]!r} is not inside a class folder.")
+        members = sorted((m for m in found if not isinstance(m, str)), key=lambda m: m.name)
+        if not members:
             raise TrainingInputError(
-                "The archive contains no images (.png, .jpg, .jpeg, .gif, .bmp)."
+                f"The archive contains no images ({', '.join(IMAGE_EXTENSIONS)})."
             )
-        tops = {parts[0] for _, parts in names}
-        if len(tops) == 1 and all(len(parts) >= 3 for _, parts in names):
-            names = [(name, parts[1:]) for name, parts in names]
-        names.sort()
-        members, images, labels = [], [], []
-        for name, parts in names:
-            if len(parts) < 2:
-                raise TrainingInputError(f"{name!r} is not inside a class folder.")
-            members.append(name)
-            images.append(archive.read(name))
-            labels.append(parts[-2])
-    return members, images, labels
+        images = [archive.read(m.name) for m in members]
+    return [m.name for m in members], images, [m.label for m in members]
 
 
 def preprocess_image(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -226,11 +201,6 @@ def build_hub_model(
     return keras.Model(inputs, outputs, name="hub_classifier")
 
 
-def _hub_defaults(given: dict[str, Any] | None) -> dict[str, Any]:
-    fine_tune = to_bool((given or {}).get("fine_tune") or False)
-    return {**HUB_DEFAULT_HYPERPARAMETERS, "learning_rate": 1e-4 if fine_tune else 1e-3}
-
-
 def train(
     spec: TrainSpec, *, on_epoch: EpochCallback | None = None, should_stop: StopCheck | None = None
 ) -> TrainResult:
@@ -255,10 +225,7 @@ def train(
     is_cnn = spec.base_model == CNN_SMALL
     if not is_cnn and not spec.handle:
         raise ValueError(f"Base model {spec.base_model!r} needs a TF Hub handle.")
-    defaults = CNN_DEFAULT_HYPERPARAMETERS if is_cnn else _hub_defaults(spec.hyperparameters)
-    hp = resolve_hyperparameters(defaults, spec.hyperparameters, _TYPES)
-    if is_cnn and hp["image_size"] < 8:
-        raise TrainingInputError("Hyperparameter 'image_size' must be at least 8.")
+    hp = resolve_hyperparameters(spec.base_model, spec.hyperparameters)
 
     members, images, labels = read_zip(spec.dataset_path)
     broken = find_undecodable(images)

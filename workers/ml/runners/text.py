@@ -7,18 +7,27 @@ takes raw strings; lower-casing, punctuation stripping and tokenisation happen i
 
 from __future__ import annotations
 
-import workers.tf_env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import workers.ml.tf_env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 # isort: split
 
-import csv
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from workers.runners.common import (
+from saas.contract import TEXT_EMBEDDING_BAG, ContractError
+from saas.contract.datasets import MissingColumns, parse_text_csv, row_problems_summary
+from saas.contract.hyperparameters import HYPERPARAMETERS
+from saas.contract.spec import (
+    EpochCallback,
+    StopCheck,
+    TrainingInputError,
+    TrainResult,
+    TrainSpec,
+)
+from workers.ml.runners.common import (
     Split,
     dataset_from_arrays,
     encode_labels,
@@ -30,67 +39,46 @@ from workers.runners.common import (
     seed_everything,
     stratified_split,
 )
-from workers.runners.spec import (
-    EpochCallback,
-    StopCheck,
-    TrainingInputError,
-    TrainResult,
-    TrainSpec,
-)
 
-BASE_MODEL = "text-embedding-bag"
+BASE_MODEL = TEXT_EMBEDDING_BAG
 
+# The contract's defaults for this base model (what bench/train_defaults.py prints).
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
-    "epochs": 10,
-    "batch_size": 32,
-    "learning_rate": 0.005,
-    "lr_schedule": "constant",
-    "validation_split": 0.2,
-    "max_tokens": 20000,
-    "sequence_length": 64,
-    "embedding_dim": 32,
-    "dropout": 0.5,
+    name: h.defaults["text"] for name, h in HYPERPARAMETERS.items() if "text" in h.defaults
 }
-_TYPES = {"max_tokens": int, "sequence_length": int, "embedding_dim": int}
 
 
 def read_csv(
     path: str, text_column: str = "text", label_column: str = "label"
 ) -> tuple[list[str], list[str]]:
-    """Read a labelled text CSV (UTF-8, optional BOM, RFC 4180 quoting).
+    """Read a labelled text CSV with the contract's parser (the one upload validation uses).
 
-    Labels are stripped of surrounding whitespace; texts are kept as they are.
+    See :mod:`saas.contract.datasets` for the rules (BOM, stripped header names and labels,
+    blank rows skipped, texts kept as written).
 
     Returns:
         ``(texts, labels)``, two equally long lists.
 
     Raises:
-        TrainingInputError: not UTF-8, a column is missing, a row has an empty label, or the
-            file has no rows.
+        TrainingInputError: not UTF-8, a column is missing, a row is unusable (wrong number of
+            fields, empty text or label, a label with a line break, malformed CSV), or the file
+            has no rows.
     """
-    texts: list[str] = []
-    labels: list[str] = []
+    with open(path, "rb") as fh:
+        data = fh.read()
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in (text_column, label_column) if c not in (reader.fieldnames or [])]
-            if missing:
-                raise TrainingInputError(
-                    f"The CSV has no column named {', '.join(map(repr, missing))}."
-                )
-            for row_number, row in enumerate(reader, start=2):
-                label = (row.get(label_column) or "").strip()
-                if not label:
-                    raise TrainingInputError(f"Row {row_number} has an empty label.")
-                texts.append(row.get(text_column) or "")
-                labels.append(label)
-    except UnicodeDecodeError as exc:
-        raise TrainingInputError("The CSV is not valid UTF-8.") from exc
-    except csv.Error as exc:
-        raise TrainingInputError(f"The CSV cannot be parsed: {exc}") from exc
-    if not texts:
+        parsed = parse_text_csv(data, text_column=text_column, label_column=label_column)
+    except MissingColumns as exc:
+        raise TrainingInputError(
+            f"The CSV has no column named {', '.join(map(repr, exc.missing))}."
+        ) from exc
+    except ContractError as exc:
+        raise TrainingInputError(exc.detail) from exc
+    if parsed.problems:
+        raise TrainingInputError(row_problems_summary(parsed))
+    if not parsed.examples:
         raise TrainingInputError("The CSV has no data rows.")
-    return texts, labels
+    return [e.text for e in parsed.examples], [e.label for e in parsed.examples]
 
 
 def build_model(train_texts: np.ndarray, num_classes: int, hp: dict[str, Any]) -> keras.Model:
@@ -132,7 +120,7 @@ def train(
 
     Args:
         spec: ``spec.dataset_path`` is a CSV with ``spec.text_column``/``spec.label_column``;
-            hyperparameters default to :data:`DEFAULT_HYPERPARAMETERS`.
+            hyperparameters default to :data:`DEFAULT_HYPERPARAMETERS` (the contract's).
         on_epoch: called after every epoch with (epoch from 1, metrics).
         should_stop: called before every training batch; True cancels.
 
@@ -144,11 +132,7 @@ def train(
             to split.
         TrainingCancelled: ``should_stop()`` returned True; nothing is exported.
     """
-    hp = resolve_hyperparameters(DEFAULT_HYPERPARAMETERS, spec.hyperparameters, _TYPES)
-    if hp["max_tokens"] < 3:
-        raise TrainingInputError(
-            "Hyperparameter 'max_tokens' must be at least 3 (padding, unknown word, one word)."
-        )
+    hp = resolve_hyperparameters(BASE_MODEL, spec.hyperparameters)
     texts, labels = read_csv(spec.dataset_path, spec.text_column, spec.label_column)
     classes, y = encode_labels(labels)
     reject_newlines_in_labels(classes)

@@ -1,4 +1,4 @@
-"""The contract between Celery tasks and the ML runners.
+"""The contract between Celery tasks and the ML runners (``workers.ml.runners``).
 
 Runners are pure: a :class:`TrainSpec` in, a :class:`TrainResult` out; no ORM, no Django.
 Everything a runner needs from the platform (progress reporting, cancellation) arrives as
@@ -11,8 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-TEXT = "text-classification"
-IMAGE = "image-classification"
+from saas.contract.tasks import IMAGE, TEXT
+
+__all__ = [
+    "IMAGE",
+    "TEXT",
+    "EpochCallback",
+    "StopCheck",
+    "TrainResult",
+    "TrainSpec",
+    "TrainingCancelled",
+    "TrainingInputError",
+]
 
 
 class TrainingCancelled(Exception):
@@ -39,10 +49,10 @@ class TrainSpec:
         base_model: ``"text-embedding-bag"`` (text), ``"cnn-small"`` or a TF Hub catalogue name
             such as ``"mobilenet_v2"`` (image).
         handle: for hub models, the resolved handle (URL or local path); else None.
-        hyperparameters: ``epochs`` (int), ``batch_size`` (int), ``learning_rate`` (float),
-            ``validation_split`` (float in (0, 0.5]), and optionally ``fine_tune`` (bool, hub
-            models), ``max_tokens`` / ``sequence_length`` / ``embedding_dim`` (text),
-            ``image_size`` (int, cnn-small).
+        hyperparameters: names and values from
+            :data:`saas.contract.hyperparameters.HYPERPARAMETERS` accepted for ``base_model``
+            (the API checked them with the same table); missing ones take the base model's
+            defaults (:func:`saas.contract.hyperparameters.runner_hyperparameters`).
         seed: seeds Python, NumPy and TensorFlow and the train/validation split.
         text_column, label_column: CSV column names (text datasets).
     """

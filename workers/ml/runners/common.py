@@ -1,13 +1,13 @@
 """Training-loop pieces shared by the text and image runners.
 
-Hyperparameter resolution, seeding, the train/validation split, the progress/cancellation
+Hyperparameter resolution (against the contract's table), seeding, the train/validation split, the progress/cancellation
 callback, batched prediction, evaluation and the SavedModel export all live here so that
 ``text.py`` and ``image.py`` only differ in how they read data and build a model.
 """
 
 from __future__ import annotations
 
-import workers.tf_env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import workers.ml.tf_env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 # isort: split
 
@@ -22,8 +22,8 @@ import tensorflow as tf
 import tf_keras as keras
 from sklearn.model_selection import train_test_split
 
-from workers.evaluation import evaluate
-from workers.runners.spec import (
+from saas.contract import ContractError, runner_hyperparameters
+from saas.contract.spec import (
     EpochCallback,
     StopCheck,
     TrainingCancelled,
@@ -31,83 +31,36 @@ from workers.runners.spec import (
     TrainResult,
     TrainSpec,
 )
+from workers.ml.evaluation import evaluate
 
 LABELS_FILENAME = "labels.txt"
 SERVING_INPUT = "inputs"
 SERVING_OUTPUT = "scores"
-LR_SCHEDULES = ("constant", "cosine")
-
-# Coercions for the hyperparameters every runner accepts; runner-specific ones are added by
-# each runner. A value that cannot be coerced is the user's mistake: TrainingInputError.
-_COMMON_TYPES: dict[str, Callable[[Any], Any]] = {
-    "epochs": int,
-    "batch_size": int,
-    "learning_rate": float,
-    "validation_split": float,
-    "lr_schedule": str,
-    "dropout": float,
-}
 
 
-def to_bool(value: Any) -> bool:
-    """Coerce a hyperparameter to bool; strings "1", "true", "yes", "on" (any case) are True."""
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
-
-
-def resolve_hyperparameters(
-    defaults: Mapping[str, Any],
-    given: Mapping[str, Any] | None,
-    types: Mapping[str, Callable[[Any], Any]] | None = None,
-) -> dict[str, Any]:
-    """Merge user hyperparameters over a runner's defaults, coerced and range-checked.
+def resolve_hyperparameters(base_model: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Every hyperparameter the runner reads: ``given`` over the contract's defaults.
 
     Args:
-        defaults: the runner's defaults; every key a runner reads must be present here.
-        given: ``TrainSpec.hyperparameters``; ``None`` values fall back to the default.
-            Unknown keys are kept (they are harmless and show up in the job record).
-        types: coercions for runner-specific keys (``int``, ``float``, ``bool``); ``int``
-            values must be at least 1.
+        base_model: ``spec.base_model``; decides which hyperparameters are accepted.
+        given: ``TrainSpec.hyperparameters``, checked against
+            :data:`saas.contract.hyperparameters.HYPERPARAMETERS` (the API's own table).
 
     Returns:
-        A new dict: defaults updated with the coerced given values.
+        A new dict with every hyperparameter the base model accepts.
 
     Raises:
-        TrainingInputError: a value cannot be coerced, an int (``epochs``, ``batch_size``,
-            ``max_tokens``…) < 1, ``learning_rate`` <= 0, ``validation_split`` outside
-            (0, 0.5], ``dropout`` outside [0, 1), or ``lr_schedule`` not ``"constant"`` /
-            ``"cosine"``.
+        TrainingInputError: a name is unknown for the base model, or a value has the wrong
+            type or is out of range; the message names every such hyperparameter.
     """
-    coercions = dict(_COMMON_TYPES)
-    coercions.update(types or {})
-    resolved = dict(defaults)
-    for key, value in (given or {}).items():
-        if value is None:
-            continue
-        convert = coercions.get(key)
-        if convert is bool:
-            convert = to_bool
-        try:
-            resolved[key] = convert(value) if convert else value
-        except (TypeError, ValueError) as exc:
-            raise TrainingInputError(
-                f"Hyperparameter {key!r} has an invalid value {value!r}."
-            ) from exc
-    for key, convert in coercions.items():
-        if convert is int and resolved.get(key) is not None and resolved[key] < 1:
-            raise TrainingInputError(f"Hyperparameter {key!r} must be at least 1.")
-    if not resolved["learning_rate"] > 0:
-        raise TrainingInputError("Hyperparameter 'learning_rate' must be positive.")
-    if not 0 < resolved["validation_split"] <= 0.5:
-        raise TrainingInputError("Hyperparameter 'validation_split' must be in (0, 0.5].")
-    if not 0 <= resolved.get("dropout", 0.0) < 1:
-        raise TrainingInputError("Hyperparameter 'dropout' must be in [0, 1).")
-    if resolved.get("lr_schedule", "constant") not in LR_SCHEDULES:
-        raise TrainingInputError(
-            f"Hyperparameter 'lr_schedule' must be one of {', '.join(LR_SCHEDULES)}."
+    try:
+        return runner_hyperparameters(base_model, given)
+    except ContractError as exc:
+        problems = "; ".join(
+            f"Hyperparameter {e['field'].removeprefix('hyperparameters.')!r} {e['message']}"
+            for e in exc.errors
         )
-    return resolved
+        raise TrainingInputError(problems or exc.detail) from exc
 
 
 def seed_everything(seed: int) -> None:

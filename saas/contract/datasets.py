@@ -1,0 +1,267 @@
+"""THE dataset parsers: upload validation and the training runners read files through these.
+
+Text datasets are UTF-8 CSV files (RFC 4180, :mod:`csv`; a BOM is accepted) whose header names
+the text and label columns. Image datasets are ZIP archives with one folder per class
+(``cat/001.jpg``, optionally under one top-level folder). The rules below decide, once, what a
+file means; ``saas.datasets.validation`` adds the checks that need the bytes of every image
+(decoding, the decompression budget) and ``workers.ml.runners`` reads the examples.
+
+Normalisations and refusals (each has a test in ``tests/saas/contract/``):
+
+- Header names are stripped: ``text, label`` names the columns ``text`` and ``label``.
+- A row whose cells are all empty or blank (``,``, ``" , "``) is a blank line and skipped.
+- Labels are stripped; texts are kept as written (a text that is only blanks is empty).
+- A label holding a line break is refused: a model's labels are stored one a line.
+- In archive paths empty segments are dropped: ``a//1.png`` is ``1.png`` in class ``a``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from saas.contract.errors import ContractError
+from saas.contract.tasks import IMAGE_EXTENSIONS
+
+BOM = b"\xef\xbb\xbf"
+
+# What each kind of row problem is called in one line (a runner's error message).
+ROW_PROBLEM_KINDS: dict[str, str] = {
+    "shape": "wrong number of fields",
+    "empty_text": "empty text",
+    "empty_label": "empty label",
+    "label_newline": "line break in a label",
+    "csv": "malformed CSV",
+}
+
+
+class MissingColumns(ContractError):
+    """The header lacks the text and/or label column; ``missing`` names them, ``found`` lists
+    the header's (stripped) names."""
+
+    def __init__(
+        self, detail: str, *, errors: list[dict[str, Any]], missing: list[str], found: list[str]
+    ):
+        super().__init__(detail, errors=errors)
+        self.missing = missing
+        self.found = found
+
+
+@dataclass(frozen=True)
+class TextExample:
+    """One usable row: ``line`` (1-based, where the record ends), the text as written and the
+    stripped label."""
+
+    line: int
+    text: str
+    label: str
+
+
+@dataclass
+class ParsedCsv:
+    """A text CSV read row by row.
+
+    Attributes:
+        columns: the header's names, stripped.
+        examples: the rows that can be trained on, in file order.
+        rows: non-blank data rows (usable or not).
+        problems: ``{"kind", "message", "line"}`` per unusable row, ``kind`` one of
+            :data:`ROW_PROBLEM_KINDS`; a ``csv`` problem ends the parse (the rest of the file
+            cannot be read reliably).
+    """
+
+    columns: list[str]
+    examples: list[TextExample] = field(default_factory=list)
+    rows: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def decode_text(data: bytes) -> str:
+    """Decode a CSV upload as UTF-8, dropping a leading BOM.
+
+    Raises:
+        ContractError: empty (or blank) file; bytes that are not UTF-8 (the message names the
+            byte and its line, and the error has ``line``).
+    """
+    if not data.strip():
+        raise ContractError(
+            "The file is empty.", errors=[{"field": "file", "message": "the file is empty"}]
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (3 if data.startswith(BOM) else 0)  # utf-8-sig drops the BOM
+        line = _line_of(data, offset)
+        msg = f"the file is not UTF-8: byte 0x{data[offset]:02x} on line {line} cannot be decoded"
+        raise ContractError(
+            "The file is not valid UTF-8; save it as UTF-8 and upload again.",
+            errors=[{"field": "file", "message": msg, "line": line}],
+        ) from None
+
+
+def parse_text_csv(
+    data: bytes, *, text_column: str = "text", label_column: str = "label"
+) -> ParsedCsv:
+    """Parse a text-classification CSV (see the module docstring for the rules).
+
+    Args:
+        data: the whole file.
+        text_column, label_column: header names of the two columns used (compared with the
+            stripped header names).
+
+    Returns:
+        A :class:`ParsedCsv`; row problems are listed in it, not raised.
+
+    Raises:
+        ContractError: the two columns are the same (field ``label_column``), the file is empty
+            or not UTF-8, or the header cannot be read.
+        MissingColumns: a column is not in the header (fields ``text_column`` /
+            ``label_column``).
+    """
+    if text_column == label_column:
+        raise ContractError(
+            "The text and label columns must differ.",
+            errors=[{"field": "label_column", "message": f"same as text_column ({text_column!r})"}],
+        )
+    reader = csv.reader(io.StringIO(decode_text(data), newline=""), strict=True)
+    try:
+        header = next(reader)
+    except (csv.Error, StopIteration) as exc:
+        raise ContractError(
+            "The CSV header could not be read.", errors=[{"field": "file", "message": str(exc)}]
+        ) from None
+    names = [h.strip() for h in header]
+    missing = [c for c in (text_column, label_column) if c not in names]
+    if missing:
+        found = ", ".join(repr(n) for n in names) or "none"
+        raise MissingColumns(
+            f"Missing column(s) {', '.join(repr(m) for m in missing)}; columns found: {found}.",
+            errors=[
+                {
+                    "field": "text_column" if m == text_column else "label_column",
+                    "message": f"column '{m}' not found; columns found: {found}",
+                }
+                for m in missing
+            ],
+            missing=missing,
+            found=names,
+        )
+    ti, li = names.index(text_column), names.index(label_column)
+    parsed = ParsedCsv(columns=names)
+
+    def problem(kind: str, message: str, line: int) -> None:
+        parsed.problems.append({"kind": kind, "message": f"line {line}: {message}", "line": line})
+
+    try:
+        for record in reader:
+            line = reader.line_num
+            if all(not cell.strip() for cell in record):
+                continue  # a blank line, or only separators
+            parsed.rows += 1
+            if len(record) != len(names):
+                problem("shape", f"{len(record)} fields, the header has {len(names)}", line)
+                continue
+            text, label = record[ti], record[li].strip()
+            usable = True
+            if not text.strip():
+                problem("empty_text", "the text is empty", line)
+                usable = False
+            if not label:
+                problem("empty_label", "the label is empty", line)
+                usable = False
+            elif "\n" in label or "\r" in label:
+                problem(
+                    "label_newline",
+                    f"the label {label!r} contains a line break (labels are one a line)",
+                    line,
+                )
+                usable = False
+            if usable:
+                parsed.examples.append(TextExample(line=line, text=text, label=label))
+    except csv.Error as exc:
+        problem("csv", f"malformed CSV ({exc})", reader.line_num)
+    return parsed
+
+
+def row_problems_summary(parsed: ParsedCsv, limit: int = 3) -> str:
+    """One sentence naming how many rows are unusable and the first few, for a runner's error."""
+    shown = "; ".join(
+        f"{ROW_PROBLEM_KINDS[p['kind']]} ({p['message']})" for p in parsed.problems[:limit]
+    )
+    more = len(parsed.problems) - limit
+    return f"The CSV has {len(parsed.problems)} unusable row(s): {shown}" + (
+        f"; and {more} more." if more > 0 else "."
+    )
+
+
+# --- image archives -------------------------------------------------------------------------
+
+
+def member_parts(name: str) -> list[str]:
+    """The non-empty segments of an archive path (``a//1.png`` → ``["a", "1.png"]``)."""
+    return [p for p in name.split("/") if p]
+
+
+def unsafe_member_reason(name: str) -> str | None:
+    """Why a member path is unsafe to extract (absolute, backslash, ``..``), or None."""
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    if "\\" in name:
+        return "backslash in path"
+    if ".." in name.split("/"):
+        return "'..' in path"
+    return None
+
+
+def is_ignored_member(name: str) -> bool:
+    """Archive noise that is not part of the dataset: ``__MACOSX/``, dot files and folders,
+    and entries with no name at all."""
+    parts = member_parts(name)
+    return not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
+
+
+def member_class(name: str) -> str | None:
+    """The class of an archive member ``…/<class>/<file>``: its parent folder's name (empty
+    segments dropped). None for folders, ignored entries and files outside a class folder."""
+    if name.endswith("/") or is_ignored_member(name):
+        return None
+    parts = member_parts(name)
+    return parts[-2] if len(parts) >= 2 else None
+
+
+def is_image_name(name: str) -> bool:
+    """Whether the file name ends in one of :data:`IMAGE_EXTENSIONS` (any case)."""
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+@dataclass(frozen=True)
+class ImageMember:
+    """An archive member that is a candidate image: its path and its class."""
+
+    name: str
+    label: str
+
+
+def image_members(names: list[str]) -> Iterator[ImageMember | str]:
+    """Walk archive member names in order and classify them.
+
+    Yields an :class:`ImageMember` for every file in a class folder whose name has an image
+    extension, and the bare name (a ``str``) for every file outside a class folder; folders,
+    ignored entries and files without an image extension are skipped (upload validation reports
+    the latter itself, after looking at their bytes).
+    """
+    for name in names:
+        if name.endswith("/") or is_ignored_member(name):
+            continue
+        label = member_class(name)
+        if label is None:
+            yield name
+        elif is_image_name(name):
+            yield ImageMember(name=name, label=label)
