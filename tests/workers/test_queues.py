@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from celery.contrib.testing.worker import start_worker
 from celery.schedules import crontab
 from celery.signals import task_postrun
@@ -21,6 +23,8 @@ from django.db import connections
 
 from saas.celery import MAINTENANCE_TASKS, Queue, TaskName
 from workers.celery_app import app
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -105,3 +109,18 @@ def test_beat_tasks_run_while_the_training_queue_is_busy(db):
             assert channel.queue_declare(queue=Queue.TRAINING_CPU.value, passive=True)[1] == 1
         finally:
             channel.queue_purge(Queue.TRAINING_CPU.value)
+
+
+def test_docker_compose_runs_one_maintenance_worker_and_beat():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    consumers = {
+        name: svc["command"]
+        for name, svc in compose.items()
+        if "worker" in str(svc.get("command", ""))
+    }
+    maintenance = [n for n, cmd in consumers.items() if "-Q maintenance" in cmd]
+    assert len(maintenance) == 1, consumers
+    assert "-B" in consumers[maintenance[0]].split() or "beat" in compose, compose
+    for name, cmd in consumers.items():
+        if name not in maintenance:
+            assert "maintenance" not in cmd, (name, cmd)
