@@ -11,15 +11,34 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/trainyard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup migrate run worker demo test test-fast lint format bench hub-module clean
+# Requirements: requirements/{web,worker,dev}.in, locked by `make lock` to *.lock (pip-tools).
+# web: the web tier, no TensorFlow; worker: web + TensorFlow; dev: worker + test and lint
+# tools. `make setup` installs the dev lock, since the test suite exercises all of it.
+LOCKS := requirements/web.lock requirements/worker.lock requirements/dev.lock
+PIP_TOOLS := var/pip-tools
+PIP_COMPILE := $(PIP_TOOLS)/bin/pip-compile -q --strip-extras --allow-unsafe --no-emit-index-url \
+	--no-emit-find-links
 
-$(STAMP): requirements.lock
+.PHONY: setup lock migrate run worker worker-maintenance demo test test-fast lint format bench \
+	hub-module clean
+
+$(STAMP): requirements/dev.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q -r requirements/dev.lock
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Re-lock after editing a requirements/*.in (pins already in a lock are kept; add
+# --upgrade-package NAME to move one). pip-tools lives in its own venv, not in .venv. In
+# order: worker.in is constrained by web.lock and dev.in by worker.lock, so the three agree.
+lock:
+	test -x $(PIP_TOOLS)/bin/pip-compile || \
+		{ $(PY) -m venv $(PIP_TOOLS) && $(PIP_TOOLS)/bin/pip install -q pip-tools; }
+	$(PIP_COMPILE) --output-file requirements/web.lock requirements/web.in
+	$(PIP_COMPILE) --output-file requirements/worker.lock requirements/worker.in
+	$(PIP_COMPILE) --output-file requirements/dev.lock requirements/dev.in
 
 migrate: setup
 	$(BIN)/python manage.py migrate --noinput
@@ -30,6 +49,11 @@ run: migrate
 worker: setup
 	$(BIN)/celery -A workers.celery_app worker -Q training-cpu,inference -c 1 --loglevel INFO
 
+# Celery beat and its periodic tasks, on their own worker (never behind a training job).
+worker-maintenance: setup
+	$(BIN)/celery -A workers.celery_app worker -Q maintenance -c 1 -B \
+		--schedule var/celerybeat-schedule --loglevel INFO
+
 demo: migrate
 	$(BIN)/python scripts/demo.py
 
@@ -39,6 +63,7 @@ test: setup
 test-fast: setup
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q -m "not e2e" $(PYTEST_ARGS)
 
+# CI runs this before `make test`; further checks (import-linter, mypy) go here.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -2,6 +2,15 @@
 
 The web tier only *sends* tasks by name (``send_task``) so it never imports ``workers`` (and
 so never TensorFlow); the worker process imports ``workers.tasks``.
+
+Queues, and the worker that consumes each (``make run``, ``make demo``, docker-compose.yml):
+
+- ``training-cpu`` / ``training-gpu``: training jobs, one at a time per worker (``-c 1``,
+  prefetch 1), hours long.
+- ``maintenance``: Celery beat's periodic tasks (:data:`MAINTENANCE_TASKS`), on their own
+  worker (which also runs beat) so the reaper, period close and storage sampling never wait
+  behind a training job.
+- ``inference``: online predictions (a later issue moves them to the ``serve`` data plane).
 """
 
 import enum
@@ -17,6 +26,7 @@ class Queue(enum.StrEnum):
 
     TRAINING_CPU = "training-cpu"
     TRAINING_GPU = "training-gpu"
+    MAINTENANCE = "maintenance"
     INFERENCE = "inference"
 
 
@@ -33,6 +43,19 @@ class TaskName(enum.StrEnum):
     USAGE_WARNINGS = "trainyard.billing.usage_warnings"
 
 
+#: The periodic tasks Celery beat sends (``CELERY_BEAT_SCHEDULE``); all go to ``maintenance``.
+MAINTENANCE_TASKS = frozenset(
+    {
+        TaskName.REAP_STUCK,
+        TaskName.PURGE_IDEMPOTENCY,
+        TaskName.PERIOD_CLOSE,
+        TaskName.STORAGE_SAMPLE,
+        TaskName.ENFORCE_GRACE,
+        TaskName.USAGE_WARNINGS,
+    }
+)
+
+
 def training_queue(device: str) -> Queue:
     """The queue for a training job on ``device`` (``"cpu"`` or ``"gpu"``)."""
     return Queue.TRAINING_GPU if device == "gpu" else Queue.TRAINING_CPU
@@ -41,3 +64,9 @@ def training_queue(device: str) -> Queue:
 app = Celery("trainyard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_default_queue = Queue.TRAINING_CPU.value
+# Routing by name, so a maintenance task sent without an explicit queue (beat, a shell,
+# `send_task`) still lands on the maintenance worker and never behind a training job.
+app.conf.task_routes = {
+    **{name.value: {"queue": Queue.MAINTENANCE.value} for name in MAINTENANCE_TASKS},
+    TaskName.PREDICT.value: {"queue": Queue.INFERENCE.value},
+}

@@ -181,7 +181,10 @@ else:
         VAR_DIR / "results",
     ):
         _d.mkdir(parents=True, exist_ok=True)
-CELERY_TASK_ACKS_LATE = True
+# acks_late is opted into per task, and only by tasks that are safe to run twice (each task in
+# workers/tasks/ says why it is or is not); a new task is acknowledged on receipt until it
+# makes that case.
+CELERY_TASK_ACKS_LATE = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Hard limit below the broker's visibility timeout, so a message is never redelivered while
@@ -200,38 +203,56 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery beat's periodic tasks, all on the `maintenance` queue (saas.celery.Queue.MAINTENANCE;
+# also routed there by name), which has its own worker, so none waits behind a training job.
+# `expires` drops a message that no maintenance worker picked up before its next run was due
+# (a worker that was down for hours does not then run a backlog of duplicates); it is kept
+# below the interval so at most one copy of an entry waits. Storage sampling bills the hour in
+# which it runs, so its expiry (50 min after :05) also keeps a late sample inside its own hour.
+# Period close has no expiry: it runs monthly, must not be lost, and is safe to run late.
+_MAINTENANCE = "maintenance"
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-training-jobs": {
         "task": "trainyard.jobs.reap_stuck",
         "schedule": TRAINYARD_REAPER_INTERVAL_SECONDS,
-        "options": {"queue": "training-cpu", "expires": TRAINYARD_REAPER_INTERVAL_SECONDS},
+        "options": {"queue": _MAINTENANCE, "expires": TRAINYARD_REAPER_INTERVAL_SECONDS},
     },
     "close-billing-period": {
         "task": "trainyard.billing.period_close",
         "schedule": crontab(day_of_month="1", hour="0", minute="15"),
-        "options": {"queue": "training-cpu"},
+        "options": {"queue": _MAINTENANCE},
     },
     "sample-storage": {
         "task": "trainyard.billing.storage_sample",
         "schedule": crontab(minute="5"),
-        "options": {"queue": "training-cpu", "expires": 3000},
+        "options": {"queue": _MAINTENANCE, "expires": 3000},
     },
     "enforce-past-due-grace": {
         "task": "trainyard.billing.enforce_grace",
         "schedule": crontab(minute="20"),
-        "options": {"queue": "training-cpu", "expires": 3000},
+        "options": {"queue": _MAINTENANCE, "expires": 3000},
     },
     "usage-warnings": {
         "task": "trainyard.billing.usage_warnings",
         "schedule": crontab(minute="25"),
-        "options": {"queue": "training-cpu", "expires": 3000},
+        "options": {"queue": _MAINTENANCE, "expires": 3000},
     },
     "purge-idempotency-keys": {
         "task": "trainyard.api.purge_idempotency_keys",
         "schedule": 3600.0,
-        "options": {"queue": "training-cpu", "expires": 3600},
+        "options": {"queue": _MAINTENANCE, "expires": 3000},
     },
 }
+# Maintenance tasks are short (a few queries per organisation); a hung one must not hold the
+# maintenance worker (and so the reaper) for the training time limit. Also below the
+# visibility timeout, as they are acks_late.
+TRAINYARD_MAINTENANCE_TIME_LIMIT_SECONDS = env.int(
+    "TRAINYARD_MAINTENANCE_TIME_LIMIT_SECONDS", default=min(30 * 60, CELERY_TASK_TIME_LIMIT)
+)
+if TRAINYARD_MAINTENANCE_TIME_LIMIT_SECONDS >= CELERY_VISIBILITY_TIMEOUT:
+    raise environ.ImproperlyConfigured(
+        "the maintenance time limit must be below CELERY_VISIBILITY_TIMEOUT"
+    )
 
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {

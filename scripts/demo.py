@@ -1,6 +1,6 @@
 """`make demo`: Trainyard's main job end to end, on real data, over real HTTP.
 
-Starts a web server and two workers (training, inference), creates a demo tenant and API key
+Starts a web server and three workers (training, maintenance with Celery beat, inference), creates a demo tenant and API key
 with the management commands, uploads the shipped sentiment CSV and digits ZIP, trains a text
 model, a cnn-small image model and one TF Hub image model (on a locally built MobileNetV2
 module), prints the metrics, predicts inputs that were not in training, and prints the usage
@@ -23,6 +23,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from saas.celery import Queue  # noqa: E402
 from scripts.stack import Stack  # noqa: E402
 
 VAR = ROOT / "var"
@@ -127,8 +128,9 @@ def main() -> int:
         )
         key = stack.manage("create_api_key", slug, "--name", "demo")
         stack.start_web()
-        stack.start_worker("training", "training-cpu")
-        stack.start_worker("inference", "inference")
+        stack.start_worker("training", Queue.TRAINING_CPU)
+        stack.start_worker("maintenance", Queue.MAINTENANCE, beat=True)
+        stack.start_worker("inference", Queue.INFERENCE)
         stack.wait_web()
         log(f"Web server on {stack.base_url}; logs in {run_dir}; tenant '{slug}', key {key[:20]}…")
         api = Client(stack.base_url, key)

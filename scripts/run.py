@@ -1,4 +1,7 @@
-"""`make run`: the web server (on $PORT, default 8000) and a worker with beat, in the foreground.
+"""`make run`: the web server (on $PORT, default 8000) and the workers, in the foreground.
+
+Workers: training (``training-cpu``), maintenance (``maintenance``, running Celery beat) and
+inference (``inference``), so beat's tasks never wait behind a training job.
 
 Ctrl-C stops everything. Logs go to var/run/.
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from saas.celery import Queue  # noqa: E402
 from scripts.stack import Stack  # noqa: E402
 
 
@@ -31,8 +35,9 @@ def main() -> int:
     }
     with Stack(env=env, log_dir=log_dir, port=port) as stack:
         stack.start_web()
-        stack.start_worker("training", "training-cpu", beat=True)
-        stack.start_worker("inference", "inference")
+        stack.start_worker("training", Queue.TRAINING_CPU)
+        stack.start_worker("maintenance", Queue.MAINTENANCE, beat=True)
+        stack.start_worker("inference", Queue.INFERENCE)
         stack.wait_web()
         print(
             f"Trainyard on {stack.base_url} (API docs: {stack.base_url}/v1/docs); logs in {log_dir}"

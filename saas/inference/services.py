@@ -1,7 +1,7 @@
 """Online predictions: validate inputs here, run the model on the ``inference`` queue, bill.
 
 The web process never loads TensorFlow: it sends the inputs to an inference worker (which keeps
-models warm, ``workers.model_cache``) and waits for the answer up to
+models warm, ``workers.ml.model_cache``) and waits for the answer up to
 ``TRAINYARD_PREDICT_TIMEOUT_SECONDS``; no answer is a 503 problem. One usage event (meter
 ``predictions``, quantity = number of inputs) is written per answered request.
 """

@@ -18,6 +18,7 @@ import pytest
 import requests
 from django.conf import settings as django_settings
 
+from saas.celery import Queue
 from scripts.stack import ROOT, Stack
 
 E2E_REDIS_URL = os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -70,8 +71,9 @@ def stack(stack_env, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("logs")
     with Stack(env=stack_env, log_dir=log_dir) as s:
         s.start_web()
-        s.start_worker("training", "training-cpu", beat=True)
-        s.start_worker("inference", "inference")
+        s.start_worker("training", Queue.TRAINING_CPU)
+        s.start_worker("maintenance", Queue.MAINTENANCE, beat=True)  # beat runs the reaper
+        s.start_worker("inference", Queue.INFERENCE)
         s.wait_web()
         print(f"\ne2e stack logs: {log_dir}")
         yield s
