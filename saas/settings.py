@@ -290,31 +290,8 @@ LOGGING = {
 }
 
 # --- tenancy limits ----------------------------------------------------------------------------
-# Per plan: request rate per API key (or signed-in user) and per organisation within
-# TRAINYARD_RATE_LIMIT_WINDOW_SECONDS, running training jobs, and queued+running jobs accepted.
-TRAINYARD_PLAN_LIMITS = env.json(
-    "TRAINYARD_PLAN_LIMITS",
-    default={
-        "free": {
-            "requests_per_key": 120,
-            "requests_per_organization": 300,
-            "max_running_jobs": 1,
-            "max_active_jobs": 10,
-        },
-        "pro": {
-            "requests_per_key": 600,
-            "requests_per_organization": 2000,
-            "max_running_jobs": 2,
-            "max_active_jobs": 50,
-        },
-        "enterprise": {
-            "requests_per_key": 3000,
-            "requests_per_organization": 10000,
-            "max_running_jobs": 8,
-            "max_active_jobs": 500,
-        },
-    },
-)
+# The per-plan limits (request rates per key and per organisation, running and queued jobs)
+# are data on the billing Plan rows, edited in the admin; only the rate-limit window is here.
 TRAINYARD_RATE_LIMIT_WINDOW_SECONDS = env.int("TRAINYARD_RATE_LIMIT_WINDOW_SECONDS", default=60)
 # How many reverse proxies in front of the web tier append to X-Forwarded-For (0 = none:
 # the socket's address is the client).

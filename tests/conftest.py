@@ -15,6 +15,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from saas.apikeys.services import api_key_create
+from saas.billing.models import Plan, PlanPrice, RateCard
+from saas.billing.seed import seed
 from saas.common.actor import Actor
 from saas.tenancy.models import Membership
 from saas.tenancy.services import _user_for_email, organization_create
@@ -97,6 +99,16 @@ def acme(db) -> Org:
 @pytest.fixture
 def globex(db) -> Org:
     return Org("globex")
+
+
+def set_plan_limits(*codes: str, **limits: int) -> None:
+    """Change the limits of the plans ``codes`` (all plans when none is named) on their
+    ``Plan`` rows, where the limits live (the test's transaction undoes it). Re-seeds the plans
+    first if a flush emptied the table."""
+    if not Plan.objects.exists():
+        seed(Plan, PlanPrice, RateCard)
+    plans = Plan.objects.filter(code__in=codes) if codes else Plan.objects.all()
+    assert plans.update(**limits) >= max(1, len(codes))
 
 
 def text_csv(rows: list[tuple[str, str]], header: str = "text,label") -> bytes:

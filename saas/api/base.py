@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from saas.apikeys.models import ApiKey
+from saas.billing.selectors import plan_limits_get
 from saas.common.actor import Actor, client_ip
 from saas.common.errors import DomainError, ValidationFailed
 from saas.limits.idempotency import Replay, idempotency_begin, idempotency_finish
@@ -200,10 +201,12 @@ class TenantAPIView(APIView):
         self.actor = self.access.actor(ip=ip)
         if action is not None:  # None only for a method with no handler: DRF answers 405
             self.access.require(action)
+        limits = plan_limits_get(organization=self.organization)  # the request's one plan read
         decision = rate_limit_check(
             organization_id=self.organization.pk,
-            plan=self.organization.plan,
             principal=self.access.principal,
+            requests_per_key=limits.requests_per_key,
+            requests_per_organization=limits.requests_per_organization,
         )
         if decision is not None:
             self._rate_headers = decision.headers()

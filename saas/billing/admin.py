@@ -38,7 +38,50 @@ class PlanPriceInline(admin.TabularInline):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ("code", "name", "monthly_fee", "currency", "hard_limits", "contract_based")
+    """Plans, their prices and their limits, editable: a plan is the one place its limits
+    live, so an edit moves every organisation on it from the next request on."""
+
+    list_display = (
+        "code",
+        "name",
+        "monthly_fee",
+        "currency",
+        "hard_limits",
+        "contract_based",
+        "requests_per_key",
+        "requests_per_organization",
+        "max_running_jobs",
+        "max_active_jobs",
+    )
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "code",
+                    "name",
+                    "currency",
+                    "monthly_fee",
+                    "hard_limits",
+                    "contract_based",
+                    "stripe_price_id",
+                )
+            },
+        ),
+        (
+            "Limits",
+            {
+                "description": "Requests are per rate-limit window "
+                "(TRAINYARD_RATE_LIMIT_WINDOW_SECONDS); jobs are training jobs.",
+                "fields": (
+                    "requests_per_key",
+                    "requests_per_organization",
+                    "max_running_jobs",
+                    "max_active_jobs",
+                ),
+            },
+        ),
+    )
     inlines = [PlanPriceInline]
 
     def get_urls(self):

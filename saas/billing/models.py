@@ -7,6 +7,7 @@ to the currency's minor unit.
 
 from __future__ import annotations
 
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from saas.common.ids import IdFactory
@@ -22,6 +23,12 @@ class Plan(models.Model):
 
     ``hard_limits``: quotas are hard caps (a request over them is a 402) rather than included
     units followed by paid overage.
+
+    The plan's limits (the one place they live; an edit applies to the next request):
+    ``requests_per_key`` and ``requests_per_organization`` are requests per rate-limit window
+    (``TRAINYARD_RATE_LIMIT_WINDOW_SECONDS``) per API key or signed-in user, and per
+    organisation; ``max_running_jobs`` is how many training jobs run at once,
+    ``max_active_jobs`` how many may be queued or running. Defaults are the free plan's.
     """
 
     code = models.SlugField(max_length=32, unique=True)
@@ -31,6 +38,23 @@ class Plan(models.Model):
     hard_limits = models.BooleanField(default=False)
     contract_based = models.BooleanField(default=False)
     stripe_price_id = models.CharField(max_length=100, blank=True, default="")
+    requests_per_key = models.PositiveIntegerField(
+        default=120, validators=[MinValueValidator(1)], help_text="per rate-limit window"
+    )
+    requests_per_organization = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(1)], help_text="per rate-limit window"
+    )
+    max_running_jobs = models.PositiveIntegerField(default=1)
+    max_active_jobs = models.PositiveIntegerField(default=10, help_text="queued or running")
+
+    class Meta:
+        constraints = [
+            # A bucket of size 0 would never refill (the limiter divides by its size).
+            models.CheckConstraint(
+                condition=models.Q(requests_per_key__gte=1, requests_per_organization__gte=1),
+                name="plan_rate_limits_positive",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.code

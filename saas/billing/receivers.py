@@ -13,7 +13,10 @@ from .services.accounts import billing_account_ensure
 
 def organization_created(sender, instance: Organization, created: bool, raw: bool, **kwargs):
     """Create the new organisation's billing account in the same transaction (``post_save``
-    runs inside it), so every organisation has one and reads never need to create it. Fixture
-    loading (``raw``) is left alone: fixtures carry their own rows."""
+    runs inside it), on the plan its ``initial_plan`` code names (free unless the creator set
+    it), so every organisation has one and reads never need to create it. Fixture loading
+    (``raw``) is left alone: fixtures carry their own rows.
+
+    Raises ValidationFailed for an unknown plan code, which rolls the creation back."""
     if created and not raw:
-        billing_account_ensure(organization=instance)
+        billing_account_ensure(organization=instance, plan_code=instance.initial_plan)

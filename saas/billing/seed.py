@@ -1,5 +1,6 @@
-"""The default plans and the first rate card: seeded by migration 0002, and restored by
-:func:`saas.billing.services.accounts.billing_account_ensure` if a table was emptied (e.g. by a test database flush)."""
+"""The default plans (with their limits) and the first rate card: seeded by migration 0002
+(the limits by 0004), and restored by :func:`saas.billing.services.accounts.billing_account_ensure`
+if a table was emptied (e.g. by a test database flush)."""
 
 from __future__ import annotations
 
@@ -50,13 +51,42 @@ PLANS = {
         },
     ),
 }
+# code: the plan's limits (requests per rate-limit window per key or user and per organisation;
+# training jobs running at once, and queued or running). Seeded by migration 0004, which moved
+# them here from the former TRAINYARD_PLAN_LIMITS setting with the same values.
+LIMITS = {
+    "free": {
+        "requests_per_key": 120,
+        "requests_per_organization": 300,
+        "max_running_jobs": 1,
+        "max_active_jobs": 10,
+    },
+    "pro": {
+        "requests_per_key": 600,
+        "requests_per_organization": 2000,
+        "max_running_jobs": 2,
+        "max_active_jobs": 50,
+    },
+    "enterprise": {
+        "requests_per_key": 3000,
+        "requests_per_organization": 10000,
+        "max_running_jobs": 8,
+        "max_active_jobs": 500,
+    },
+}
 # $0.072 per CPU-hour and $2.88 per GPU-hour: typical cloud on-demand prices.
 RATE_CARD = {"cpu_second_cost": D("0.00002"), "gpu_second_cost": D("0.0008")}
 
 
+def _has_limits(Plan) -> bool:
+    """True if ``Plan`` (maybe a historical model) has the limit columns (migration 0004 on)."""
+    return any(f.name == "max_running_jobs" for f in Plan._meta.get_fields())
+
+
 def seed(Plan, PlanPrice, RateCard) -> None:
     """Create what is missing (never overwrites an operator's edits). Takes the model classes
-    so the migration can pass its historical models."""
+    so the migrations can pass their historical models (0002's Plan has no limits yet)."""
+    with_limits = _has_limits(Plan)
     for code, (name, fee, hard, contract, prices) in PLANS.items():
         plan, _ = Plan.objects.get_or_create(
             code=code,
@@ -65,6 +95,7 @@ def seed(Plan, PlanPrice, RateCard) -> None:
                 "monthly_fee": fee,
                 "hard_limits": hard,
                 "contract_based": contract,
+                **(LIMITS[code] if with_limits else {}),
             },
         )
         for meter, (included, price) in prices.items():

@@ -9,9 +9,10 @@ the operator's cross-tenant report.
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass, fields
 from decimal import Decimal
 
-from django.db.models import QuerySet, Sum
+from django.db.models import IntegerField, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from saas.common.errors import DomainError, NotFound
@@ -52,6 +53,56 @@ def billing_account_get(*, organization: Organization | str) -> BillingAccount:
         org_id = getattr(organization, "pk", organization)
         raise BillingAccountMissing(f"Organisation {org_id} has no billing account.")
     return account
+
+
+@dataclass(frozen=True)
+class PlanLimits:
+    """What an organisation's plan allows, read from its ``Plan`` row.
+
+    Attributes:
+        plan: the plan's code (e.g. ``"free"``).
+        requests_per_key: requests per rate-limit window per API key or signed-in user.
+        requests_per_organization: requests per rate-limit window for the whole organisation.
+        max_running_jobs: training jobs that may run at once.
+        max_active_jobs: training jobs that may be queued or running at once.
+    """
+
+    plan: str
+    requests_per_key: int
+    requests_per_organization: int
+    max_running_jobs: int
+    max_active_jobs: int
+
+
+_LIMIT_FIELDS = tuple(f.name for f in fields(PlanLimits))
+# The Plan columns behind PlanLimits' fields, in its order ("plan" is the plan's code).
+_LIMIT_COLUMNS = tuple("plan__code" if f == "plan" else f"plan__{f}" for f in _LIMIT_FIELDS)
+
+
+def plan_limits_get(*, organization: Organization | str) -> PlanLimits:
+    """The limits of the plan the organisation's billing account is on (one query, never
+    writes). ``organization`` is an Organization or its id.
+
+    Raises :class:`BillingAccountMissing` if the organisation has no account."""
+    row = BillingAccount.objects.for_tenant(organization).values_list(*_LIMIT_COLUMNS).first()
+    if row is None:
+        org_id = getattr(organization, "pk", organization)
+        raise BillingAccountMissing(f"Organisation {org_id} has no billing account.")
+    return PlanLimits(*row)
+
+
+def plan_limit_subquery(*, organization_id: str, limit: str) -> Subquery:
+    """One of the organisation's plan limits (``limit``: a :class:`PlanLimits` field other
+    than ``plan``, e.g. ``"max_running_jobs"``) as a scalar subquery, for a list read to
+    annotate its rows with in the same SQL query (an integer, NULL without an account).
+
+    Raises ValueError for an unknown ``limit``."""
+    if limit not in _LIMIT_FIELDS or limit == "plan":
+        raise ValueError(f"not a plan limit: {limit!r}")
+    return Subquery(
+        BillingAccount.objects.for_tenant(organization_id).values(f"plan__{limit}")[:1],
+        output_field=IntegerField(),
+    )
 
 
 def invoice_list(*, organization: Organization) -> QuerySet[Invoice]:

@@ -12,11 +12,12 @@ refused while the organisation is suspended, and POSTs share the API's rate limi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import wraps
+from functools import cached_property, wraps
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from saas.billing.selectors import PlanLimits, plan_limits_get
 from saas.common.actor import Actor
 from saas.common.errors import DomainError, NotFound
 from saas.limits.ratelimit import rate_limit_check
@@ -49,6 +50,16 @@ class Tenant:
     actor: Actor
     can: Can
     access: Access
+
+    @cached_property
+    def limits(self) -> PlanLimits:
+        """The organisation's plan and its limits, from billing (one query, on first use)."""
+        return plan_limits_get(organization=self.organization)
+
+    @property
+    def plan(self) -> str:
+        """The code of the organisation's plan (the layout shows it on every page)."""
+        return self.limits.plan
 
 
 def _current(request) -> Tenant | None:
@@ -115,10 +126,12 @@ def org_page(read: Action | None = None, write: Action | None = None):
                     "train or predict. Contact your account owner or support.",
                 )
             if request.method == "POST":
+                limits = tenant.limits
                 decision = rate_limit_check(
                     organization_id=tenant.organization.pk,
-                    plan=tenant.organization.plan,
                     principal=tenant.access.principal,
+                    requests_per_key=limits.requests_per_key,
+                    requests_per_organization=limits.requests_per_organization,
                 )
                 if decision is not None and not decision.allowed:
                     response = error_page(

@@ -65,10 +65,11 @@ class TrainingJob(TenantModel):
 
     # Computed in SQL by ``saas.jobs.selectors.training_job_list`` (absent on a row read
     # elsewhere): queued jobs ahead on its device queue (None unless queued), the
-    # organisation's running jobs, and the id of its model.
+    # organisation's running jobs, the id of its model, and its plan's running-job limit.
     queue_ahead: int | None
     org_running: int
     trained_model_id: str | None
+    max_running_jobs: int
 
     class Meta:
         indexes = [

@@ -7,7 +7,7 @@ the same SQL query, what its API and dashboard views show beside its own columns
   tenants; only the count is revealed); None for any other status;
 - ``org_running``: how many of the organisation's jobs are running;
 - ``trained_model_id``: the id of the job's model, or None;
-- ``organization`` (joined), for the plan's limits.
+- ``max_running_jobs``: the organisation's plan's limit (from billing), read once per query.
 
 So a page of jobs costs one query whatever its length.
 """
@@ -17,9 +17,9 @@ from __future__ import annotations
 from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, When
 from django.db.models.functions import Coalesce
 
+from saas.billing.selectors import plan_limit_subquery
 from saas.common.errors import NotFound
 from saas.registry.models import TrainedModel
-from saas.tenancy.plans import plan_limits
 
 from .models import JobEvent, TrainingJob
 
@@ -53,6 +53,9 @@ def training_job_list(*, organization_id: str):
             ),
             org_running=Coalesce(_count(running, "organization_id"), 0),
             trained_model_id=Subquery(model.values("pk")[:1]),
+            max_running_jobs=plan_limit_subquery(
+                organization_id=organization_id, limit="max_running_jobs"
+            ),
         )
         .order_by("-created_at", "-pk")
     )
@@ -95,7 +98,7 @@ def training_job_queue_info(*, job: TrainingJob) -> tuple[int | None, str | None
     job = _annotated(job)
     if job.status != Status.QUEUED:  # it started since the caller read it
         return None, None
-    if job.org_running >= plan_limits(job.organization.plan)["max_running_jobs"]:
+    if job.org_running >= job.max_running_jobs:
         return job.queue_ahead + 1, "tenant_limit"
     return job.queue_ahead + 1, "capacity"
 

@@ -2,9 +2,11 @@
 
 Each bucket holds up to ``capacity`` tokens and refills at ``capacity / window`` tokens per
 second; a request takes one token from the API key's bucket *and* the organisation's bucket,
-or from neither (the script checks both before taking). Limits come from the organisation's
-plan (``TRAINYARD_PLAN_LIMITS``). The token bucket is the classic algorithm (e.g. Tanenbaum,
-*Computer Networks*, §5.4; the same scheme as Stripe's API limiter).
+or from neither (the script checks both before taking). The bucket sizes are arguments: they
+are the organisation's plan's limits, which the callers above (the API base view, the
+dashboard) read from billing, since this module sits below it. The token bucket is the
+classic algorithm (e.g. Tanenbaum, *Computer Networks*, §5.4; the same scheme as Stripe's API
+limiter).
 
 Headers follow the IETF draft "RateLimit header fields for HTTP": ``RateLimit-Limit``,
 ``RateLimit-Remaining``, ``RateLimit-Reset`` (seconds until the bucket is full again), for the
@@ -21,8 +23,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
-
-from saas.tenancy.plans import plan_limits
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +93,22 @@ def _script():
     return _client().register_script(_SCRIPT)
 
 
-def rate_limit_check(*, organization_id: str, plan: str, principal: str) -> Decision | None:
-    """Take one token from ``principal``'s bucket (an API key id or ``user:<id>``) and the
-    organisation's. Returns the decision, or None when limits are off (no Redis configured, or
-    Redis unreachable: requests are let through and the failure is logged)."""
+def rate_limit_check(
+    *,
+    organization_id: str,
+    principal: str,
+    requests_per_key: int,
+    requests_per_organization: int,
+) -> Decision | None:
+    """Take one token from ``principal``'s bucket (an API key id or ``user:<id>``), of size
+    ``requests_per_key``, and the organisation's, of size ``requests_per_organization`` (both
+    requests per ``TRAINYARD_RATE_LIMIT_WINDOW_SECONDS``, at least 1). Returns the decision, or
+    None when limits are off (no Redis configured, or Redis unreachable: requests are let
+    through and the failure is logged)."""
     if not settings.REDIS_URL:
         return None
-    limits = plan_limits(plan)
     window = float(settings.TRAINYARD_RATE_LIMIT_WINDOW_SECONDS)
-    per_principal, per_org = (
-        int(limits["requests_per_key"]),
-        int(limits["requests_per_organization"]),
-    )
+    per_principal, per_org = int(requests_per_key), int(requests_per_organization)
     keys = [f"rl:p:{principal}", f"rl:o:{organization_id}"]
     args = [per_principal, per_principal / window, per_org, per_org / window]
     try:

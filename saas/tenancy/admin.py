@@ -65,14 +65,15 @@ class OrganizationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Organisations: read-only fields; suspend or reactivate with the actions (audited).
 
     No add (sign-up and ``create_tenant`` create organisations, audited) and no delete (it
-    would cascade into the usage ledger and invoices). The plan is changed through billing.
+    would cascade into the usage ledger and invoices). The plan is billing's (the billing
+    accounts' page shows it and changes it, audited).
     Actions need only the view permission, so they work while the change form is read-only.
     """
 
-    list_display = ("slug", "name", "plan", "status", "created_at")
-    list_filter = ("status", "plan")
+    list_display = ("slug", "name", "status", "created_at")
+    list_filter = ("status",)
     search_fields = ("slug", "name")
-    fields = ("id", "slug", "name", "plan", "status", "created_at")
+    fields = ("id", "slug", "name", "status", "created_at")
     inlines = [MembershipInline]
     actions = ["suspend", "reactivate"]
 

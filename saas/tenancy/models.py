@@ -18,7 +18,13 @@ class UnscopedQueryError(RuntimeError):
 
 
 class Organization(models.Model):
-    """A tenant: a company that owns datasets, jobs, models, keys and usage."""
+    """A tenant: a company that owns datasets, jobs, models, keys and usage.
+
+    Which plan it is on is billing's to say (``BillingAccount.plan``, read through
+    ``saas.billing.selectors``); tenancy sits below billing and knows plans only by code.
+    ``initial_plan`` is not stored: it is the plan code billing opens the account on when the
+    organisation is first saved (see ``saas.billing.receivers``); set it before that save.
+    """
 
     class Status(models.TextChoices):
         ACTIVE = "active"
@@ -27,9 +33,10 @@ class Organization(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=IdFactory("org"), editable=False)
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=64, unique=True)
-    plan = models.CharField(max_length=32, default="free")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    initial_plan: str = "free"
 
     def __str__(self) -> str:
         return self.slug

@@ -33,11 +33,15 @@ def organization_create(
     *, slug: str, name: str, owner_email: str, plan: str = "free", actor: Actor
 ) -> Organization:
     """Create an organisation and make ``owner_email`` (created if new) its owner; records
-    ``organization.created``.
+    ``organization.created``. Its billing account is opened on the plan with code ``plan`` in
+    the same transaction (by billing's receiver of the organisation's first save).
 
-    Raises ``django.db.IntegrityError`` if the slug is taken.
+    Raises ``django.db.IntegrityError`` if the slug is taken, and ``ValidationFailed`` (from
+    billing) if no plan has code ``plan``; either rolls the whole creation back.
     """
-    org = Organization.objects.create(slug=slug, name=name, plan=plan)
+    org = Organization(slug=slug, name=name)
+    org.initial_plan = plan
+    org.save(force_insert=True)
     user = _user_for_email(owner_email)
     membership = Membership.objects.create(organization=org, user=user, role=Role.OWNER)
     audit_record(

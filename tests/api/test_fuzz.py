@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_tenant, small_text_rows, text_csv, upload
+from tests.conftest import make_tenant, set_plan_limits, small_text_rows, text_csv, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -62,15 +62,7 @@ queries = st.dictionaries(
 @pytest.fixture
 def world(db, settings):
     settings.TRAINYARD_PREDICT_TIMEOUT_SECONDS = 0.05
-    settings.TRAINYARD_PLAN_LIMITS = {
-        k: {
-            **v,
-            "requests_per_key": 10**6,
-            "requests_per_organization": 10**6,
-            "max_active_jobs": 10**6,
-        }
-        for k, v in settings.TRAINYARD_PLAN_LIMITS.items()
-    }
+    set_plan_limits(requests_per_key=10**6, requests_per_organization=10**6, max_active_jobs=10**6)
     t = make_tenant("fuzz")
     ds = upload(t.client, text_csv(small_text_rows())).json()
     return t, ds

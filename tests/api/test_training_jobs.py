@@ -3,7 +3,7 @@
 import pytest
 
 from saas.jobs.models import JobEvent, TrainingJob
-from tests.conftest import make_tenant, small_text_rows, text_csv, upload
+from tests.conftest import make_tenant, set_plan_limits, small_text_rows, text_csv, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -100,10 +100,7 @@ def test_malformed_json_is_a_problem(tenant):
 
 
 def test_queue_position_and_wait_reason(tenant, dataset, settings):
-    settings.TRAINYARD_PLAN_LIMITS = {
-        **settings.TRAINYARD_PLAN_LIMITS,
-        "free": {**settings.TRAINYARD_PLAN_LIMITS["free"], "max_running_jobs": 1},
-    }
+    set_plan_limits("free", max_running_jobs=1)
     other = make_tenant("initech")
     other_ds = upload(other.client, text_csv(small_text_rows())).json()
     first = create(other.client, dataset=other_ds["id"]).json()
@@ -121,10 +118,7 @@ def test_queue_position_and_wait_reason(tenant, dataset, settings):
 def test_the_list_shows_what_each_job_shows(tenant, dataset, settings):
     """Queue position, wait reason and model come from the selector's SQL in the list and in
     the detail alike: per device queue, across tenants, the model only once succeeded."""
-    settings.TRAINYARD_PLAN_LIMITS = {
-        k: {**v, "max_active_jobs": 10, "max_running_jobs": 1}
-        for k, v in settings.TRAINYARD_PLAN_LIMITS.items()
-    }
+    set_plan_limits(max_active_jobs=10, max_running_jobs=1)
     other = make_tenant("initech")
     other_ds = upload(other.client, text_csv(small_text_rows())).json()
     create(other.client, dataset=other_ds["id"])

@@ -4,6 +4,7 @@ service with an audit event; billing imports neither jobs, inference nor HTTP.""
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime
 import importlib
 import pathlib
@@ -77,19 +78,71 @@ def test_account_rolls_back_with_its_organisation(db):
     assert not BillingAccount.objects.unscoped_all_tenants().filter(organization_id=org.pk).exists()
 
 
+@contextlib.contextmanager
+def _organization_plan_column(values: dict[str, str]):
+    """Put back the dropped ``tenancy_organization.plan`` column (tenancy 0003) with
+    ``{organization id: plan code}``, for running the migrations that read it against this
+    database. PostgreSQL's DDL is transactional, so the test's rollback removes it again."""
+    with connection.cursor() as cursor:
+        # Deferred foreign-key checks pending on the table would make ALTER TABLE refuse.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(
+            "ALTER TABLE tenancy_organization ADD COLUMN plan varchar(32) NOT NULL DEFAULT 'free'"
+        )
+        for org_id, code in values.items():
+            cursor.execute(
+                "UPDATE tenancy_organization SET plan = %s WHERE id = %s", [code, org_id]
+            )
+        yield
+
+
+def _migration(name: str):
+    return importlib.import_module(f"saas.billing.migrations.{name}")
+
+
+def _state(app: str, name: str):
+    return MigrationLoader(connection).project_state((app, name)).apps
+
+
 def test_data_migration_creates_accounts_for_existing_organisations(db):
     org = organization_create(
         slug="old", name="Old", owner_email="o@old.test", plan="pro", actor=Actor.system()
     )
     BillingAccount.objects.for_tenant(org).delete()  # as before accounts came with organisations
-    migration = importlib.import_module(
-        "saas.billing.migrations.0003_billing_accounts_for_existing_orgs"
+    migration = _migration("0003_billing_accounts_for_existing_orgs")
+    with _organization_plan_column({org.pk: "pro"}):
+        state = _state("billing", "0002_seed_plans")
+        migration.forwards(state, None)
+        assert BillingAccount.objects.for_tenant(org).get().plan.code == "pro"
+        migration.forwards(state, None)  # running it again adds nothing
+        assert BillingAccount.objects.for_tenant(org).count() == 1
+
+
+def test_plan_migration_keeps_every_organisations_plan_in_its_account(db):
+    """Before ``Organization.plan`` is dropped, an organisation without an account gets one on
+    the plan the column named; one with an account keeps the account's (what was billed)."""
+    kept = organization_create(
+        slug="kept", name="Kept", owner_email="o@kept.test", plan="pro", actor=Actor.system()
     )
-    state = MigrationLoader(connection).project_state(("billing", "0002_seed_plans"))
-    migration.forwards(state.apps, None)
-    assert BillingAccount.objects.for_tenant(org).get().plan.code == "pro"
-    migration.forwards(state.apps, None)  # running it again adds nothing
-    assert BillingAccount.objects.for_tenant(org).count() == 1
+    lost = organization_create(
+        slug="lost", name="Lost", owner_email="o@lost.test", actor=Actor.system()
+    )
+    BillingAccount.objects.for_tenant(lost).delete()
+    migration = _migration("0005_account_plan_is_the_plan")
+    with _organization_plan_column({kept.pk: "free", lost.pk: "enterprise"}):
+        state = _state("billing", "0005_account_plan_is_the_plan")
+        migration.forwards(state, None)
+        migration.forwards(state, None)  # idempotent
+        assert selectors.plan_limits_get(organization=kept).plan == "pro"
+        assert selectors.plan_limits_get(organization=lost).plan == "enterprise"
+        assert BillingAccount.objects.for_tenant(lost).count() == 1
+        migration.backwards(state, None)  # reversing refills the column from the accounts
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, plan FROM tenancy_organization WHERE id IN (%s, %s)",
+                [kept.pk, lost.pk],
+            )
+            assert dict(cursor.fetchall()) == {kept.pk: "pro", lost.pk: "enterprise"}
 
 
 def test_the_selector_never_creates_a_missing_account(db):
@@ -138,7 +191,8 @@ def test_plan_change_moves_account_and_organisation_and_is_audited(acme):
     actor = Actor(user_id=acme.users["owner"].pk, ip="10.0.0.1")
     account = billing_plan_change(organization=acme.org, plan_code="pro", actor=actor)
     assert account.plan.code == "pro"
-    assert Organization.objects.get(pk=acme.org.pk).plan == "pro"
+    # The organisation's plan is its account's: what its limits are read from moved too.
+    assert selectors.plan_limits_get(organization=acme.org.pk).plan == "pro"
     event = AuditEvent.objects.for_tenant(acme.org).get(action="billing_account.plan_changed")
     assert event.actor_user_id == actor.user_id and event.data == {"old": "free", "new": "pro"}
     billing_plan_change(organization=acme.org, plan_code="pro", actor=actor)  # no change

@@ -19,6 +19,7 @@ from django.test import Client
 from django.utils import timezone
 
 from saas.billing.models import BillingAccount, Invoice, Plan, StripeEvent
+from saas.billing.selectors import plan_limits_get
 from saas.billing.services.grace import billing_enforce_grace
 from saas.billing.services.stripe_events import stripe_event_process
 from saas.common.actor import Actor
@@ -208,7 +209,7 @@ def test_checkout_completed_switches_plan_and_stores_ids(db):
     fresh = reload(acct)
     assert fresh.plan.code == "pro"
     assert (fresh.stripe_customer_id, fresh.stripe_subscription_id) == ("cus_new", "sub_new")
-    assert Organization.objects.get(pk=acct.organization_id).plan == "pro"
+    assert plan_limits_get(organization=acct.organization_id).plan == "pro"
     [audit] = audits(acct, "billing_account.plan_changed")
     assert audit.data["old"] == "free" and audit.data["new"] == "pro"
 

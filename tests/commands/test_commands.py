@@ -6,6 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from saas.apikeys.models import ApiKey
+from saas.billing.selectors import billing_account_get
 from saas.tenancy.models import Membership, Organization
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,8 @@ def test_create_tenant_and_key():
         "create_tenant", "acme", "--name", "Acme", "--owner-email", "o@acme.test", "--plan", "pro"
     )
     org = Organization.objects.get(pk=org_id)
-    assert org.plan == "pro" and Membership.objects.get(organization=org).role == "owner"
+    assert billing_account_get(organization=org).plan.code == "pro"
+    assert Membership.objects.get(organization=org).role == "owner"
     key = run("create_api_key", "acme", "--name", "ci")
     assert key.startswith("ty_live_") and "\n" not in key
     assert ApiKey.objects.for_tenant(org).get().name == "ci"

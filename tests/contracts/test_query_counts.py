@@ -29,6 +29,7 @@ from saas.registry.models import TrainedModel
 from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Invitation, Membership
 from saas.tenancy.services import _user_for_email
+from tests.conftest import set_plan_limits
 
 pytestmark = pytest.mark.django_db
 
@@ -225,10 +226,7 @@ def _constant(acme, seed, get) -> tuple[int, int, object]:
 
 @pytest.fixture
 def acme(acme, settings):
-    settings.TRAINYARD_PLAN_LIMITS = {
-        k: {**v, "requests_per_key": 10**6, "requests_per_organization": 10**6}
-        for k, v in settings.TRAINYARD_PLAN_LIMITS.items()
-    }
+    set_plan_limits(requests_per_key=10**6, requests_per_organization=10**6)
     return acme
 
 

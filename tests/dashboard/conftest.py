@@ -10,7 +10,7 @@ from django.test import Client
 
 from saas.jobs.models import JobEvent, TrainingJob
 from saas.registry.models import TrainedModel
-from tests.conftest import small_text_rows, text_csv
+from tests.conftest import set_plan_limits, small_text_rows, text_csv
 
 
 def browser(user) -> Client:
@@ -90,8 +90,5 @@ class Workspace:
 
 @pytest.fixture
 def workspace(acme, settings) -> Workspace:
-    settings.TRAINYARD_PLAN_LIMITS = {
-        k: {**v, "requests_per_key": 10**6, "requests_per_organization": 10**6}
-        for k, v in settings.TRAINYARD_PLAN_LIMITS.items()
-    }
+    set_plan_limits(requests_per_key=10**6, requests_per_organization=10**6)
     return Workspace(acme)

@@ -16,6 +16,7 @@ from django.test import Client
 
 from saas.apikeys.models import ApiKey
 from saas.billing.models import BillingAccount
+from saas.billing.selectors import plan_limits_get
 from saas.billing.services import billing_account_get
 from saas.jobs.models import TrainingJob
 from saas.tenancy.models import Membership, Organization
@@ -43,7 +44,7 @@ def test_sign_up_creates_a_user_and_an_owned_org_on_the_free_plan(db):
     user = get_user_model().objects.get(email__iexact="ada@example.com")
     m = Membership.objects.get(user=user)
     assert m.role == "owner" and m.organization.name == "Ada Robotics"
-    assert m.organization.plan == "free"
+    assert plan_limits_get(organization=m.organization).plan == "free"
     assert billing_account_get(organization=m.organization).plan.code == "free"
     page = html(c.get("/app/"))
     assert "Ada Robotics" in page and "Getting started" in page

@@ -11,7 +11,7 @@ from saas.jobs import services as jobs
 from saas.jobs.models import TrainingJob
 from saas.metering.models import UsageEvent
 from saas.registry.models import TrainedModel
-from tests.conftest import small_text_rows, text_csv, upload
+from tests.conftest import set_plan_limits, small_text_rows, text_csv, upload
 
 pytestmark = pytest.mark.django_db
 RESOURCES = {"wall_seconds": 1.5, "cpu_seconds": 2.25, "device": "cpu", "peak_rss_bytes": 1}
@@ -99,10 +99,7 @@ def test_late_attempt_cannot_complete(job, tmp_path, settings):
 
 
 def test_tenant_limit_defers_the_start(job, settings):
-    settings.TRAINYARD_PLAN_LIMITS = {
-        **settings.TRAINYARD_PLAN_LIMITS,
-        "free": {**settings.TRAINYARD_PLAN_LIMITS["free"], "max_running_jobs": 0},
-    }
+    set_plan_limits("free", max_running_jobs=0)
     with pytest.raises(jobs.Deferred):
         jobs.training_job_start(job_id=job.pk)
     assert reload(job).status == "queued"

@@ -10,6 +10,7 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from saas.apikeys.models import ApiKey
+from saas.billing.selectors import billing_account_get
 from saas.jobs.models import TrainingJob
 from saas.metering.models import Meter, UsageEvent
 from saas.metering.services import usage_record
@@ -79,7 +80,9 @@ def test_job_state_and_organisation_fields_are_read_only(operator):
         assert not model_admin.has_change_permission(request)
         assert not model_admin.has_delete_permission(request)
     org_admin = admin.site._registry[Organization]
-    assert {"plan", "status"} <= set(org_admin.get_readonly_fields(request))
+    assert {"status"} <= set(org_admin.get_readonly_fields(request))
+    # The plan is not the organisation's to show or edit: billing's account holds it.
+    assert "plan" not in org_admin.get_fields(request)
     assert not org_admin.has_change_permission(request)
 
 
@@ -90,7 +93,7 @@ def test_organisation_form_does_not_edit_plan_or_status(acme, console):
     )
     assert r.status_code == 403
     org = Organization.objects.get(pk=acme.org.pk)
-    assert (org.plan, org.status) == ("free", "active")
+    assert (billing_account_get(organization=org).plan.code, org.status) == ("free", "active")
 
 
 def test_suspend_and_reactivate_actions_are_audited_with_the_operator(

@@ -21,7 +21,7 @@ from saas.jobs.models import TrainingJob
 from saas.registry.models import TrainedModel
 from saas.tenancy.models import AuditEvent, Invitation, Membership
 from saas.tenancy.permissions import ROLE_ACTIONS
-from tests.conftest import ROLES, small_text_rows, text_csv, upload
+from tests.conftest import ROLES, set_plan_limits, small_text_rows, text_csv, upload
 
 pytestmark = pytest.mark.django_db
 PUBLIC = {"/v1/openapi.json", "/v1/docs"}
@@ -69,10 +69,7 @@ def snapshot(org) -> dict:
 def test_no_route_leaks_or_changes_another_tenants_data(
     acme, globex, settings, django_capture_on_commit_callbacks
 ):
-    settings.TRAINYARD_PLAN_LIMITS = {
-        k: {**v, "requests_per_key": 10**6, "requests_per_organization": 10**6}
-        for k, v in settings.TRAINYARD_PLAN_LIMITS.items()
-    }
+    set_plan_limits(requests_per_key=10**6, requests_per_organization=10**6)
     # A's objects
     a = acme.key("owner")
     ds = upload(a, text_csv(small_text_rows())).json()

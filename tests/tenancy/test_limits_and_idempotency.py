@@ -7,16 +7,14 @@ import pytest
 from saas.datasets.models import Dataset
 from saas.jobs.models import TrainingJob
 from saas.limits.models import IdempotencyRecord
-from tests.conftest import small_text_rows, text_csv
+from tests.conftest import set_plan_limits, small_text_rows, text_csv
 
 pytestmark = pytest.mark.django_db
 
 
 def with_limits(settings, **free):
-    settings.TRAINYARD_PLAN_LIMITS = {
-        **settings.TRAINYARD_PLAN_LIMITS,
-        "free": {**settings.TRAINYARD_PLAN_LIMITS["free"], **free},
-    }
+    """Change the free plan's limits on its Plan row (``settings`` kept for the callers)."""
+    set_plan_limits("free", **free)
 
 
 def test_rate_limit_headers_and_429(acme, settings):

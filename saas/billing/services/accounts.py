@@ -26,25 +26,39 @@ log = logging.getLogger(__name__)
 
 
 def _plan_for(code: str) -> Plan:
-    """The plan ``code`` names, else free; restores the seeded plans if the table was emptied
-    (a test database flush) rather than fail."""
-    plan = Plan.objects.filter(code=code).first() or Plan.objects.filter(code="free").first()
-    if plan is None:
+    """The plan with ``code``; restores the seeded plans if the table was emptied (a test
+    database flush) rather than fail.
+
+    Raises ValidationFailed (naming the known codes) if no plan has ``code``."""
+    plan = Plan.objects.filter(code=code).first()
+    if plan is None and not Plan.objects.exists():
         seed(Plan, PlanPrice, RateCard)
-        plan = Plan.objects.filter(code=code).first() or Plan.objects.get(code="free")
+        plan = Plan.objects.filter(code=code).first()
+    if plan is None:
+        known = ", ".join(Plan.objects.order_by("pk").values_list("code", flat=True))
+        raise ValidationFailed(
+            "Unknown plan.",
+            errors=[{"field": "plan", "message": f"no plan {code!r}; one of {known}"}],
+        )
     return plan
 
 
-def billing_account_ensure(*, organization: Organization) -> BillingAccount:
-    """The organisation's billing account, created (on ``organization.plan``, else free) if
-    missing. Idempotent; safe under concurrency (the unique constraint decides, inside a
-    savepoint). A new account on a paying plan gets its Stripe customer and subscription after
-    the surrounding transaction commits (best effort, see :func:`_subscribe_in_stripe`)."""
+def billing_account_ensure(
+    *, organization: Organization, plan_code: str = "free"
+) -> BillingAccount:
+    """The organisation's billing account, created on the plan with code ``plan_code`` if
+    missing (an existing account is returned as it is: plans change through
+    :func:`billing_plan_change`). Idempotent; safe under concurrency (the unique constraint
+    decides, inside a savepoint). A new account on a paying plan gets its Stripe customer and
+    subscription after the surrounding transaction commits (best effort, see
+    :func:`_subscribe_in_stripe`).
+
+    Raises ValidationFailed if the account is missing and no plan has code ``plan_code``."""
     scoped = BillingAccount.objects.for_tenant(organization)
     account = scoped.select_related("plan").first()
     if account is not None:
         return account
-    plan = _plan_for(organization.plan)
+    plan = _plan_for(plan_code)
     try:
         with transaction.atomic():
             account = scoped.create(organization=organization, plan=plan)
@@ -99,8 +113,9 @@ def billing_plan_change(
     *, organization: Organization, plan_code: str, actor: Actor
 ) -> BillingAccount:
     """Move the organisation to the plan ``plan_code`` (an operator's change, e.g. from the
-    admin): the account's plan and ``Organization.plan`` change together, audited as
-    ``billing_account.plan_changed``. No Stripe call: paid self-serve upgrades go through
+    admin): its account's plan changes, audited as ``billing_account.plan_changed``. That is
+    the one place that says which plan an organisation is on, so its rate limits and job caps
+    follow from the next request. No Stripe call: paid self-serve upgrades go through
     Checkout (:func:`checkout_url`). A change to the current plan records nothing.
 
     Raises ValidationFailed for an unknown plan code."""
@@ -114,8 +129,6 @@ def billing_plan_change(
     if account.plan_id != plan.pk:
         old = account.plan.code
         BillingAccount.objects.for_tenant(organization).filter(pk=account.pk).update(plan=plan)
-        Organization.objects.filter(pk=organization.pk).update(plan=plan.code)
-        organization.plan = plan.code
         audit_record(
             organization_id=organization.pk,
             action="billing_account.plan_changed",

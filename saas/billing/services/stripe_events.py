@@ -98,12 +98,12 @@ def _set_status(account: BillingAccount, new: str, *, event: dict) -> None:
 
 
 def _set_plan(account: BillingAccount, plan: Plan, *, event: dict) -> None:
-    """Switch ``account`` (not saved) and its organisation (saved) to ``plan``, audited."""
+    """Switch ``account`` (not saved) to ``plan``, audited (the account's plan is the
+    organisation's: there is no other copy to keep in step)."""
     if account.plan_id == plan.pk:
         return
     old = account.plan.code
     account.plan = plan
-    Organization.objects.filter(pk=account.organization_id).update(plan=plan.code)
     audit_record(
         organization_id=account.organization_id,
         action="billing_account.plan_changed",
@@ -156,7 +156,6 @@ def _checkout_completed(obj: dict, event: dict) -> None:
     account = _account_locked(organization_id=org.pk)
     if account is None:
         account = BillingAccount.objects.for_tenant(org).create(organization=org, plan=plan)
-        Organization.objects.filter(pk=org.pk).update(plan=plan.code)
     else:
         _set_plan(account, plan, event=event)
     account.stripe_customer_id = _s(obj, "customer") or account.stripe_customer_id

@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from saas.billing.selectors import plan_limits_get
 from saas.billing.services import billing_check
 from saas.celery import training_queue
 from saas.common.actor import Actor
@@ -20,7 +21,6 @@ from saas.datasets.models import Dataset
 from saas.metering.models import Meter
 from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Organization
-from saas.tenancy.plans import plan_limits
 
 from .. import hyperparameters as hp
 from ..estimates import training_estimate
@@ -73,14 +73,15 @@ def training_job_create(
     )
     # Serialise submissions per organisation so two concurrent requests cannot both pass the cap.
     org = Organization.objects.select_for_update().get(pk=organization.pk)
-    cap = plan_limits(org.plan)["max_active_jobs"]
+    limits = plan_limits_get(organization=org)  # under the lock billing_plan_change takes too
+    cap = limits.max_active_jobs
     active = (
         TrainingJob.objects.for_tenant(org).filter(status__in=TrainingJob.ACTIVE_STATUSES).count()
     )
     if active >= cap:
         raise TooManyJobs(
             f"Your organisation has {active} training jobs queued or running, the most its plan "
-            f"({org.plan}) allows; wait for one to finish or cancel one.",
+            f"({limits.plan}) allows; wait for one to finish or cancel one.",
             limit=cap,
         )
     job = TrainingJob.objects.for_tenant(organization).create(

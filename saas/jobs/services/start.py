@@ -15,10 +15,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from saas.billing.selectors import plan_limits_get
 from saas.billing.services import PaymentRequired, billing_check
 from saas.metering.models import Meter
 from saas.tenancy.models import Organization
-from saas.tenancy.plans import plan_limits
 
 from ..models import TrainingJob
 from ..usage import JobUsage
@@ -79,7 +79,8 @@ def training_job_start(*, job_id: str) -> JobStart | None:
                 .filter(status=Status.RUNNING)
                 .count()
             )
-            if running >= plan_limits(org.plan)["max_running_jobs"]:
+            # Read under the organisation's lock, which billing_plan_change takes too.
+            if running >= plan_limits_get(organization=org).max_running_jobs:
                 raise Deferred(countdown=5.0)
         if job.status == Status.QUEUED:
             try:

@@ -1,12 +1,12 @@
 """``manage.py create_tenant SLUG --name NAME --owner-email EMAIL [--plan PLAN]``."""
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email, validate_slug
 from django.db import IntegrityError
 
 from saas.common.actor import Actor
+from saas.common.errors import ValidationFailed
 from saas.tenancy.services import organization_create
 
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True)
         parser.add_argument("--owner-email", required=True)
         parser.add_argument(
-            "--plan", default="free", help="one of TRAINYARD_PLAN_LIMITS (free, pro, enterprise)"
+            "--plan", default="free", help="a plan's code (seeded: free, pro, enterprise)"
         )
 
     def handle(self, *args, slug, name, owner_email, plan, **options):
@@ -34,10 +34,6 @@ class Command(BaseCommand):
             validate_email(owner_email)
         except ValidationError:
             raise CommandError(f"invalid --owner-email {owner_email!r}") from None
-        if plan not in settings.TRAINYARD_PLAN_LIMITS:
-            raise CommandError(
-                f"unknown plan {plan!r}; one of {', '.join(settings.TRAINYARD_PLAN_LIMITS)}"
-            )
         try:
             org = organization_create(
                 slug=slug,
@@ -48,4 +44,7 @@ class Command(BaseCommand):
             )
         except IntegrityError:
             raise CommandError(f"an organisation with slug {slug!r} already exists") from None
+        except ValidationFailed as exc:  # billing knows the plans; tenancy sits below it
+            reasons = "; ".join(e["message"] for e in exc.errors) or exc.detail
+            raise CommandError(f"unknown plan {plan!r}: {reasons}") from None
         self.stdout.write(org.pk)
