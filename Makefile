@@ -63,10 +63,12 @@ test: setup
 test-fast: setup
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q -m "not e2e" $(PYTEST_ARGS)
 
-# CI runs this before `make test`; further checks (import-linter, mypy) go here.
+# CI runs this before `make test`. import-linter checks the layer rules of DESIGN §5
+# ([tool.importlinter] in pyproject.toml).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format .
