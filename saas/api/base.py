@@ -7,6 +7,7 @@ they call tenant-scoped selectors with ``self.organization``.
 from __future__ import annotations
 
 import base64
+import binascii
 from urllib.parse import parse_qs, urlparse
 
 from django.conf import settings
@@ -50,7 +51,7 @@ class ListPagination(CursorPagination):
     page_size = 20
     page_size_query_param = "limit"
     max_page_size = 100
-    ordering = ("-created_at", "-pk")
+    ordering: tuple[str, ...] = ("-created_at", "-pk")
 
     def __init__(self, ordering: tuple[str, ...] | None = None) -> None:
         if ordering:
@@ -114,7 +115,7 @@ def paginate_list(request, view, items: list, *, page_size: int | None = None) -
             offset = int(base64.urlsafe_b64decode(raw.encode()).decode().removeprefix("o="))
             if offset < 0:
                 raise ValueError
-        except (ValueError, UnicodeDecodeError, base64.binascii.Error):
+        except (ValueError, UnicodeDecodeError, binascii.Error):
             raise ValidationFailed(
                 "Invalid cursor.",
                 errors=[{"field": "cursor", "message": "pass a next_cursor from a previous page"}],

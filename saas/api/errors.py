@@ -115,10 +115,13 @@ def problem_exception_handler(exc, context):
             (v for k, v in _DRF_CODES.items() if isinstance(exc, k)), ("error", "Request failed")
         )
         headers = {}
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+        # Only some APIException subclasses carry these (NotAuthenticated, Throttled).
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        wait = getattr(exc, "wait", None)
+        if wait:
+            headers["Retry-After"] = str(int(wait))
         if isinstance(exc, exceptions.ValidationError):
             errors = _flatten(exc.detail)
             detail = "; ".join(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -90,7 +92,8 @@ class JobUsageField(serializers.JSONField):
     """A job's stored ``usage`` written out through :class:`~saas.jobs.usage.JobUsage` (the one
     definition of its shape); the same JSON schema as before (any object)."""
 
-    def to_representation(self, value) -> dict:
+    # Any: a JSON field's representation is any JSON value (the stubs say str).
+    def to_representation(self, value: Any) -> Any:
         return JobUsage.from_dict(value).to_dict()
 
 
@@ -124,7 +127,9 @@ class TrainingJobOut(serializers.Serializer):
         return {"epoch": obj.epoch, "epochs": obj.hyperparameters.get("epochs")}
 
     def _queue(self, obj):
-        cache = self.context.setdefault("_queue", {})
+        # The context is the dict the view passed (the stubs type it as a read-only Mapping);
+        # the cache lives there for the whole page.
+        cache = cast("dict[str, Any]", self.context).setdefault("_queue", {})
         if obj.pk not in cache:
             cache[obj.pk] = training_job_queue_info(job=obj)
         return cache[obj.pk]
@@ -146,7 +151,8 @@ class JobEventOut(serializers.Serializer):
     object = serializers.SerializerMethodField()
     type = serializers.CharField()
     message = serializers.CharField()
-    data = serializers.JSONField()
+    # DRF's metaclass moves declared fields out of the class, so this does not shadow .data.
+    data = serializers.JSONField()  # type: ignore[assignment]
     created_at = serializers.DateTimeField()
 
     def get_object(self, obj) -> str:
@@ -178,7 +184,8 @@ class PredictIn(serializers.Serializer):
 
 
 class PredictionOut(serializers.Serializer):
-    label = serializers.CharField()
+    # DRF's metaclass moves declared fields out of the class, so this does not shadow .label.
+    label = serializers.CharField()  # type: ignore[assignment]
     score = serializers.FloatField()
     scores = serializers.DictField(child=serializers.FloatField())
 

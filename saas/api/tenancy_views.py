@@ -223,7 +223,8 @@ class AuditEventOut(serializers.Serializer):
     actor = serializers.SerializerMethodField()
     target_type = serializers.CharField()
     target_id = serializers.CharField()
-    data = serializers.JSONField()
+    # DRF's metaclass moves declared fields out of the class, so this does not shadow .data.
+    data = serializers.JSONField()  # type: ignore[assignment]
     ip = serializers.CharField()
     created_at = serializers.DateTimeField()
 

@@ -1,11 +1,13 @@
 """Reads of API keys, tenant-scoped."""
 
+from django.db.models import QuerySet
+
 from saas.common.errors import NotFound
 
 from .models import ApiKey
 
 
-def api_key_list(*, organization_id: str, created_by_id: int | None = None):
+def api_key_list(*, organization_id: str, created_by_id: int | None = None) -> QuerySet[ApiKey]:
     """Keys of the organisation, or only those ``created_by_id`` made (newest first)."""
     qs = ApiKey.objects.for_tenant(organization_id).select_related("created_by")
     return qs if created_by_id is None else qs.filter(created_by_id=created_by_id)

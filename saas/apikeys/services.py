@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from saas.accounts.models import User
 from saas.common.actor import Actor
 from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Organization
@@ -49,7 +50,7 @@ def api_key_create(
     organization: Organization,
     name: str = "default",
     scopes: list[str] | None = None,
-    created_by=None,
+    created_by: User | None = None,
     expires_at: datetime | None = None,
     actor: Actor,
 ) -> IssuedKey:

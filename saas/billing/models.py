@@ -7,6 +7,8 @@ to the currency's minor unit.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from django.core.validators import MinValueValidator
 from django.db import models
 
@@ -14,8 +16,15 @@ from saas.common.ids import IdFactory
 from saas.metering.models import Meter
 from saas.tenancy.models import TenantModel
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
-UNIT_PRICE = {"max_digits": 16, "decimal_places": 8}
+
+class _MoneyField(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+# Typed so that ``DecimalField(**MONEY)`` type-checks against the field's keyword arguments.
+MONEY: _MoneyField = {"max_digits": 14, "decimal_places": 2}
+UNIT_PRICE: _MoneyField = {"max_digits": 16, "decimal_places": 8}
 
 
 class Plan(models.Model):

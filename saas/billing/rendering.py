@@ -14,6 +14,7 @@ import datetime as dt
 import io
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 from xml.sax.saxutils import escape
 
 from django.conf import settings
@@ -125,7 +126,7 @@ def invoice_document(*, invoice: Invoice) -> InvoiceDocument:
         )
         for line in invoice_lines(invoice=invoice)
     ]
-    doc = dict(
+    doc: dict[str, Any] = dict(
         issuer_name=getattr(settings, "TRAINYARD_ISSUER_NAME", "Trainyard") or "Trainyard",
         issuer_address_lines=[s.strip() for s in address.splitlines() if s.strip()],
         bill_to_name=invoice.organization.name,
@@ -145,7 +146,7 @@ def invoice_document(*, invoice: Invoice) -> InvoiceDocument:
         tax=format_money(invoice.tax, cur),
         total=format_money(invoice.total, cur),
     )
-    totals = [("Subtotal", doc["subtotal"])]
+    totals: list[tuple[str, str]] = [("Subtotal", doc["subtotal"])]
     if doc["has_credit"]:
         totals.append(("Credit applied", doc["credit_applied"]))
     totals += [(doc["tax_label"], doc["tax"]), ("Total due", doc["total"])]

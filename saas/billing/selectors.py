@@ -21,9 +21,9 @@ from saas.tenancy.models import Organization
 
 from . import pricing
 from .invoicing import Computed, MeterCharge, compute_invoice
-from .models import BillingAccount, Invoice, Plan
+from .models import BillingAccount, Contract, Invoice, Plan
 
-METER_LABELS = {
+METER_LABELS: dict[str, str] = {
     Meter.TRAINING_COMPUTE_SECONDS: "Training compute",
     Meter.TRAINING_EXAMPLES: "Training examples",
     Meter.PREDICTIONS: "Predictions",
@@ -143,7 +143,12 @@ def usage_compute_cost(
 
 
 def _charges(
-    *, organization_id: str, plan: Plan, contract, totals: dict[str, Decimal], on: datetime.date
+    *,
+    organization_id: str,
+    plan: Plan,
+    contract: Contract | None,
+    totals: dict[str, Decimal],
+    on: datetime.date,
 ) -> list[MeterCharge]:
     """Invoice charges: one per training job and training meter (included units go to jobs in
     the order they finished, exactly as ``training_charge`` priced them when each job ended),

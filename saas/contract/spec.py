@@ -26,7 +26,14 @@ __all__ = [
 
 
 class TrainingCancelled(Exception):
-    """Raised by a runner when ``should_stop()`` returned True between two batches."""
+    """Raised by a runner when ``should_stop()`` returned True between two batches.
+
+    The runner sets how far it got: ``examples_processed`` (training examples seen, counting
+    repeats across epochs) and ``epochs_completed``; both 0 unless set.
+    """
+
+    examples_processed: int = 0
+    epochs_completed: int = 0
 
 
 class TrainingInputError(Exception):

@@ -68,6 +68,7 @@ def _current(request) -> Tenant | None:
     except NotAMember:
         return None
     actor = Actor.for_user(request, request.user)
+    assert access.role is not None  # a session's access always holds the member's role
     return Tenant(
         access.organization, access.role, list(access.memberships), actor, Can(access), access
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
@@ -47,7 +49,8 @@ class SignupForm(forms.Form):
         return name
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what Form.clean returns (the stubs say it may be None)
         if data.get("password") and data.get("email"):
             user = get_user_model()(username=data["email"], email=data["email"])
             try:
@@ -94,7 +97,8 @@ class DatasetUploadForm(forms.Form):
         return f
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what Form.clean returns (the stubs say it may be None)
         f, task = data.get("file"), data.get("task")
         if f is not None and task == Task.TEXT_CLASSIFICATION:
             f.seek(0)
@@ -108,8 +112,16 @@ class DatasetUploadForm(forms.Form):
 
 def _number_field(h: Hyperparameter, label: str) -> forms.Field:
     """A form field with the contract's type, bounds and help (so the form cannot drift)."""
-    field_class = forms.IntegerField if h.type is int else forms.FloatField
-    return field_class(
+    if h.type is int:
+        # The contract's bounds are ``float | None``; an integer hyperparameter's are integers.
+        return forms.IntegerField(
+            label=label,
+            required=False,
+            min_value=None if h.minimum is None else int(h.minimum),
+            max_value=None if h.maximum is None else int(h.maximum),
+            help_text=h.help_text() + ".",
+        )
+    return forms.FloatField(
         label=label,
         required=False,
         min_value=h.minimum,
@@ -150,11 +162,12 @@ class TrainingForm(forms.Form):
     def __init__(self, *args, datasets=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.datasets = {d.pk: d for d in datasets}
-        self.fields["dataset"].choices = [
+        # Declared as ChoiceFields above; ``fields`` is typed as plain Fields.
+        cast(forms.ChoiceField, self.fields["dataset"]).choices = [
             (d.pk, f"{d.name} · {d.task.split('-')[0]} · {d.num_examples:,} examples")
             for d in datasets
         ]
-        self.fields["base_model"].choices = [
+        cast(forms.ChoiceField, self.fields["base_model"]).choices = [
             ("", "Default for the dataset's task"),
             ("Text datasets", [(m, m) for m in hp.base_models_for(Task.TEXT_CLASSIFICATION)]),
             (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -43,10 +43,14 @@ def problem_list(errors: Iterable[Mapping[str, Any]] | None) -> list[dict[str, A
     return [dict(e) for e in (errors or []) if e.get("message")]
 
 
-def form_problems(errors: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+def form_problems(errors: Mapping[str, Iterable[object]]) -> list[dict[str, Any]]:
     """A Django form's ``errors`` (``{field: [message, ...]}``) as ``[{"field", "message"}]``,
     the messages of one field joined by a space."""
-    return [{"field": field, "message": " ".join(msgs)} for field, msgs in errors.items()]
+    # Iterating Django's ErrorList yields message strings (typed as ValidationError | str).
+    return [
+        {"field": field, "message": " ".join(str(m) for m in msgs)}
+        for field, msgs in errors.items()
+    ]
 
 
 def split_field_problems(

@@ -6,6 +6,7 @@ import itertools
 import zipfile
 
 from django.core.files.storage import default_storage
+from django.db.models import QuerySet
 
 from saas.common.errors import NotFound
 from saas.contract import IMAGE_EXTENSIONS
@@ -15,7 +16,7 @@ from saas.tenancy.models import Organization
 from .models import Dataset, Task
 
 
-def dataset_list(*, organization: Organization):
+def dataset_list(*, organization: Organization) -> QuerySet[Dataset]:
     """The organisation's live datasets, newest first (a QuerySet)."""
     return Dataset.objects.for_tenant(organization).exclude(status=Dataset.Status.DELETED)
 
@@ -58,8 +59,10 @@ def dataset_sample_images(*, dataset: Dataset, limit: int = 24) -> list[tuple[st
             label = member_class(name)
             if label is not None and name.lower().endswith(tuple(IMAGE_EXTENSIONS)):
                 by_class.setdefault(label, []).append(name)
-    rounds = itertools.zip_longest(*(sorted(v) for _, v in sorted(by_class.items())))
-    picks = [(n, member_class(n)) for group in rounds for n in group if n is not None]
+    rounds = itertools.zip_longest(
+        *([(n, label) for n in sorted(v)] for label, v in sorted(by_class.items()))
+    )
+    picks = [pick for group in rounds for pick in group if pick is not None]
     return picks[:limit]
 
 
@@ -73,8 +76,8 @@ def dataset_thumbnail_png(*, dataset: Dataset, n: int, size: int = 96) -> bytes 
     if not 0 <= n < len(members):
         return None
     with default_storage.open(dataset.storage_key, "rb") as fh, zipfile.ZipFile(fh) as zf:
-        with zf.open(members[n][0]) as member, Image.open(member) as img:
-            img = img.convert("RGB")
+        with zf.open(members[n][0]) as member, Image.open(member) as original:
+            img = original.convert("RGB")
             scale = size / max(img.size)
             dims = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
             resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS

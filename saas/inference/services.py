@@ -12,6 +12,7 @@ import base64
 import binascii
 import io
 import warnings
+from typing import Any
 
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
@@ -63,7 +64,7 @@ def _check_image(blob: bytes, where: str) -> str | None:
 
 
 def prediction_inputs_validate(
-    *, model: TrainedModel, inputs, files: list[bytes] | None = None
+    *, model: TrainedModel, inputs: Any, files: list[bytes] | None = None
 ) -> list[str]:
     """Check a predict request against the model's task; return the wire form of the inputs.
 

@@ -77,8 +77,8 @@ def training_estimate(
         if u and (u.get("examples_processed") or 0) >= MIN_EXAMPLES_FOR_RATE
     )
     if rates:
-        mid = len(rates) // 2
-        median = rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2
+        middle = len(rates) // 2
+        median = rates[middle] if len(rates) % 2 else (rates[middle - 1] + rates[middle]) / 2
         rate, source = (
             Decimal(format(median, ".3g")),
             f"median of {len(rates)} recent {base_model} jobs on {device}",

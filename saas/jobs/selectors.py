@@ -14,7 +14,7 @@ So a page of jobs costs one query whatever its length.
 
 from __future__ import annotations
 
-from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, When
+from django.db.models import Case, Count, IntegerField, OuterRef, QuerySet, Subquery, When
 from django.db.models.functions import Coalesce
 
 from saas.billing.selectors import plan_limit_subquery
@@ -26,7 +26,7 @@ from .models import JobEvent, TrainingJob
 Status = TrainingJob.Status
 
 
-def _count(queryset, group: str) -> Subquery:
+def _count(queryset: QuerySet[TrainingJob], group: str) -> Subquery:
     """``SELECT count(*)`` of ``queryset`` as a scalar subquery (grouped by a column it fixes)."""
     return Subquery(
         queryset.order_by().values(group).annotate(n=Count("pk")).values("n"),
@@ -34,15 +34,17 @@ def _count(queryset, group: str) -> Subquery:
     )
 
 
-def training_job_list(*, organization_id: str):
+def training_job_list(*, organization_id: str) -> QuerySet[TrainingJob]:
     """The organisation's training jobs, newest first, annotated as the module docstring says."""
     ahead = TrainingJob.objects.unscoped_all_tenants().filter(  # a count across tenants
         status=Status.QUEUED, device=OuterRef("device"), created_at__lt=OuterRef("created_at")
     )
     running = TrainingJob.objects.for_tenant(organization_id).filter(status=Status.RUNNING)
     model = TrainedModel.objects.for_tenant(organization_id).filter(job_id=OuterRef("pk"))
+    # The three annotations are declared on TrainingJob so that readers of a listed row are
+    # typed; django-stubs' plugin reports annotating a declared attribute as a redefinition.
     return (
-        TrainingJob.objects.for_tenant(organization_id)
+        TrainingJob.objects.for_tenant(organization_id)  # type: ignore[no-redef]
         .select_related("organization")
         .annotate(
             # CASE so PostgreSQL runs the correlated count for queued rows only.
@@ -76,7 +78,7 @@ def _annotated(job: TrainingJob) -> TrainingJob:
     return training_job_get(organization_id=job.organization_id, job_id=job.pk)
 
 
-def training_job_events(*, job: TrainingJob):
+def training_job_events(*, job: TrainingJob) -> QuerySet[JobEvent]:
     """The job's timeline, oldest first."""
     return (
         JobEvent.objects.for_tenant(job.organization_id)
@@ -99,8 +101,8 @@ def training_job_queue_info(*, job: TrainingJob) -> tuple[int | None, str | None
     if job.status != Status.QUEUED:  # it started since the caller read it
         return None, None
     if job.org_running >= job.max_running_jobs:
-        return job.queue_ahead + 1, "tenant_limit"
-    return job.queue_ahead + 1, "capacity"
+        return (job.queue_ahead or 0) + 1, "tenant_limit"
+    return (job.queue_ahead or 0) + 1, "capacity"
 
 
 def training_job_model_id(*, job: TrainingJob) -> str | None:

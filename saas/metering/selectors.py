@@ -1,6 +1,8 @@
 """Reads of the usage ledger, tenant-scoped."""
 
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
@@ -19,7 +21,7 @@ def usage_for_source(*, organization_id: str, source_type: str, source_id: str) 
     return [{**r, "quantity": format_quantity(r["quantity"])} for r in rows]
 
 
-def format_quantity(value) -> str:
+def format_quantity(value: Decimal | int | float | str) -> str:
     """A ledger quantity as a plain decimal string: 6 places at most, no exponent."""
     q = Decimal(str(value)).quantize(Decimal("0.000001")).normalize()
     return f"{q:f}"
@@ -29,8 +31,8 @@ GROUPS = {"api_key": "api_key_id", "model": "model_id"}
 
 
 def usage_by_meter_and_day(
-    *, organization_id: str, since=None, group_by: str | None = None
-) -> list[dict]:
+    *, organization_id: str, since: datetime | None = None, group_by: str | None = None
+) -> list[dict[str, Any]]:
     """``[{"date", "meter", "unit", "quantity"}]`` summed per day (UTC) and meter; with
     ``group_by`` = ``api_key`` or ``model`` also split by that (who or what used it).
 

@@ -19,7 +19,7 @@ from saas.tenancy.audit import audit_record
 
 from .models import Meter, UsageEvent
 
-UNITS = {
+UNITS: dict[str, str] = {
     Meter.TRAINING_COMPUTE_SECONDS: "second",
     Meter.TRAINING_EXAMPLES: "example",
     Meter.PREDICTIONS: "prediction",
@@ -31,7 +31,7 @@ UNITS = {
 def usage_record(
     *,
     organization_id: str,
-    meter: Meter,
+    meter: Meter | str,
     quantity: Decimal | int | float,
     occurred_at: datetime,
     source_type: str,

@@ -1,11 +1,13 @@
 """Reads for trained models, tenant-scoped."""
 
+from django.db.models import QuerySet
+
 from saas.common.errors import NotFound
 
 from .models import TrainedModel
 
 
-def model_list(*, organization_id: str):
+def model_list(*, organization_id: str) -> QuerySet[TrainedModel]:
     return TrainedModel.objects.for_tenant(organization_id)
 
 

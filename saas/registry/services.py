@@ -121,7 +121,7 @@ def model_register(
 
 
 @transaction.atomic
-def model_download(*, model: TrainedModel, actor: Actor):
+def model_download(*, model: TrainedModel, actor: Actor) -> File:
     """Open ``model``'s artifact for download and audit it as ``model.downloaded``.
 
     ``model`` comes from the tenant-scoped selector. Returns the storage file opened ``rb``

@@ -7,6 +7,8 @@ operator as actor), its plan through billing, roles through the membership servi
 audit log is read-only.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin, messages
 
 from saas.common.actor import Actor
@@ -30,7 +32,15 @@ class TenantModelAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class ReadOnlyAdminMixin:
+# The mixin is always combined with a ModelAdmin; the type checker sees it as one (for
+# ``self.model`` and ``self.exclude``), at run time it stays a plain mixin.
+if TYPE_CHECKING:
+    _AdminBase = admin.ModelAdmin[Any]
+else:
+    _AdminBase = object
+
+
+class ReadOnlyAdminMixin(_AdminBase):
     """No add, change or delete from the admin: rows are written by services only (the ledger,
     the audit log, job state). The change page still shows every field."""
 

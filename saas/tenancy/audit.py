@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from saas.common.actor import Actor
 
 from .models import AuditEvent
@@ -13,8 +15,8 @@ def audit_record(
     action: str,
     actor: Actor | None,
     target_type: str,
-    target_id: str,
-    **data,
+    target_id: str | int,
+    **data: Any,
 ) -> AuditEvent:
     """Append one audit event. ``actor`` None means the system (a task, the CLI)."""
     actor = actor or Actor.system()

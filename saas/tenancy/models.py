@@ -7,6 +7,8 @@ stuck-job reaper is ``Model.objects.unscoped_all_tenants()``, named to stand out
 
 from __future__ import annotations
 
+from typing import NoReturn, TypeVar
+
 from django.conf import settings
 from django.db import models
 
@@ -66,27 +68,32 @@ class Membership(models.Model):
         return f"{self.user_id}@{self.organization_id} ({self.role})"
 
 
-class TenantQuerySet(models.QuerySet):
+# The model a queryset or manager yields, so that ``Dataset.objects.for_tenant(org)`` is typed
+# as a queryset of datasets.
+_M = TypeVar("_M", bound=models.Model)
+
+
+class TenantQuerySet(models.QuerySet[_M]):
     pass
 
 
-class TenantManager(models.Manager):
+class TenantManager(models.Manager[_M]):
     """Default manager of tenant-owned models: every query must name its organisation."""
 
-    def get_queryset(self):
+    def get_queryset(self) -> NoReturn:
         raise UnscopedQueryError(
             f"{self.model.__name__} is tenant-owned: use .for_tenant(org) "
             "(or .unscoped_all_tenants() in operator code)"
         )
 
-    def for_tenant(self, organization: Organization | str) -> TenantQuerySet:
+    def for_tenant(self, organization: Organization | str) -> TenantQuerySet[_M]:
         """Rows of ``organization`` (an Organization or its id) only."""
         org_id = organization if isinstance(organization, str) else organization.pk
         if not org_id:
             raise UnscopedQueryError("for_tenant() needs an organisation")
         return TenantQuerySet(self.model, using=self._db).filter(organization_id=org_id)
 
-    def unscoped_all_tenants(self) -> TenantQuerySet:
+    def unscoped_all_tenants(self) -> TenantQuerySet[_M]:
         """Every tenant's rows. For operator tools and system tasks only."""
         return TenantQuerySet(self.model, using=self._db)
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
+
+from saas.accounts.models import User
 from saas.common.errors import NotFound
 
 from .models import AuditEvent, Invitation, Membership, Organization
 
 
-def current_membership(*, user, wanted_organization_id: str | None):
+def current_membership(
+    *, user: User, wanted_organization_id: str | None
+) -> tuple[Membership | None, list[Membership]]:
     """The signed-in ``user``'s memberships (by organisation name) and the current one: the
     organisation chosen with the switcher (``wanted_organization_id``) if still a member, else
     the first. Returns ``(membership or None, memberships)``."""
@@ -22,7 +27,7 @@ def current_membership(*, user, wanted_organization_id: str | None):
     return chosen, memberships
 
 
-def membership_list(*, organization: Organization):
+def membership_list(*, organization: Organization) -> QuerySet[Membership]:
     """The organisation's members (with their users)."""
     return Membership.objects.filter(organization=organization).select_related("user")
 
@@ -40,11 +45,13 @@ def membership_get(*, organization: Organization, member_id: str) -> Membership:
     return membership
 
 
-def invitation_list(*, organization: Organization):
+def invitation_list(*, organization: Organization) -> QuerySet[Invitation]:
     return Invitation.objects.for_tenant(organization)
 
 
-def audit_event_list(*, organization: Organization, action: str | None = None):
+def audit_event_list(
+    *, organization: Organization, action: str | None = None
+) -> QuerySet[AuditEvent]:
     """The audit log, optionally one ``action`` (e.g. ``api_key.created``)."""
     qs = AuditEvent.objects.for_tenant(organization).select_related("actor_user")
     return qs.filter(action=action) if action else qs

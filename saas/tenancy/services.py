@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.text import slugify
 
+from saas.accounts.models import User
 from saas.common.actor import Actor
 from saas.common.errors import Conflict, NotFound, ValidationFailed
 
@@ -154,13 +155,14 @@ def account_signup(
     actor = replace(actor, user_id=user.pk)
     if invitation_token:
         return invitation_accept(token=invitation_token, user=user, actor=actor)
+    assert organization_name  # checked above: no invitation means a name was given
     org = _organization_with_free_slug(name=organization_name, owner_email=user.email, actor=actor)
     return Membership.objects.select_related("organization", "user").get(
         organization=org, user=user
     )
 
 
-def _user_for_email(email: str):
+def _user_for_email(email: str) -> User:
     User = get_user_model()
     user = User.objects.filter(email__iexact=email).first()
     if user is None:
@@ -300,6 +302,8 @@ def invitation_create(
     link = f"{settings.TRAINYARD_PUBLIC_URL.rstrip('/')}/invitations/accept?token={token}"
     inviter = (
         get_user_model().objects.filter(pk=actor.user_id).values_list("email", flat=True).first()
+        if actor.user_id is not None
+        else None
     )
     transaction.on_commit(
         lambda: send_mail(
@@ -363,7 +367,7 @@ def invitation_peek(*, token: str) -> Invitation | None:
 
 
 @transaction.atomic
-def invitation_accept(*, token: str, user, actor: Actor) -> Membership:
+def invitation_accept(*, token: str, user: User, actor: Actor) -> Membership:
     """Join the inviting organisation as ``user``. Raises NotFound for an unknown, used, revoked
     or expired token (the same answer for all four)."""
     inv = (

@@ -15,7 +15,7 @@ from saas.common.storage import local_copy
 from saas.contract.spec import TrainingCancelled, TrainingInputError, TrainSpec
 from saas.jobs import services as jobs
 from workers.ml import runners
-from workers.ml.resources import measure
+from workers.ml.resources import Usage, measure
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def run_training(start: jobs.JobStart) -> None:
     """
     monitor = jobs.JobMonitor(start)
     workdir = jobs.attempt_workdir(start)
-    meter = None
+    meter: Usage | None = None
     try:
         with local_copy(start.dataset_key) as path, measure() as meter:
             spec = TrainSpec(
@@ -69,8 +69,10 @@ def run_training(start: jobs.JobStart) -> None:
                 label_column=start.label_column,
             )
             result = runners.train(spec, on_epoch=monitor.on_epoch, should_stop=monitor.should_stop)
+        assert meter is not None  # bound by the with statement, which swallows no exception
         jobs.training_job_complete(start=start, result=result, resources=asdict(meter))
     except TrainingCancelled as stop:
+        assert meter is not None  # raised inside the with statement, so meter is bound
         jobs.training_job_stopped(
             start=start, resources=asdict(meter), examples=getattr(stop, "examples_processed", 0)
         )

@@ -18,8 +18,9 @@ from ..rendering import invoice_document, invoice_pdf
 
 def invoice_recipients(*, invoice: Invoice) -> list[str]:
     """Default recipients: the contract's billing contact, else the organisation's owners."""
-    if invoice.contract_id and invoice.contract.billing_contact:
-        return [invoice.contract.billing_contact]
+    contract = invoice.contract  # None without a query when contract_id is None
+    if contract is not None and contract.billing_contact:
+        return [contract.billing_contact]
     return list(
         Membership.objects.filter(
             organization_id=invoice.organization_id, role=Membership.Role.OWNER

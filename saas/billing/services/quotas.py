@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal
+from typing import Any, Protocol
 
 from django.utils import timezone
 
@@ -12,6 +13,16 @@ from saas.tenancy.models import Organization
 
 from .. import pricing
 from ..selectors import billing_account_get, period_charges, usage_totals
+
+
+class SpendCappedKey(Protocol):
+    """What the spend-cap check reads of the calling API key (an ``apikeys.ApiKey``)."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def monthly_spend_cap(self) -> Decimal | None: ...
 
 
 class PaymentRequired(DomainError):
@@ -26,8 +37,8 @@ def billing_check(
     *,
     organization: Organization,
     meter: str,
-    quantity: Decimal,
-    api_key=None,
+    quantity: Decimal | int,
+    api_key: SpendCappedKey | None = None,
     on: datetime.date | None = None,
 ) -> None:
     """Refuse work the organisation cannot be billed for, with a 402 problem saying why.
@@ -70,8 +81,8 @@ def billing_check(
                 remaining="0",
                 resets_on=reset,
             )
-    cap = getattr(api_key, "monthly_spend_cap", None)
-    if cap is not None:
+    cap = api_key.monthly_spend_cap if api_key is not None else None
+    if api_key is not None and cap is not None:
         key_totals = usage_totals(
             organization_id=organization.pk, start=start, end=end, api_key_id=api_key.pk
         )

@@ -50,7 +50,7 @@ def _training_form(request, data=None) -> TrainingForm:
 def _estimate(request, form: TrainingForm) -> tuple[dict | None, list[dict]]:
     """The dry-run estimate for a valid form, or ``(None, problems)``."""
     data = form.cleaned_data
-    dataset = form.datasets.get(data["dataset"])
+    dataset = form.datasets[data["dataset"]]  # a valid form names one of these datasets
     try:
         return (
             job_services.training_job_estimate(
@@ -69,7 +69,8 @@ def _estimate(request, form: TrainingForm) -> tuple[dict | None, list[dict]]:
 def job_new(request):
     """Start a training job; the estimated cost is shown before starting (and live with htmx)."""
     form = _training_form(request, bound(request))
-    estimate, problems = None, []
+    estimate: dict | None = None
+    problems: list[dict] = []
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -97,9 +98,9 @@ def job_new(request):
                 return redirect("dashboard:job", job_id=job.pk)
         else:
             status = 400
-    elif form.fields["dataset"].choices:
+    elif form.datasets:  # the dataset field's choices, in order
         # Show the default configuration's estimate straight away.
-        preset = {"dataset": form.initial.get("dataset") or form.fields["dataset"].choices[0][0]}
+        preset = {"dataset": form.initial.get("dataset") or next(iter(form.datasets))}
         probe = _training_form(request, preset)
         if probe.is_valid():
             estimate, _ = _estimate(request, probe)
@@ -116,7 +117,8 @@ def job_new(request):
 def job_estimate(request):
     """htmx fragment: the estimate for the form's current values."""
     form = _training_form(request, request.GET)
-    estimate, problems = (None, [])
+    estimate: dict | None = None
+    problems: list[dict] = []
     if form.is_valid():
         estimate, problems = _estimate(request, form)
     else:

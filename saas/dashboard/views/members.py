@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.utils import timezone
@@ -26,7 +29,7 @@ def members(request):
     roles = Membership.Role.choices
     if request.tenant.role != Membership.Role.OWNER:  # only owners grant ownership
         roles = [(v, label) for v, label in roles if v != Membership.Role.OWNER]
-        form.fields["role"].choices = roles
+        cast(forms.ChoiceField, form.fields["role"]).choices = roles  # InviteForm.role
     status = 200
     if request.method == "POST":
         if form.is_valid():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -17,7 +18,7 @@ from ..models import JobEvent, TrainingJob
 Status = TrainingJob.Status
 
 
-def event(job: TrainingJob, type_: str, message: str = "", **data) -> None:
+def event(job: TrainingJob, type_: str, message: str = "", **data: Any) -> None:
     """Append one line to the job's timeline (inside the caller's transaction)."""
     JobEvent.objects.for_tenant(job.organization_id).create(
         organization_id=job.organization_id, job=job, type=type_, message=message, data=data
@@ -32,13 +33,13 @@ def enqueue(job: TrainingJob) -> None:
     )
 
 
-def stale(job: TrainingJob, now) -> bool:
+def stale(job: TrainingJob, now: datetime) -> bool:
     """True when the job's heartbeat is older than ``TRAINYARD_HEARTBEAT_STALE_SECONDS``."""
     limit = timedelta(seconds=settings.TRAINYARD_HEARTBEAT_STALE_SECONDS)
     return job.heartbeat_at is None or now - job.heartbeat_at > limit
 
 
-def finish(job: TrainingJob, status: str, **fields) -> None:
+def finish(job: TrainingJob, status: str, **fields: Any) -> None:
     """Move the (already locked and checked) job to a terminal ``status``."""
     now = timezone.now()
     TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(

@@ -8,12 +8,14 @@ are system transitions (the job's creator is on its row), so they take no actor.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 
 from saas.billing.pricing import compute_cost
 from saas.billing.services import training_charge
 from saas.common.ids import new_id
+from saas.contract.spec import TrainResult
 from saas.metering.models import Meter
 from saas.metering.services import usage_record
 from saas.registry.services import model_artifact_delete, model_artifact_store, model_register
@@ -37,7 +39,7 @@ def _record_training_usage(
         organization_id=job.organization_id,
         quantities={Meter.TRAINING_COMPUTE_SECONDS: seconds, Meter.TRAINING_EXAMPLES: examples},
     )
-    common = {
+    common: dict[str, Any] = {
         "organization_id": job.organization_id,
         "occurred_at": now,
         "source_type": "training_job",
@@ -69,7 +71,9 @@ def _current(job: TrainingJob | None, start: JobStart) -> bool:
     return job is not None and job.attempt == start.attempt and job.status == Status.RUNNING
 
 
-def training_job_complete(*, start: JobStart, result, resources: dict) -> bool:
+def training_job_complete(
+    *, start: JobStart, result: TrainResult, resources: dict[str, Any]
+) -> bool:
     """Worker side: store the model and mark the attempt ``succeeded``, exactly once.
 
     ``result`` is a ``saas.contract.TrainResult``; ``resources`` has ``wall_seconds``,

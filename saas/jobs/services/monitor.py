@@ -6,6 +6,7 @@ import time
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from saas.billing.services import job_charge
@@ -32,7 +33,7 @@ class JobMonitor:
         self._t0 = time.monotonic()
         self._examples_per_epoch: int | None = None
 
-    def _qs(self):
+    def _qs(self) -> QuerySet[TrainingJob]:
         return TrainingJob.objects.for_tenant(self.start.organization_id).filter(
             pk=self.start.job_id
         )

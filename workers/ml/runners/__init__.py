@@ -54,12 +54,15 @@ def train(
         ValueError: unknown task or base model (a platform bug, not the user's).
     """
     if spec.task == TEXT:
+        # TensorFlow: the runner modules import it at module level, so they are imported here,
+        # in the worker's pool child on its first job, never by the web tier or at fork time.
         from workers.ml.runners import text
 
         if spec.base_model != text.BASE_MODEL:
             raise ValueError(f"Unknown text base model {spec.base_model!r}.")
         return text.train(spec, on_epoch=on_epoch, should_stop=should_stop)
     if spec.task == IMAGE:
+        # TensorFlow, as above.
         from workers.ml.runners import image
 
         return image.train(spec, on_epoch=on_epoch, should_stop=should_stop)

@@ -160,7 +160,7 @@ def hub_input_size(module: Any) -> int | None:
     Reads the ``[batch, height, width, 3]`` input spec of the module's traced ``__call__``
     (Reusable SavedModel), then of its ``serving_default`` signature.
     """
-    specs = []
+    specs: list[Any] = []
     call = module.__call__ if callable(module) else None
     for fn in getattr(call, "concrete_functions", None) or []:
         args, kwargs = fn.structured_input_signature
