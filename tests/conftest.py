@@ -23,6 +23,18 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 @pytest.fixture(autouse=True)
+def _fresh_rate_limits(settings):
+    """Each test starts with full buckets (rate-limit state lives in Redis). Up here, not in
+    one folder's conftest, since the tests that need it (tenancy, limits, the isolation walk)
+    live in several folders."""
+    import redis
+
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    for k in r.scan_iter("rl:*"):
+        r.delete(k)
+
+
+@pytest.fixture(autouse=True)
 def _storage(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "storage"
     settings.TRAINYARD_MODEL_CACHE_DIR = tmp_path / "model-cache"

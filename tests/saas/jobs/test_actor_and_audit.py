@@ -15,8 +15,8 @@ from saas.jobs.models import TrainingJob
 from saas.registry.models import TrainedModel
 from saas.tenancy.models import AuditEvent
 from tests.conftest import small_text_rows, text_csv, upload
-from tests.dashboard.conftest import browser, upload_csv
-from tests.jobs.test_state_machine import RESOURCES, fake_result
+from tests.saas.dashboard.conftest import browser, upload_csv
+from tests.saas.jobs.test_state_machine import RESOURCES, fake_result
 
 pytestmark = pytest.mark.django_db
 
