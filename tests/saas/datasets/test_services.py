@@ -13,10 +13,11 @@ from saas.common.actor import Actor
 from saas.common.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from saas.datasets import selectors
 from saas.datasets.models import Dataset
-from saas.datasets.services import dataset_create, dataset_delete
+from saas.datasets.services import JOB_ACTIVE_STATUSES, dataset_create, dataset_delete
+from saas.jobs.models import TrainingJob
 from saas.jobs.services import training_job_cancel, training_job_create
 from saas.tenancy.models import AuditEvent
-from tests.conftest import small_text_rows, text_csv
+from tests.conftest import small_text_rows, text_csv, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +127,19 @@ def test_sample_rows_are_spread_over_the_classes(acme):
     assert len(rows) == 6
     assert sorted(r["label"] for r in rows) == ["negative"] * 3 + ["positive"] * 3
     assert selectors.dataset_sample_images(dataset=ds) == []
+
+
+def test_datasets_names_the_jobs_active_statuses_by_value():
+    assert tuple(JOB_ACTIVE_STATUSES) == tuple(s.value for s in TrainingJob.ACTIVE_STATUSES)
+
+
+def test_dataset_in_use_by_a_queued_job_cannot_be_deleted(acme):
+    client = acme.key("owner")
+    ds = upload(client, text_csv(small_text_rows())).json()
+    job = client.post("/v1/training-jobs", {"dataset": ds["id"]}, format="json").json()
+    assert client.delete(f"/v1/datasets/{ds['id']}").status_code == 409
+    assert Dataset.objects.for_tenant(acme.org).get(pk=ds["id"]).status == "ready"
+    client.post(f"/v1/training-jobs/{job['id']}/cancel")
+    assert client.delete(f"/v1/datasets/{ds['id']}").status_code == 204
+    (event,) = list(AuditEvent.objects.for_tenant(acme.org).filter(action="dataset.deleted"))
+    assert event.target_id == ds["id"] and event.actor_api_key_id == client.api_key.pk
