@@ -95,6 +95,8 @@ class TenantModelForm(forms.ModelForm):
                 else getattr(self.instance, model._meta.get_field(n).attname)
                 for n in names
             }
+            if any(v is None for v in values.values()):
+                continue  # NULLs never clash in a unique constraint
             clash = model.objects.unscoped_all_tenants().filter(**values)
             if self.instance.pk is not None:
                 clash = clash.exclude(pk=self.instance.pk)
