@@ -21,7 +21,32 @@ from saas.common.actor import Actor
 from saas.tenancy.models import Membership
 from saas.tenancy.services import _user_for_email, organization_create
 
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the end-to-end tests last, after pytest-django's ordering.
+
+    Their web and worker processes stay up for a whole module and write to the test database
+    outside any test's transaction (Django creates content types on demand, beat runs tasks),
+    so a transactional test with ``serialized_rollback`` after them would find rows where it
+    expects a flushed database. Last is also where slow tests belong.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(settings):
+    """Each test starts with full buckets (rate-limit state lives in Redis). Up here, not in
+    one folder's conftest, since the tests that need it (tenancy, limits, the isolation walk)
+    live in several folders."""
+    import redis
+
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    for k in r.scan_iter("rl:*"):
+        r.delete(k)
 
 
 @pytest.fixture(autouse=True)

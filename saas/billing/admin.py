@@ -9,7 +9,7 @@ import datetime
 
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -171,14 +171,17 @@ class BillingAccountAdmin(TenantModelAdmin):
         return actions
 
 
-class ContractPriceInline(admin.TabularInline):
-    model = ContractPrice
-    extra = 0
-    exclude = ("organization",)
-
-
 @admin.register(Contract)
 class ContractAdmin(TenantModelAdmin):
+    """Contracts: negotiated terms an operator types in (no service writes them), so they stay
+    editable here, every save and delete audited by :class:`TenantModelAdmin`.
+
+    The prices are listed on the contract's page and edited on their own pages
+    (:class:`ContractPriceAdmin`): an inline formset would look them up through the fail-closed
+    manager. The organisation is fixed once the contract exists, so its prices, which carry
+    the same organisation, cannot end up with another tenant's contract.
+    """
+
     list_display = (
         "id",
         "organization",
@@ -187,13 +190,42 @@ class ContractAdmin(TenantModelAdmin):
         "committed_monthly_minimum",
         "prepaid_credit_balance",
     )
-    inlines = [ContractPriceInline]
+    readonly_fields = ("prices",)
 
-    def save_formset(self, request, form, formset, change):
-        for obj in formset.save(commit=False):
-            obj.organization_id = form.instance.organization_id
-            obj.save()
-        formset.save_m2m()
+    def get_readonly_fields(self, request, obj=None):
+        return ("organization", "prices") if obj is not None else ("prices",)
+
+    @admin.display(description="Prices")
+    def prices(self, obj: Contract) -> str:
+        """The contract's prices per meter, each linking to its change page, and an add link."""
+        if obj.pk is None:
+            return "Save the contract first, then add its prices."
+        rows = ContractPrice.objects.for_tenant(obj.organization_id).filter(contract=obj)
+        body = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td></tr>',
+            (
+                (reverse("admin:billing_contractprice_change", args=[p.pk]), p.meter, p.unit_price)
+                for p in rows.order_by("meter")
+            ),
+        )
+        add = reverse("admin:billing_contractprice_add") + f"?contract={obj.pk}"
+        head = format_html("<tr><th>Meter</th><th>Unit price</th></tr>")
+        return format_html('<table>{}{}</table><a href="{}">Add a price</a>', head, body, add)
+
+
+@admin.register(ContractPrice)
+class ContractPriceAdmin(TenantModelAdmin):
+    """A contract's price for one meter: editable, audited (:class:`TenantModelAdmin`). Its
+    organisation is always its contract's."""
+
+    list_display = ("contract", "organization", "meter", "unit_price")
+    list_filter = ("meter",)
+    exclude = ("organization",)
+
+    def save_model(self, request, obj, form, change) -> None:
+        obj.organization_id = obj.contract.organization_id
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Invoice)

@@ -115,7 +115,7 @@ def dataset_create(
 
 
 # ``TrainingJob.ACTIVE_STATUSES`` by value: jobs depends on datasets, so datasets names the
-# statuses instead of importing them (tests/datasets checks the two agree).
+# statuses instead of importing them (tests/saas/datasets/test_services.py checks the two agree).
 JOB_ACTIVE_STATUSES = ("queued", "running")
 
 

@@ -3,7 +3,7 @@
 They used to share ``training-cpu`` behind a ``-c 1`` worker, so the reaper and period close
 waited behind training and storage sampling expired unbilled while a long job ran. Each is
 routed to ``maintenance`` by name (``saas.celery.MAINTENANCE_TASKS``) and scheduled there by
-``CELERY_BEAT_SCHEDULE``; ``tests/workers/test_queues.py`` keeps the two in step.
+``CELERY_BEAT_SCHEDULE``; ``tests/workers/tasks/test_queues.py`` keeps the two in step.
 
 Every task here is safe to run twice, so all of them are ``acks_late``: a message whose worker
 died mid-task is delivered again rather than lost (period close must not be lost). Each

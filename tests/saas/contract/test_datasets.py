@@ -1,6 +1,6 @@
 """The dataset parsers' rules, and the four cases where upload and training used to disagree.
 
-Each divergence of issue 9 has a rule here; ``tests/workers/test_dataset_agreement.py`` checks
+Each divergence of issue 9 has a rule here; ``tests/workers/ml/test_dataset_agreement.py`` checks
 that the training runner reads the same files the same way.
 """
 

@@ -69,7 +69,7 @@ def seed_everything(seed: int) -> None:
     Op determinism (``tf.config.experimental.enable_op_determinism``) is deliberately not
     switched on: it is process-wide and irreversible, and on GPU workers it makes some
     kernels slower or unavailable. On CPU, with a fixed seed, runs are already reproducible
-    (tests/workers/test_runner_control.py checks this).
+    (tests/workers/ml/test_runner_control.py checks this).
     """
     keras.utils.set_random_seed(int(seed))
 

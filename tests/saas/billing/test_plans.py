@@ -10,6 +10,7 @@ import json
 import pathlib
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
@@ -29,7 +30,7 @@ from tests.conftest import set_plan_limits, small_text_rows, text_csv, upload
 
 pytestmark = pytest.mark.django_db
 
-SAAS = pathlib.Path(__file__).resolve().parents[2] / "saas"
+SAAS = pathlib.Path(__file__).resolve().parents[3] / "saas"
 LIMIT_FIELDS = (
     "requests_per_key",
     "requests_per_organization",
@@ -232,7 +233,7 @@ def _plan_form(plan: Plan, **changes) -> dict:
 
 def test_the_admin_edits_a_plans_limits_and_the_next_request_uses_them(console, acme):
     free = Plan.objects.get(code="free")
-    url = f"/admin/billing/plan/{free.pk}/change/"
+    url = f"/admin/billing/plan/{quote(free.pk)}/change/"
     page = console.get(url)
     assert page.status_code == 200
     for field in LIMIT_FIELDS:
@@ -264,7 +265,9 @@ def test_the_admin_edits_a_plans_limits_and_the_next_request_uses_them(console, 
 def test_the_admin_refuses_a_rate_limit_below_one(console):
     free = Plan.objects.get(code="free")
     before = _limits(free)
-    r = console.post(f"/admin/billing/plan/{free.pk}/change/", _plan_form(free, requests_per_key=0))
+    r = console.post(
+        f"/admin/billing/plan/{quote(free.pk)}/change/", _plan_form(free, requests_per_key=0)
+    )
     assert r.status_code == 200 and "errornote" in r.content.decode()
     free.refresh_from_db()
     assert _limits(free) == before

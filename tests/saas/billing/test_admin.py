@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 
 from saas.billing import selectors
@@ -36,9 +37,12 @@ def test_admin_changes_the_plan_with_an_audited_action(operator, acme):
 def test_admin_cannot_edit_the_plan_field(operator, acme):
     account = selectors.billing_account_get(organization=acme.org)
     pro = type(account.plan).objects.get(code="pro")
-    assert operator.get(f"/admin/billing/billingaccount/{account.pk}/change/").status_code == 200
+    assert (
+        operator.get(f"/admin/billing/billingaccount/{quote(account.pk)}/change/").status_code
+        == 200
+    )
     r = operator.post(
-        f"/admin/billing/billingaccount/{account.pk}/change/",
+        f"/admin/billing/billingaccount/{quote(account.pk)}/change/",
         {"plan": pro.pk, "monthly_spend_cap": "1.00"},
     )
     assert r.status_code == 403
@@ -48,7 +52,7 @@ def test_admin_cannot_edit_the_plan_field(operator, acme):
 
 def test_invoices_are_read_only_in_the_admin(operator, acme):
     invoice = period_close(organization=acme.org, period_start=datetime.date(2026, 5, 1))
-    base = f"/admin/billing/invoice/{invoice.pk}"
+    base = f"/admin/billing/invoice/{quote(invoice.pk)}"
     assert operator.get(f"{base}/change/").status_code == 200  # viewable
     assert operator.post(f"{base}/change/", {"status": "void"}).status_code == 403
     assert operator.post(f"{base}/delete/", {"post": "yes"}).status_code == 403

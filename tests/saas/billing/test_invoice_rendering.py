@@ -181,7 +181,7 @@ def test_send_to_explicit_recipients(acme):
 
 
 def test_send_email_failure_records_no_audit(acme, settings):
-    settings.EMAIL_BACKEND = "tests.billing.test_invoice_rendering.FailingBackend"
+    settings.EMAIL_BACKEND = "tests.saas.billing.test_invoice_rendering.FailingBackend"
     invoice = make_invoice(acme.org)
     with pytest.raises(OSError):
         invoice_send(invoice=invoice, actor=Actor.system())

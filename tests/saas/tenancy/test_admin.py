@@ -3,18 +3,24 @@ state are read-only; an organisation's status changes through audited actions.""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from saas.apikeys.models import ApiKey
+from saas.billing.models import Contract, ContractPrice
 from saas.billing.selectors import billing_account_get
 from saas.jobs.models import TrainingJob
 from saas.metering.models import Meter, UsageEvent
 from saas.metering.services import usage_record
 from saas.tenancy.models import AuditEvent, Organization
+from tests.conftest import small_text_rows, text_csv, upload
+from tests.saas.dashboard.conftest import finish
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +60,7 @@ def test_ledger_rows_cannot_be_changed_or_deleted(acme, console):
         source_id="t1",
     )
     row = UsageEvent.objects.for_tenant(acme.org).get()
-    url = f"/admin/metering/usageevent/{row.pk}/"
+    url = f"/admin/metering/usageevent/{quote(row.pk)}/"
     assert console.get(url + "change/").status_code == 200  # readable
     assert console.post(url + "change/", {"quantity": "999"}).status_code == 403
     assert console.post(url + "delete/", {"post": "yes"}).status_code == 403
@@ -65,7 +71,7 @@ def test_ledger_rows_cannot_be_changed_or_deleted(acme, console):
 
 def test_audit_events_cannot_be_changed_or_deleted(acme, console):
     event = AuditEvent.objects.for_tenant(acme.org).get(action="organization.created")
-    url = f"/admin/tenancy/auditevent/{event.pk}/"
+    url = f"/admin/tenancy/auditevent/{quote(event.pk)}/"
     assert console.post(url + "change/", {"action": "forged"}).status_code == 403
     assert console.post(url + "delete/", {"post": "yes"}).status_code == 403
     assert AuditEvent.objects.for_tenant(acme.org).get(pk=event.pk).action == "organization.created"
@@ -88,7 +94,7 @@ def test_job_state_and_organisation_fields_are_read_only(operator):
 
 def test_organisation_form_does_not_edit_plan_or_status(acme, console):
     r = console.post(
-        f"/admin/tenancy/organization/{acme.org.pk}/change/",
+        f"/admin/tenancy/organization/{quote(acme.org.pk)}/change/",
         {"slug": acme.org.slug, "name": "x", "plan": "enterprise", "status": "suspended"},
     )
     assert r.status_code == 403
@@ -143,9 +149,30 @@ def test_every_admin_list_and_change_page_renders(acme, console, operator):
         source_id="t2",
         api_key_id=acme.key("owner").api_key.pk,
     )
+    # One of the rest: a dataset, a job and its model, a contract with a price (whose change
+    # page once raised UnscopedQueryError).
+    owner = acme.key("owner")
+    ds = upload(owner, text_csv(small_text_rows())).json()
+    job = owner.post("/v1/training-jobs", {"dataset": ds["id"]}, format="json").json()
+    finish(TrainingJob.objects.for_tenant(acme.org).get(pk=job["id"]))
+    contract = Contract.objects.for_tenant(acme.org).create(
+        organization=acme.org,
+        starts_on=datetime.date(2026, 1, 1),
+        ends_on=datetime.date(2026, 12, 31),
+    )
+    ContractPrice.objects.for_tenant(acme.org).create(
+        organization=acme.org, contract=contract, meter=Meter.PREDICTIONS, unit_price="0.001"
+    )
+    empty = []
     for model, model_admin in admin.site._registry.items():
         base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
         assert console.get(base).status_code == 200, base
+        if model_admin.has_add_permission(request):
+            assert console.get(f"{base}add/").status_code == 200, base
         obj = model_admin.get_queryset(request).first()
         if obj is not None:
-            assert console.get(f"{base}{obj.pk}/change/").status_code == 200, base
+            assert console.get(f"{base}{quote(obj.pk)}/change/").status_code == 200, base
+        else:
+            empty.append(model._meta.label)
+    # Every tenant-owned model has a row above, so every one of their change pages rendered.
+    assert set(empty) <= {"auth.Group", "billing.Invoice", "billing.RateCard"}, empty

@@ -23,7 +23,7 @@ from saas.common.errors import ValidationFailed
 from saas.tenancy.models import AuditEvent, Organization
 from saas.tenancy.services import account_signup, organization_create
 
-BILLING = pathlib.Path(__file__).resolve().parents[2] / "saas" / "billing"
+BILLING = pathlib.Path(__file__).resolve().parents[3] / "saas" / "billing"
 WRITES = ("INSERT", "UPDATE", "DELETE")
 
 

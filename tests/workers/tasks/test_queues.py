@@ -24,7 +24,7 @@ from django.db import connections
 from saas.celery import MAINTENANCE_TASKS, Queue, TaskName
 from workers.celery_app import app
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -306,7 +306,7 @@ def test_disallowed_host_is_a_problem(tenant):
 
 
 # The four cases where upload validation and training used to disagree (issue 9, item 4);
-# the training side is tests/workers/test_dataset_agreement.py.
+# the training side is tests/workers/ml/test_dataset_agreement.py.
 
 
 def test_header_with_a_space_after_the_comma_is_accepted(tenant):

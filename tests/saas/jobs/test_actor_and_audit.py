@@ -1,7 +1,5 @@
 """Who did it: the creating user beside the creating key on datasets and jobs, and the audit
 log for creating a dataset, creating a job and downloading a model (API and dashboard).
-
-Datasets are here beside jobs until tests/ has a datasets folder.
 """
 
 from __future__ import annotations
@@ -9,14 +7,13 @@ from __future__ import annotations
 import pytest
 
 from saas.datasets.models import Dataset
-from saas.datasets.services import JOB_ACTIVE_STATUSES
 from saas.jobs import services as jobs
 from saas.jobs.models import TrainingJob
 from saas.registry.models import TrainedModel
 from saas.tenancy.models import AuditEvent
 from tests.conftest import small_text_rows, text_csv, upload
-from tests.dashboard.conftest import browser, upload_csv
-from tests.jobs.test_state_machine import RESOURCES, fake_result
+from tests.saas.dashboard.conftest import browser, upload_csv
+from tests.saas.jobs.test_state_machine import RESOURCES, fake_result
 
 pytestmark = pytest.mark.django_db
 
@@ -102,19 +99,3 @@ def test_model_download_is_audited_and_another_tenants_is_not(acme, globex, tmp_
     assert globex.key("owner").get(f"/v1/models/{model.pk}/download").status_code == 404
     assert len(_audit(acme.org, "model.downloaded")) == 1
     assert AuditEvent.objects.for_tenant(globex.org).filter(action="model.downloaded").count() == 0
-
-
-def test_datasets_names_the_jobs_active_statuses_by_value():
-    assert tuple(JOB_ACTIVE_STATUSES) == tuple(s.value for s in TrainingJob.ACTIVE_STATUSES)
-
-
-def test_dataset_in_use_by_a_queued_job_cannot_be_deleted(acme):
-    client = acme.key("owner")
-    ds = upload(client, text_csv(small_text_rows())).json()
-    job = client.post("/v1/training-jobs", {"dataset": ds["id"]}, format="json").json()
-    assert client.delete(f"/v1/datasets/{ds['id']}").status_code == 409
-    assert Dataset.objects.for_tenant(acme.org).get(pk=ds["id"]).status == "ready"
-    client.post(f"/v1/training-jobs/{job['id']}/cancel")
-    assert client.delete(f"/v1/datasets/{ds['id']}").status_code == 204
-    (event,) = _audit(acme.org, "dataset.deleted")
-    assert event.target_id == ds["id"] and event.actor_api_key_id == client.api_key.pk

@@ -12,7 +12,7 @@ from saas.jobs import services as jobs
 from saas.jobs.models import TrainingJob
 from saas.jobs.usage import JobUsage
 from tests.conftest import small_text_rows, text_csv, upload
-from tests.jobs.test_state_machine import RESOURCES, fake_result, reload
+from tests.saas.jobs.test_state_machine import RESOURCES, fake_result, reload
 
 LINES = {"training_compute_seconds": {"billable": "1.5", "unit_price": "0.28", "amount": "0.42"}}
 
