@@ -18,9 +18,10 @@ from saas.common.errors import DomainError
 from saas.metering.selectors import usage_by_meter_and_day
 from saas.tenancy.permissions import Action
 
-from .. import charts, presenters
+from .. import charts
 from ..base import org_page
 from ..forms import SpendCapForm
+from ..presenters.usage import cap_percent, usage_series
 from .common import bound, page
 
 #: Invoices listed on the page, newest period first.
@@ -35,7 +36,7 @@ def _usage_charts(org, start: datetime.date, today: datetime.date) -> list[dict]
     )
     return [
         {**s, "svg": charts.usage_per_day(s["days"], {s["meter"]: s["values"]}, title=s["title"])}
-        for s in presenters.usage_series(rows, start=start, today=today)
+        for s in usage_series(rows, start=start, today=today)
     ]
 
 
@@ -74,7 +75,7 @@ def billing_page(request):
             "computed": computed,
             "currency": (contract.currency if contract else account.plan.currency).upper(),
             "contract": contract,
-            "cap_percent": presenters.cap_percent(computed.total, account.monthly_spend_cap),
+            "cap_percent": cap_percent(computed.total, account.monthly_spend_cap),
             "invoices": billing_selectors.invoice_list(organization=org).order_by("-period_start")[
                 :INVOICES_SHOWN
             ]

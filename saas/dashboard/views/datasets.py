@@ -17,9 +17,11 @@ from saas.datasets.models import Task
 from saas.jobs import selectors as job_selectors
 from saas.tenancy.permissions import Action
 
-from .. import charts, presenters
+from .. import charts
 from ..base import error_page, org_page
 from ..forms import DatasetUploadForm
+from ..presenters.common import count, problem_list
+from ..presenters.datasets import class_rows, offending_lines, thumbnails
 from .common import LIST_LIMIT, bound, page
 
 #: Rows of a text dataset shown on its page.
@@ -61,14 +63,14 @@ def dataset_new(request):
             except (ValidationFailed, PayloadTooLarge) as exc:
                 status = exc.status
                 summary = exc.detail
-                problems = presenters.problem_list(exc.errors)
+                problems = problem_list(exc.errors)
                 if data["task"] == Task.TEXT_CLASSIFICATION:
                     upload.seek(0)
-                    problems = presenters.offending_lines(upload.read(), problems)
+                    problems = offending_lines(upload.read(), problems)
             else:
                 messages.success(
                     request,
-                    f"Dataset “{ds.name}” is ready: {presenters.count(ds.num_examples)} examples.",
+                    f"Dataset “{ds.name}” is ready: {count(ds.num_examples)} examples.",
                 )
                 target = reverse("dashboard:dataset", args=[ds.pk])
                 if request.htmx:
@@ -100,9 +102,7 @@ def dataset_detail(request, dataset_id: str):
     samples = (
         dataset_selectors.dataset_sample_rows(dataset=ds, limit=SAMPLE_ROWS) if is_text else []
     )
-    thumbs = presenters.thumbnails(
-        dataset_selectors.dataset_sample_images(dataset=ds, limit=THUMBNAILS)
-    )
+    thumbs = thumbnails(dataset_selectors.dataset_sample_images(dataset=ds, limit=THUMBNAILS))
     jobs = job_selectors.training_job_list(organization_id=ds.organization_id).filter(dataset=ds)
     return page(
         request,
@@ -111,7 +111,7 @@ def dataset_detail(request, dataset_id: str):
             "ds": ds,
             "is_text": is_text,
             "chart": charts.class_balance(ds.classes),
-            "classes": presenters.class_rows(ds.classes),
+            "classes": class_rows(ds.classes),
             "samples": samples,
             "thumbs": thumbs,
             "jobs": list(jobs[:10]),

@@ -10,8 +10,8 @@ from saas.datasets import selectors as dataset_selectors
 from saas.jobs import selectors as job_selectors
 from saas.registry import selectors as model_selectors
 
-from .. import presenters
 from ..base import org_page
+from ..presenters.home import getting_started_steps
 from .common import page
 
 
@@ -29,7 +29,7 @@ def home(request):
         if can.keys_read
         else None
     )
-    steps = presenters.getting_started_steps(
+    steps = getting_started_steps(
         # A section the role cannot read counts as not done (and is not queried).
         has_dataset=datasets is not None and datasets.exists(),
         has_job=jobs is not None and jobs.exists(),

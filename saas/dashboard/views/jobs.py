@@ -15,9 +15,11 @@ from saas.jobs import services as job_services
 from saas.registry import selectors as model_selectors
 from saas.tenancy.permissions import Action
 
-from .. import charts, presenters
+from .. import charts
 from ..base import org_page
 from ..forms import TrainingForm
+from ..presenters.common import form_problems, problem_list, split_field_problems
+from ..presenters.jobs import TIMELINE_EVENTS, job_context
 from .common import LIST_LIMIT, bound, page
 
 #: The ``?status=`` values the job list filters on (anything else shows every job).
@@ -62,7 +64,7 @@ def _estimate(request, form: TrainingForm) -> tuple[dict | None, list[dict]]:
             [],
         )
     except DomainError as exc:
-        return None, presenters.problem_list(exc.errors) or [{"field": None, "message": exc.detail}]
+        return None, problem_list(exc.errors) or [{"field": None, "message": exc.detail}]
 
 
 @org_page(read=Action.TRAINING_WRITE, write=Action.TRAINING_WRITE)
@@ -86,8 +88,8 @@ def job_new(request):
                 )
             except DomainError as exc:
                 status = exc.status
-                on_fields, problems = presenters.split_field_problems(
-                    presenters.problem_list(exc.errors) or [{"field": None, "message": exc.detail}],
+                on_fields, problems = split_field_problems(
+                    problem_list(exc.errors) or [{"field": None, "message": exc.detail}],
                     fields=form.fields,
                     fallback=exc.detail,
                 )
@@ -122,7 +124,7 @@ def job_estimate(request):
     if form.is_valid():
         estimate, problems = _estimate(request, form)
     else:
-        problems = presenters.form_problems(form.errors)
+        problems = form_problems(form.errors)
     return page(
         request, "dashboard/jobs/_estimate.html", {"estimate": estimate, "problems": problems}
     )
@@ -140,7 +142,7 @@ def _job_context(job) -> dict:
         if done
         else None
     )
-    shown = presenters.job_context(
+    shown = job_context(
         status=job.status,
         epoch=job.epoch,
         hyperparameters=job.hyperparameters,
@@ -150,7 +152,7 @@ def _job_context(job) -> dict:
     return {
         **shown,
         "job": job,
-        "events": events[-presenters.TIMELINE_EVENTS :],
+        "events": events[-TIMELINE_EVENTS:],
         "curves": charts.training_curves(shown["epochs"]),
         "queue_position": position,
         "wait_reason": reason,

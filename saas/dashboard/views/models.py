@@ -10,8 +10,9 @@ from saas.inference import services as inference
 from saas.registry import selectors as model_selectors
 from saas.tenancy.permissions import Action
 
-from .. import presenters
 from ..base import org_page
+from ..presenters.common import problem_list
+from ..presenters.models import prediction_result, snippets
 from .common import LIST_LIMIT, page
 
 #: The largest image the try-it box sends to the model (bytes).
@@ -32,7 +33,7 @@ def _model_context(request, model) -> dict:
         "model": model,
         "is_text": model.task == Task.TEXT_CLASSIFICATION,
         "metrics": model.metrics or {},
-        "snippets": presenters.snippets(
+        "snippets": snippets(
             base_url=request.build_absolute_uri("/").rstrip("/"),
             model_id=model.pk,
             task=model.task,
@@ -74,11 +75,9 @@ def model_try(request, model_id: str):
                 model=model, inputs=None, files=[upload.read()]
             )
         answer = inference.prediction_create(model=model, inputs=wire, actor=request.tenant.actor)
-        result = presenters.prediction_result(answer)
+        result = prediction_result(answer)
     except DomainError as exc:
-        problem = "; ".join(
-            [exc.detail] + [e["message"] for e in presenters.problem_list(exc.errors)]
-        )
+        problem = "; ".join([exc.detail] + [e["message"] for e in problem_list(exc.errors)])
         status = exc.status
     context = {**_model_context(request, model), "result": result, "problem": problem, "text": text}
     if request.htmx:

@@ -92,3 +92,15 @@ class Workspace:
 def workspace(acme, settings) -> Workspace:
     set_plan_limits(requests_per_key=10**6, requests_per_organization=10**6)
     return Workspace(acme)
+
+
+def html(r) -> str:
+    """The body of the test client's response ``r``, decoded as UTF-8."""
+    return r.content.decode()
+
+
+def named_file(data: bytes, name: str) -> io.BytesIO:
+    """``data`` as a file called ``name``, for posting as an upload with the test client."""
+    f = io.BytesIO(data)
+    f.name = name
+    return f
