@@ -20,9 +20,9 @@ from saas.registry import selectors as model_selectors
 from saas.registry import services as model_services
 from saas.tenancy.permissions import Action
 
+from ..base import PAGE_PARAMS, TenantAPIView, page_of, paginate_list
+from ..parsers import JSONParser
 from . import serializers as s
-from .base import PAGE_PARAMS, TenantAPIView, page_of, paginate_list
-from .parsers import JSONParser
 
 
 def _validated(serializer_class, data, **kwargs):

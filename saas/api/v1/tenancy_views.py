@@ -21,7 +21,7 @@ from saas.tenancy import services as tenancy
 from saas.tenancy.models import Membership
 from saas.tenancy.permissions import Action
 
-from .base import PAGE_PARAMS, TenantAPIView, page_of
+from ..base import PAGE_PARAMS, TenantAPIView, page_of
 
 
 class ApiKeyOut(serializers.Serializer):

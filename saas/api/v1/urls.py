@@ -1,7 +1,10 @@
+"""Every route under /v1/ (the resources, the invoices, the OpenAPI schema and its docs)."""
+
 from django.urls import path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from . import billing_views as b
+from . import invoice_views as i
 from . import tenancy_views as t
 from . import views as v
 
@@ -39,4 +42,9 @@ urlpatterns = [
             url_name="openapi", permission_classes=[], authentication_classes=[]
         ),
     ),
+    path("invoices", i.InvoiceListView.as_view()),
+    path("invoices/<str:invoice_id>", i.InvoiceDetailView.as_view()),
+    path("invoices/<str:invoice_id>/html", i.InvoiceHtmlView.as_view()),
+    path("invoices/<str:invoice_id>/pdf", i.InvoicePdfView.as_view()),
+    path("invoices/<str:invoice_id>/send", i.InvoiceSendView.as_view()),
 ]
