@@ -3,34 +3,45 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from . import billing_views as b
-from . import invoice_views as i
-from . import tenancy_views as t
-from . import views as v
+from . import (
+    api_keys,
+    audit_events,
+    billing,
+    datasets,
+    invitations,
+    invoices,
+    members,
+    models,
+    training_jobs,
+    usage,
+)
 
 urlpatterns = [
-    path("datasets", v.DatasetListView.as_view()),
-    path("datasets/<str:dataset_id>", v.DatasetDetailView.as_view()),
-    path("training-jobs", v.TrainingJobListView.as_view()),
-    path("training-jobs/<str:job_id>", v.TrainingJobDetailView.as_view()),
-    path("training-jobs/<str:job_id>/cancel", v.TrainingJobCancelView.as_view()),
-    path("training-jobs/<str:job_id>/events", v.TrainingJobEventsView.as_view()),
-    path("training-jobs/<str:job_id>/misclassified", v.TrainingJobMisclassifiedView.as_view()),
-    path("models", v.ModelListView.as_view()),
-    path("models/<str:model_id>", v.ModelDetailView.as_view()),
-    path("models/<str:model_id>/download", v.ModelDownloadView.as_view()),
-    path("models/<str:model_id>/predict", v.ModelPredictView.as_view()),
-    path("usage", v.UsageView.as_view()),
-    path("billing", b.BillingView.as_view()),
-    path("billing/checkout", b.BillingCheckoutView.as_view()),
-    path("billing/portal", b.BillingPortalView.as_view()),
-    path("api-keys", t.ApiKeyListView.as_view()),
-    path("api-keys/<str:key_id>/revoke", t.ApiKeyRevokeView.as_view()),
-    path("members", t.MemberListView.as_view()),
-    path("members/<str:member_id>", t.MemberDetailView.as_view()),
-    path("invitations", t.InvitationListView.as_view()),
-    path("invitations/accept", t.InvitationAcceptView.as_view()),
-    path("audit-events", t.AuditEventListView.as_view()),
+    path("datasets", datasets.DatasetListView.as_view()),
+    path("datasets/<str:dataset_id>", datasets.DatasetDetailView.as_view()),
+    path("training-jobs", training_jobs.TrainingJobListView.as_view()),
+    path("training-jobs/<str:job_id>", training_jobs.TrainingJobDetailView.as_view()),
+    path("training-jobs/<str:job_id>/cancel", training_jobs.TrainingJobCancelView.as_view()),
+    path("training-jobs/<str:job_id>/events", training_jobs.TrainingJobEventsView.as_view()),
+    path(
+        "training-jobs/<str:job_id>/misclassified",
+        training_jobs.TrainingJobMisclassifiedView.as_view(),
+    ),
+    path("models", models.ModelListView.as_view()),
+    path("models/<str:model_id>", models.ModelDetailView.as_view()),
+    path("models/<str:model_id>/download", models.ModelDownloadView.as_view()),
+    path("models/<str:model_id>/predict", models.ModelPredictView.as_view()),
+    path("usage", usage.UsageView.as_view()),
+    path("billing", billing.BillingView.as_view()),
+    path("billing/checkout", billing.BillingCheckoutView.as_view()),
+    path("billing/portal", billing.BillingPortalView.as_view()),
+    path("api-keys", api_keys.ApiKeyListView.as_view()),
+    path("api-keys/<str:key_id>/revoke", api_keys.ApiKeyRevokeView.as_view()),
+    path("members", members.MemberListView.as_view()),
+    path("members/<str:member_id>", members.MemberDetailView.as_view()),
+    path("invitations", invitations.InvitationListView.as_view()),
+    path("invitations/accept", invitations.InvitationAcceptView.as_view()),
+    path("audit-events", audit_events.AuditEventListView.as_view()),
     path(
         "openapi.json",
         SpectacularJSONAPIView.as_view(permission_classes=[], authentication_classes=[]),
@@ -42,9 +53,9 @@ urlpatterns = [
             url_name="openapi", permission_classes=[], authentication_classes=[]
         ),
     ),
-    path("invoices", i.InvoiceListView.as_view()),
-    path("invoices/<str:invoice_id>", i.InvoiceDetailView.as_view()),
-    path("invoices/<str:invoice_id>/html", i.InvoiceHtmlView.as_view()),
-    path("invoices/<str:invoice_id>/pdf", i.InvoicePdfView.as_view()),
-    path("invoices/<str:invoice_id>/send", i.InvoiceSendView.as_view()),
+    path("invoices", invoices.InvoiceListView.as_view()),
+    path("invoices/<str:invoice_id>", invoices.InvoiceDetailView.as_view()),
+    path("invoices/<str:invoice_id>/html", invoices.InvoiceHtmlView.as_view()),
+    path("invoices/<str:invoice_id>/pdf", invoices.InvoicePdfView.as_view()),
+    path("invoices/<str:invoice_id>/send", invoices.InvoiceSendView.as_view()),
 ]
