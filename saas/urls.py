@@ -9,8 +9,7 @@ def healthz(request):
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("v1/", include("saas.api.urls")),
-    path("v1/", include("saas.api.invoice_urls")),
+    path("v1/", include("saas.api.v1.urls")),
     path("stripe/", include("saas.api.stripe_urls")),
     path("healthz", healthz),
     path("", include("saas.dashboard.urls")),

@@ -17,7 +17,7 @@ from saas.billing.selectors import invoice_get, invoice_list
 from saas.billing.services.invoices import invoice_recipients, invoice_send
 from saas.tenancy.permissions import Action
 
-from .base import PAGE_PARAMS, TenantAPIView, page_of
+from ..base import PAGE_PARAMS, TenantAPIView, page_of
 
 
 def _money(**kw) -> serializers.DecimalField:

@@ -14,7 +14,7 @@ from saas.billing.selectors import billing_account_get, period_charges, usage_le
 from saas.billing.services.accounts import billing_account_update, checkout_url
 from saas.tenancy.permissions import Action
 
-from .base import TenantAPIView
+from ..base import TenantAPIView
 
 
 class BillingPatchIn(serializers.Serializer):
