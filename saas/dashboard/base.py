@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property, wraps
 
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import render
 
 from saas.billing.selectors import PlanLimits, plan_limits_get
@@ -84,18 +85,40 @@ def error_page(request, status: int, title: str, detail: str):
     )
 
 
-def org_page(read: Action | None = None, write: Action | None = None):
-    """Decorate a dashboard view taking ``(request, ...)``.
+class _Membership:
+    """The requirement "any member of the organisation" (no action of the role table)."""
 
-    ``read`` is the action GET needs, ``write`` the one POST needs (None: membership only).
-    The view finds ``request.tenant`` (a :class:`Tenant`). Domain errors it does not catch
-    itself become error pages with their status (NotFound → 404, Conflict → 409, …).
+    def __repr__(self) -> str:
+        return "MEMBERSHIP"
+
+
+MEMBERSHIP = _Membership()
+Requirement = Action | _Membership
+
+
+def org_page(read: Requirement | None = None, write: Requirement | None = None):
+    """Decorate a dashboard view taking ``(request, ...)``. Fails closed, like the API's base.
+
+    ``read`` is what GET (and HEAD) needs, ``write`` what POST needs: an :class:`Action` of the
+    role table, or :data:`MEMBERSHIP` for any member. A method with no requirement is refused
+    (405, before the view runs), and a page declaring neither is a ``TypeError`` when it is
+    decorated. The view finds ``request.tenant`` (a :class:`Tenant`). Domain errors it does not
+    catch itself become error pages with their status (NotFound → 404, Conflict → 409, …).
     """
+    if read is None and write is None:
+        raise TypeError(
+            "org_page needs read= and/or write=: the Action each method takes, or MEMBERSHIP"
+        )
+    allowed = {"GET": read, "HEAD": read, "POST": write}
 
     def decorate(view):
         @login_required
         @wraps(view)
         def wrapper(request, *args, **kwargs):
+            requirement = allowed.get(request.method)
+            if requirement is None:
+                # No requirement declared for this method: refuse, never allow.
+                return HttpResponseNotAllowed([m for m, r in allowed.items() if r is not None])
             tenant = _current(request)
             if tenant is None:
                 return error_page(
@@ -105,7 +128,7 @@ def org_page(read: Action | None = None, write: Action | None = None):
                     "You are not a member of any organisation. Ask an owner to invite you.",
                 )
             request.tenant = tenant
-            action = write if request.method == "POST" else read
+            action = requirement if isinstance(requirement, Action) else None
             reason = tenant.access.denial(action) if action is not None else None
             if reason:
                 return error_page(

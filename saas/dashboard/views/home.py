@@ -10,12 +10,12 @@ from saas.datasets import selectors as dataset_selectors
 from saas.jobs import selectors as job_selectors
 from saas.registry import selectors as model_selectors
 
-from ..base import org_page
+from ..base import MEMBERSHIP, org_page
 from ..presenters.home import getting_started_steps
 from .common import page
 
 
-@org_page()
+@org_page(read=MEMBERSHIP)
 @require_GET
 def home(request):
     """The overview: the getting-started checklist, recent jobs and models, included units."""

@@ -12,7 +12,7 @@ from saas.common.actor import Actor, client_ip
 from saas.common.errors import DomainError
 from saas.tenancy import services as tenancy
 
-from ..base import error_page, org_page
+from ..base import MEMBERSHIP, error_page, org_page
 from ..forms import SignupForm
 from .common import bound, page
 
@@ -89,7 +89,7 @@ def invitation_accept(request):
     )
 
 
-@org_page()
+@org_page(write=MEMBERSHIP)
 @require_POST
 def switch_organization(request):
     """Make another of the user's organisations the current one (the API follows it too)."""
