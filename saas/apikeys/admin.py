@@ -1,15 +1,19 @@
-"""API keys in the operator admin: read-only, with a revoke action (audited, operator as actor)."""
+"""API keys in the operator admin: read-only but for the monthly spend cap, which is saved
+through ``api_key_spend_cap_set`` (audited, operator as actor); a revoke action likewise."""
 
 from django.contrib import admin, messages
 
 from saas.tenancy.admin import ReadOnlyAdminMixin, TenantModelAdmin, operator
 
 from .models import ApiKey
-from .services import api_key_revoke
+from .services import api_key_revoke, api_key_spend_cap_set
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ReadOnlyAdminMixin, TenantModelAdmin):
+    # Everything is read-only (the mixin) except the spend cap, the one operator setting.
+    editable = ("monthly_spend_cap",)
+
     list_display = (
         "id",
         "organization",
@@ -21,6 +25,18 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, TenantModelAdmin):
     )
     exclude = ("secret_sha256",)
     actions = ["revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for f in super().get_readonly_fields(request, obj) if f not in self.editable]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return TenantModelAdmin.has_change_permission(self, request, obj)
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Through the service (its checks and audit event), never a raw save of the row.
+        api_key_spend_cap_set(
+            api_key=obj, monthly_spend_cap=obj.monthly_spend_cap, actor=operator(request)
+        )
 
     @admin.action(description="Revoke (the next request with the key gets 401)")
     def revoke(self, request, queryset) -> None:

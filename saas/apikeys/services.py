@@ -14,12 +14,14 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
 from saas.accounts.models import User
 from saas.common.actor import Actor
+from saas.common.errors import ValidationFailed
 from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Organization
 
@@ -85,6 +87,41 @@ def api_key_create(
         scopes=scopes,
     )
     return IssuedKey(api_key=key, secret=full)
+
+
+@transaction.atomic
+def api_key_spend_cap_set(
+    *, api_key: ApiKey, monthly_spend_cap: Decimal | None, actor: Actor
+) -> ApiKey:
+    """Set (or with None, remove) the key's monthly spend cap, in the organisation's billing
+    currency; jobs and predictions made with the key are refused (402) once its month-to-date
+    charges reach it. Audited as ``api_key.spend_cap_changed`` with the old and new values.
+
+    Raises ValidationFailed for a negative cap or one with more than 2 decimal places.
+    """
+    if monthly_spend_cap is not None and (
+        monthly_spend_cap < 0 or monthly_spend_cap != monthly_spend_cap.quantize(Decimal("0.01"))
+    ):
+        raise ValidationFailed(
+            "Invalid spend cap.",
+            errors=[
+                {"field": "monthly_spend_cap", "message": "an amount ≥ 0 with at most 2 decimals"}
+            ],
+        )
+    scoped = ApiKey.objects.for_tenant(api_key.organization_id).select_for_update()
+    current = scoped.get(pk=api_key.pk)
+    if current.monthly_spend_cap != monthly_spend_cap:
+        scoped.filter(pk=api_key.pk).update(monthly_spend_cap=monthly_spend_cap)
+        audit_record(
+            organization_id=api_key.organization_id,
+            action="api_key.spend_cap_changed",
+            actor=actor,
+            target_type="api_key",
+            target_id=api_key.pk,
+            old=None if current.monthly_spend_cap is None else str(current.monthly_spend_cap),
+            new=None if monthly_spend_cap is None else str(monthly_spend_cap),
+        )
+    return ApiKey.objects.for_tenant(api_key.organization_id).get(pk=api_key.pk)
 
 
 @transaction.atomic

@@ -1,4 +1,5 @@
-"""/v1/api-keys: list, create (the secret is in the create response only) and revoke keys.
+"""/v1/api-keys: list, create (the secret is in the create response only), revoke keys, and set
+a key's monthly spend cap (``PATCH``, billing managers).
 
 For signed-in users (the dashboard's session): managing keys has no API-key scope, so a
 leaked key cannot mint more keys.
@@ -29,6 +30,9 @@ class ApiKeyOut(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     revoked_at = serializers.DateTimeField()
     last_used_at = serializers.DateTimeField()
+    monthly_spend_cap = serializers.DecimalField(
+        max_digits=14, decimal_places=2, coerce_to_string=True, allow_null=True
+    )
 
     def get_object(self, obj) -> str:
         return "api_key"
@@ -72,6 +76,36 @@ class ApiKeyListView(TenantAPIView):
         )
         body = {**ApiKeyOut(issued.api_key).data, "secret": issued.secret}
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyUpdateIn(serializers.Serializer):
+    monthly_spend_cap = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        min_value=0,
+        allow_null=True,
+        help_text="month-to-date charges at which jobs and predictions with this key get 402; "
+        "null removes the cap",
+    )
+
+
+class ApiKeyDetailView(TenantAPIView):
+    """Set one key's monthly spend cap (owners, admins and the billing role; any key)."""
+
+    actions = {"PATCH": Action.BILLING_MANAGE}
+
+    @extend_schema(request=ApiKeyUpdateIn, responses=ApiKeyOut)
+    def patch(self, request, key_id: str):
+        # The key first: another tenant's id is a 404 whatever the body holds.
+        key = key_selectors.api_key_get(organization_id=self.organization.pk, key_id=key_id)
+        ser = ApiKeyUpdateIn(data=request.data)
+        ser.is_valid(raise_exception=True)
+        key = key_services.api_key_spend_cap_set(
+            api_key=key,
+            monthly_spend_cap=ser.validated_data["monthly_spend_cap"],
+            actor=self.actor,
+        )
+        return Response(ApiKeyOut(key).data)
 
 
 class ApiKeyRevokeView(TenantAPIView):

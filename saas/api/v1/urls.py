@@ -36,6 +36,7 @@ urlpatterns = [
     path("billing/checkout", billing.BillingCheckoutView.as_view()),
     path("billing/portal", billing.BillingPortalView.as_view()),
     path("api-keys", api_keys.ApiKeyListView.as_view()),
+    path("api-keys/<str:key_id>", api_keys.ApiKeyDetailView.as_view()),
     path("api-keys/<str:key_id>/revoke", api_keys.ApiKeyRevokeView.as_view()),
     path("members", members.MemberListView.as_view()),
     path("members/<str:member_id>", members.MemberDetailView.as_view()),

@@ -17,6 +17,7 @@ SCHEMA_ROUTES = {"openapi.json", "docs"}
 
 PATHS = {
     "/v1/api-keys",
+    "/v1/api-keys/{key_id}",
     "/v1/api-keys/{key_id}/revoke",
     "/v1/audit-events",
     "/v1/billing",
@@ -47,6 +48,7 @@ PATHS = {
 
 COMPONENTS = {
     "ApiKeyCreateIn",
+    "PatchedApiKeyUpdateIn",
     "ApiKeyList",
     "ApiKeyOut",
     "AuditEventList",
