@@ -21,7 +21,7 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from saas.contract.errors import ContractError
 from saas.contract.tasks import IMAGE_EXTENSIONS
@@ -125,12 +125,49 @@ def parse_text_csv(
         MissingColumns: a column is not in the header (fields ``text_column`` /
             ``label_column``).
     """
+    reader, names, ti, li = _open_csv(
+        io.StringIO(decode_text(data), newline=""), text_column, label_column
+    )
+    parsed = ParsedCsv(columns=names)
+    for example, problems in _records(reader, names, ti, li):
+        parsed.rows += example is not None or problems[0][0] != "csv"
+        if example is not None:
+            parsed.examples.append(example)
+        for kind, message, line in problems:
+            parsed.problems.append(
+                {"kind": kind, "message": f"line {line}: {message}", "line": line}
+            )
+    return parsed
+
+
+def iter_text_examples(
+    stream: TextIO, *, text_column: str = "text", label_column: str = "label"
+) -> Iterator[TextExample]:
+    """Stream the usable rows of a CSV from a text stream (``newline=""``), by the same rules
+    as :func:`parse_text_csv`, without reading the whole file: for reads of a stored dataset
+    (sample rows) that must agree with what upload validation and training saw. Unusable rows
+    are skipped; a malformed record ends the stream.
+
+    Raises:
+        ContractError, MissingColumns: as :func:`parse_text_csv`, for the header.
+    """
+    reader, names, ti, li = _open_csv(stream, text_column, label_column)
+    for example, _problems in _records(reader, names, ti, li):
+        if example is not None:
+            yield example
+
+
+def _open_csv(
+    stream: TextIO, text_column: str, label_column: str
+) -> tuple[Any, list[str], int, int]:
+    """The reader positioned after the header, the stripped header names and the indexes of
+    the two columns. Raises as :func:`parse_text_csv` does for the header."""
     if text_column == label_column:
         raise ContractError(
             "The text and label columns must differ.",
             errors=[{"field": "label_column", "message": f"same as text_column ({text_column!r})"}],
         )
-    reader = csv.reader(io.StringIO(decode_text(data), newline=""), strict=True)
+    reader = csv.reader(stream, strict=True)
     try:
         header = next(reader)
     except (csv.Error, StopIteration) as exc:
@@ -153,41 +190,45 @@ def parse_text_csv(
             missing=missing,
             found=names,
         )
-    ti, li = names.index(text_column), names.index(label_column)
-    parsed = ParsedCsv(columns=names)
+    return reader, names, names.index(text_column), names.index(label_column)
 
-    def problem(kind: str, message: str, line: int) -> None:
-        parsed.problems.append({"kind": kind, "message": f"line {line}: {message}", "line": line})
 
+_Problem = tuple[str, str, int]  # (kind, message, line)
+
+
+def _records(
+    reader: Any, names: list[str], ti: int, li: int
+) -> Iterator[tuple[TextExample | None, list[_Problem]]]:
+    """Per non-blank record: its usable :class:`TextExample` and no problems, or None and its
+    problems. Malformed quoting ends the file with ``(None, [("csv", …)])``."""
     try:
         for record in reader:
             line = reader.line_num
             if all(not cell.strip() for cell in record):
                 continue  # a blank line, or only separators
-            parsed.rows += 1
             if len(record) != len(names):
-                problem("shape", f"{len(record)} fields, the header has {len(names)}", line)
+                yield None, [("shape", f"{len(record)} fields, the header has {len(names)}", line)]
                 continue
             text, label = record[ti], record[li].strip()
-            usable = True
+            problems: list[_Problem] = []
             if not text.strip():
-                problem("empty_text", "the text is empty", line)
-                usable = False
+                problems.append(("empty_text", "the text is empty", line))
             if not label:
-                problem("empty_label", "the label is empty", line)
-                usable = False
+                problems.append(("empty_label", "the label is empty", line))
             elif "\n" in label or "\r" in label:
-                problem(
-                    "label_newline",
-                    f"the label {label!r} contains a line break (labels are one a line)",
-                    line,
+                problems.append(
+                    (
+                        "label_newline",
+                        f"the label {label!r} contains a line break (labels are one a line)",
+                        line,
+                    )
                 )
-                usable = False
-            if usable:
-                parsed.examples.append(TextExample(line=line, text=text, label=label))
+            if problems:
+                yield None, problems
+            else:
+                yield TextExample(line=line, text=text, label=label), []
     except csv.Error as exc:
-        problem("csv", f"malformed CSV ({exc})", reader.line_num)
-    return parsed
+        yield None, [("csv", f"malformed CSV ({exc})", reader.line_num)]
 
 
 def row_problems_summary(parsed: ParsedCsv, limit: int = 3) -> str:

@@ -1,6 +1,5 @@
 """Reads for datasets, always tenant-scoped."""
 
-import csv
 import io
 import itertools
 import zipfile
@@ -9,8 +8,7 @@ from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
 from saas.common.errors import NotFound
-from saas.contract import IMAGE_EXTENSIONS
-from saas.contract.datasets import member_class
+from saas.contract.datasets import ImageMember, image_members, iter_text_examples
 from saas.tenancy.models import Organization
 
 from .models import Dataset, Task
@@ -31,18 +29,22 @@ def dataset_get(*, organization: Organization, dataset_id: str) -> Dataset:
 
 def dataset_sample_rows(*, dataset: Dataset, limit: int = 12) -> list[dict]:
     """Up to ``limit`` rows ``{"text", "label"}`` of a text dataset, spread over its classes
-    (texts cut at 300 characters). Streams the stored CSV and stops early."""
+    (texts cut at 300 characters). Streams the stored CSV through the contract's parser (the
+    rows upload validation counted and training uses, nothing else) and stops early."""
     per_class = max(1, limit // max(1, len(dataset.classes)))
     taken: dict[str, int] = {}
     out: list[dict] = []
     with default_storage.open(dataset.storage_key, "rb") as fh:
-        reader = csv.DictReader(io.TextIOWrapper(fh, encoding="utf-8-sig", newline=""))
-        for row in itertools.islice(reader, 20000):
-            label = (row.get(dataset.label_column) or "").strip()
-            if taken.get(label, 0) >= per_class:
+        examples = iter_text_examples(
+            io.TextIOWrapper(fh, encoding="utf-8-sig", newline=""),
+            text_column=dataset.text_column,
+            label_column=dataset.label_column,
+        )
+        for example in itertools.islice(examples, 20000):
+            if taken.get(example.label, 0) >= per_class:
                 continue
-            taken[label] = taken.get(label, 0) + 1
-            out.append({"text": (row.get(dataset.text_column) or "")[:300], "label": label})
+            taken[example.label] = taken.get(example.label, 0) + 1
+            out.append({"text": example.text[:300], "label": example.label})
             if len(out) >= limit:
                 break
     return out
@@ -55,10 +57,9 @@ def dataset_sample_images(*, dataset: Dataset, limit: int = 24) -> list[tuple[st
         return []
     by_class: dict[str, list[str]] = {}
     with default_storage.open(dataset.storage_key, "rb") as fh, zipfile.ZipFile(fh) as zf:
-        for name in zf.namelist():
-            label = member_class(name)
-            if label is not None and name.lower().endswith(tuple(IMAGE_EXTENSIONS)):
-                by_class.setdefault(label, []).append(name)
+        for member in image_members(zf.namelist()):
+            if isinstance(member, ImageMember):  # the contract's rule, as at upload
+                by_class.setdefault(member.label, []).append(member.name)
     rounds = itertools.zip_longest(
         *([(n, label) for n in sorted(v)] for label, v in sorted(by_class.items()))
     )
