@@ -257,7 +257,7 @@ if TRAINYARD_MAINTENANCE_TIME_LIMIT_SECONDS >= CELERY_VISIBILITY_TIMEOUT:
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "saas.apikeys.authentication.ApiKeyAuthentication",
+        "saas.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -2,7 +2,7 @@
 
 from rest_framework import authentication, exceptions
 
-from .services import InvalidApiKey, api_key_authenticate
+from saas.apikeys.services import InvalidApiKey, api_key_authenticate
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

@@ -1,10 +1,10 @@
-"""Tells drf-spectacular that ApiKeyAuthentication is HTTP Bearer (loaded by the app config)."""
+"""Tells drf-spectacular that ApiKeyAuthentication is HTTP Bearer (imported by ``saas.api.apps`` for its side effect)."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "saas.apikeys.authentication.ApiKeyAuthentication"
+    target_class = "saas.api.authentication.ApiKeyAuthentication"
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):
