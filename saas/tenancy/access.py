@@ -164,6 +164,19 @@ class Access:
             raise OrganizationSuspended(SUSPENDED_DETAIL)
 
     @property
+    def manages_owners(self) -> bool:
+        """The owner rule: only an owner may grant, change or remove the owner role (invite an
+        owner, promote someone to owner, demote or remove an owner). Keys never manage members."""
+        return self.scopes is None and self.role == Membership.Role.OWNER
+
+    def grantable_roles(self) -> list[str]:
+        """The roles this principal may give someone (every role for an owner, all but owner
+        otherwise), in the role table's order."""
+        return [
+            r for r in Membership.Role.values if self.manages_owners or r != Membership.Role.OWNER
+        ]
+
+    @property
     def keys_created_by(self) -> int | None:
         """The "my keys only" rule: None when the principal may see and revoke every key of the
         organisation (``keys.manage_all``), else the user whose keys alone it may (its own)."""

@@ -23,6 +23,7 @@ from saas.accounts.models import User
 from saas.common.actor import Actor
 from saas.common.errors import Conflict, NotFound, ValidationFailed
 
+from .access import Access
 from .audit import audit_record
 from .models import Invitation, Membership, Organization
 
@@ -184,10 +185,10 @@ def _owners_locked(organization_id: str) -> int:
 
 
 def _check_owner_rules(
-    *, actor_role: str | None, membership: Membership, new_role: str | None
+    *, manages_owners: bool, membership: Membership, new_role: str | None
 ) -> None:
     touches_owner = membership.role == Role.OWNER or new_role == Role.OWNER
-    if touches_owner and actor_role != Role.OWNER:
+    if touches_owner and not manages_owners:
         raise Conflict("Only an owner can grant, change or remove the owner role.")
     if (
         membership.role == Role.OWNER
@@ -201,16 +202,17 @@ def _check_owner_rules(
 
 @transaction.atomic
 def membership_change_role(
-    *, membership: Membership, role: str, actor_role: str | None, actor: Actor
+    *, membership: Membership, role: str, access: Access, actor: Actor
 ) -> Membership:
-    """Change a member's role. Raises ValidationFailed (unknown role) or Conflict (owner rules)."""
+    """Change a member's role, as ``access`` (the owner rule is :attr:`Access.manages_owners`).
+    Raises ValidationFailed (unknown role) or Conflict (owner rules, the last owner)."""
     if role not in Role.values:
         raise ValidationFailed(
             "Unknown role.",
             errors=[{"field": "role", "message": f"one of {', '.join(Role.values)}"}],
         )
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
-    _check_owner_rules(actor_role=actor_role, membership=locked, new_role=role)
+    _check_owner_rules(manages_owners=access.manages_owners, membership=locked, new_role=role)
     old = locked.role
     Membership.objects.filter(pk=locked.pk).update(role=role)
     audit_record(
@@ -227,13 +229,14 @@ def membership_change_role(
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, actor_role: str | None, actor: Actor) -> None:
-    """Remove a member (or leave). The last owner cannot; only owners remove owners."""
+def membership_remove(*, membership: Membership, access: Access, actor: Actor) -> None:
+    """Remove a member (or leave), as ``access``. The last owner cannot; only owners remove
+    owners (anyone may leave)."""
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     leaving_self = actor.user_id == locked.user_id
     if not leaving_self or locked.role == Role.OWNER:
         _check_owner_rules(
-            actor_role=actor_role if not leaving_self else Role.OWNER,
+            manages_owners=access.manages_owners or leaving_self,
             membership=locked,
             new_role=None,
         )
@@ -261,7 +264,7 @@ def _digest(token: str) -> str:
 
 @transaction.atomic
 def invitation_create(
-    *, organization: Organization, email: str, role: str, actor_role: str | None, actor: Actor
+    *, organization: Organization, email: str, role: str, access: Access, actor: Actor
 ) -> IssuedInvitation:
     """Invite ``email`` with ``role`` and send the email (Django's email backend).
 
@@ -273,7 +276,7 @@ def invitation_create(
             "Unknown role.",
             errors=[{"field": "role", "message": f"one of {', '.join(Role.values)}"}],
         )
-    if role == Role.OWNER and actor_role != Role.OWNER:
+    if role == Role.OWNER and not access.manages_owners:
         raise Conflict("Only an owner can invite another owner.")
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
         raise Conflict(f"{email} is already a member of this organisation.")

@@ -58,7 +58,7 @@ class InvitationListView(TenantAPIView):
         ser.is_valid(raise_exception=True)
         issued = tenancy.invitation_create(
             organization=self.organization,
-            actor_role=self.role,
+            access=self.access,
             actor=self.actor,
             **ser.validated_data,
         )

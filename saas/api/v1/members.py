@@ -59,7 +59,7 @@ class MemberDetailView(TenantAPIView):
         ser = MemberRoleIn(data=request.data)
         ser.is_valid(raise_exception=True)
         m = tenancy.membership_change_role(
-            membership=m, role=ser.validated_data["role"], actor_role=self.role, actor=self.actor
+            membership=m, role=ser.validated_data["role"], access=self.access, actor=self.actor
         )
         return Response(MemberOut(m).data)
 
@@ -68,5 +68,5 @@ class MemberDetailView(TenantAPIView):
         m = tenancy_selectors.membership_get(organization=self.organization, member_id=member_id)
         if m.user_id != request.user.pk:  # leaving needs membership only, removing others more
             self.access.require(Action.MEMBERS_MANAGE)
-        tenancy.membership_remove(membership=m, actor_role=self.role, actor=self.actor)
+        tenancy.membership_remove(membership=m, access=self.access, actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)

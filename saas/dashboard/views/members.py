@@ -26,17 +26,16 @@ def members(request):
     """Members and their roles; owners and admins also invite and change roles."""
     org = request.tenant.organization
     form = InviteForm(bound(request))
-    roles = Membership.Role.choices
-    if request.tenant.role != Membership.Role.OWNER:  # only owners grant ownership
-        roles = [(v, label) for v, label in roles if v != Membership.Role.OWNER]
-        cast(forms.ChoiceField, form.fields["role"]).choices = roles  # InviteForm.role
+    grantable = request.tenant.access.grantable_roles()
+    roles = [(v, label) for v, label in Membership.Role.choices if v in grantable]
+    cast(forms.ChoiceField, form.fields["role"]).choices = roles  # InviteForm.role
     status = 200
     if request.method == "POST":
         if form.is_valid():
             try:
                 issued = tenancy.invitation_create(
                     organization=org,
-                    actor_role=request.tenant.role,
+                    access=request.tenant.access,
                     actor=request.tenant.actor,
                     **form.cleaned_data,
                 )
@@ -98,7 +97,7 @@ def member_role(request, member_id: str):
         tenancy.membership_change_role(
             membership=m,
             role=form.cleaned_data["role"],
-            actor_role=request.tenant.role,
+            access=request.tenant.access,
             actor=request.tenant.actor,
         )
     except DomainError as exc:
@@ -124,7 +123,7 @@ def member_remove(request, member_id: str):
         )
     try:
         tenancy.membership_remove(
-            membership=m, actor_role=request.tenant.role, actor=request.tenant.actor
+            membership=m, access=request.tenant.access, actor=request.tenant.actor
         )
     except DomainError as exc:
         messages.error(request, exc.detail)

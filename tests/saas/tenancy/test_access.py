@@ -146,6 +146,16 @@ def test_my_keys_only_is_one_rule(acme):
     assert admin.keys_created_by is None
 
 
+def test_the_owner_rule_is_one_rule(acme):
+    owner = Access.for_session(acme.users["owner"], acme.org.pk)
+    admin = Access.for_session(acme.users["admin"], acme.org.pk)
+    assert owner.manages_owners and not admin.manages_owners
+    assert "owner" in owner.grantable_roles()
+    assert admin.grantable_roles() == [r for r in Membership.Role.values if r != "owner"]
+    # A key, even an owner's, never manages members.
+    assert not Access.for_api_key(acme.key("owner").api_key).manages_owners
+
+
 def test_suspension_blocks_only_what_costs_money(acme):
     Organization.objects.filter(pk=acme.org.pk).update(status=Organization.Status.SUSPENDED)
     owner = Access.for_session(acme.users["owner"], acme.org.pk)
