@@ -19,6 +19,7 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.http import Http404, JsonResponse
+from django.shortcuts import render
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -154,8 +155,6 @@ def not_found_view(request, exception=None):
     """Django's handler404: a JSON problem for the API and programs; an HTML page for a browser
     on a dashboard path."""
     if _wants_html(request):
-        from django.shortcuts import render
-
         return render(
             request,
             "dashboard/error.html",

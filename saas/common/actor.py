@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -20,8 +22,6 @@ class Actor:
     @classmethod
     def for_user(cls, request, user) -> Actor:
         """A signed-in ``user`` acting through ``request`` (IP per ``TRAINYARD_TRUSTED_PROXIES``)."""
-        from django.conf import settings
-
         return cls(user_id=user.pk, ip=client_ip(request, settings.TRAINYARD_TRUSTED_PROXIES))
 
 

@@ -7,6 +7,7 @@ from typing import cast
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
+from django.utils import timezone
 from django.utils.text import slugify
 
 from saas.apikeys.models import SCOPES
@@ -130,14 +131,24 @@ def _number_field(h: Hyperparameter, label: str) -> forms.Field:
     )
 
 
+#: The hyperparameters the training form offers as number fields: the contract's core numeric
+#: ones (``core=True``: epochs, batch size, learning rate, validation split). ``fine_tune``, the
+#: core bool, is the form's checkbox; the others (dropout, schedule, sizes) are set through the API.
+CORE_NUMBER_HYPERPARAMETERS: tuple[str, ...] = tuple(
+    name for name, h in HYPERPARAMETERS.items() if h.core and h.type in (int, float)
+)
+
+
 class TrainingForm(forms.Form):
     """A training job: dataset, base model and hyperparameters (blank = the base model's default).
 
-    The hyperparameter fields are the contract's core ones (:mod:`saas.contract.hyperparameters`);
-    the others (dropout, schedule, sizes) are set through the API.
+    The hyperparameter fields are the contract's core ones (:mod:`saas.contract.hyperparameters`):
+    one number field per name in :data:`CORE_NUMBER_HYPERPARAMETERS` (added below the class,
+    since their names come from the contract), plus the ``fine_tune`` checkbox.
     """
 
-    HYPERPARAMETER_FIELDS = ("epochs", "batch_size", "learning_rate", "validation_split")
+    HYPERPARAMETER_FIELDS = CORE_NUMBER_HYPERPARAMETERS
+    field_order = ["dataset", "base_model", *CORE_NUMBER_HYPERPARAMETERS, "fine_tune", "seed"]
 
     dataset = forms.ChoiceField(label="Dataset")
     base_model = forms.ChoiceField(
@@ -146,10 +157,6 @@ class TrainingForm(forms.Form):
         help_text="Text: a bag-of-embeddings classifier trained from scratch. Images: a small "
         "CNN trained from scratch, or a TF Hub backbone with a new classification head.",
     )
-    epochs = _number_field(HYPERPARAMETERS["epochs"], "Epochs")
-    batch_size = _number_field(HYPERPARAMETERS["batch_size"], "Batch size")
-    learning_rate = _number_field(HYPERPARAMETERS["learning_rate"], "Learning rate")
-    validation_split = _number_field(HYPERPARAMETERS["validation_split"], "Validation split")
     fine_tune = forms.BooleanField(
         label="Fine-tune the backbone",
         required=False,
@@ -176,6 +183,12 @@ class TrainingForm(forms.Form):
             ),
         ]
 
+    @property
+    def hyperparameter_fields(self) -> list[forms.BoundField]:
+        """The bound number fields of :data:`CORE_NUMBER_HYPERPARAMETERS`, in the contract's order
+        (the template renders them in a loop)."""
+        return [self[name] for name in self.HYPERPARAMETER_FIELDS]
+
     def hyperparameters(self) -> dict:
         """The hyperparameters the user set (defaults are filled in by the service)."""
         data = self.cleaned_data
@@ -185,6 +198,14 @@ class TrainingForm(forms.Form):
         if data.get("fine_tune"):
             out["fine_tune"] = True
         return out
+
+
+# Declarative fields are collected from the class body; these names come from the contract, so
+# they join ``base_fields`` here (``field_order`` above places them). Labels: "Batch size".
+for _name in CORE_NUMBER_HYPERPARAMETERS:
+    TrainingForm.base_fields[_name] = _number_field(
+        HYPERPARAMETERS[_name], _name.replace("_", " ").capitalize()
+    )
 
 
 class ApiKeyForm(forms.Form):
@@ -206,8 +227,6 @@ class ApiKeyForm(forms.Form):
     )
 
     def clean_expires_at(self):
-        from django.utils import timezone
-
         value = self.cleaned_data.get("expires_at")
         if value is not None and value <= timezone.now():
             raise forms.ValidationError("Choose a time in the future (UTC).")

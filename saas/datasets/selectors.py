@@ -6,6 +6,7 @@ import zipfile
 
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
+from PIL import Image
 
 from saas.common.errors import NotFound
 from saas.contract.datasets import ImageMember, image_members, iter_text_examples
@@ -71,8 +72,6 @@ def dataset_thumbnail_png(*, dataset: Dataset, n: int, size: int = 96) -> bytes 
     """The ``n``-th sample image (see :func:`dataset_sample_images`) as a PNG whose longer
     side is ``size`` pixels (nearest-neighbour when enlarging, so tiny images stay sharp), or
     None if there is no such sample."""
-    from PIL import Image
-
     members = dataset_sample_images(dataset=dataset)
     if not 0 <= n < len(members):
         return None

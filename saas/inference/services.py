@@ -20,7 +20,6 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
-from saas.apikeys.models import ApiKey
 from saas.billing.services import billing_check
 from saas.celery import Queue, TaskName, app
 from saas.common.actor import Actor
@@ -154,16 +153,11 @@ def prediction_create(*, model: TrainedModel, inputs: list[str], actor: Actor) -
     Raises PaymentRequired (402) when the request cannot be billed, ServiceUnavailable (503)
     when no inference worker answers in time, WorkerError (502) when it cannot run the model.
     """
-    api_key = (
-        ApiKey.objects.for_tenant(model.organization_id).filter(pk=actor.api_key_id).first()
-        if actor.api_key_id
-        else None
-    )
     billing_check(
         organization=model.organization,
         meter=Meter.PREDICTIONS,
         quantity=len(inputs),
-        api_key=api_key,
+        actor=actor,
     )
     request_id = new_id("pred")
     async_result = app.send_task(

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from saas.billing import pricing
 from saas.billing.selectors import billing_account_get
+from saas.contract.tasks import IMAGE, TEXT
 from saas.metering.models import Meter
 from saas.tenancy.models import Organization
 
@@ -22,10 +23,10 @@ from .models import TrainingJob
 # bench/train_defaults.py (text 5.5 s for 2400 × 10; cnn-small 17 s for 400 × 30). Used until the
 # platform has measured jobs of that kind.
 DEFAULT_SECONDS_PER_EXAMPLE = {
-    ("text-classification", "cpu"): Decimal("0.00025"),
-    ("image-classification", "cpu"): Decimal("0.0015"),
-    ("text-classification", "gpu"): Decimal("0.00005"),
-    ("image-classification", "gpu"): Decimal("0.0003"),
+    (TEXT, "cpu"): Decimal("0.00025"),
+    (IMAGE, "cpu"): Decimal("0.0015"),
+    (TEXT, "gpu"): Decimal("0.00005"),
+    (IMAGE, "gpu"): Decimal("0.0003"),
 }
 
 

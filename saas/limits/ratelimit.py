@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import redis
 from django.conf import settings
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,6 @@ class Decision:
 
 @lru_cache(maxsize=1)
 def _client():
-    import redis
-
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
 
 

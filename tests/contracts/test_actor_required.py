@@ -1,9 +1,11 @@
 """``actor`` is a required keyword of every write service a principal calls in datasets, jobs,
-registry, inference and metering (DESIGN §2: ``actor`` on every write).
+registry, inference, metering and billing (DESIGN §2: ``actor`` on every write), and of
+``billing_check``, which finds the calling key's spend cap from ``actor.api_key_id``.
 
 Not listed, by design: the worker-side job transitions (start, monitor, complete, stopped,
-fail, reaper) and ``usage_record`` / the artifact helpers, which run inside a transition the
-system makes and whose actor is always the system.
+fail, reaper), ``usage_record`` / the artifact helpers and billing's ``training_charge`` and
+``storage_sample``, which run inside a transition or a sample the system makes and whose actor
+is always the system; and the Stripe webhook's ``stripe_event_process``, whose actor is Stripe.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import inspect
 
 import pytest
 
+from saas.billing import services as billing
 from saas.datasets import services as datasets
 from saas.inference import services as inference
 from saas.jobs import services as jobs
@@ -26,6 +29,18 @@ WRITES = [
     registry.model_download,
     inference.prediction_create,
     metering.usage_correct,
+    billing.billing_account_ensure,
+    billing.billing_account_update,
+    billing.billing_plan_change,
+    billing.checkout_url,
+    billing.billing_check,
+    billing.billing_enforce_grace,
+    billing.invoice_send,
+    billing.period_close,
+    billing.period_close_all,
+    billing.period_close_previous_month,
+    billing.usage_warnings_send,
+    billing.usage_warnings_send_all,
 ]
 
 

@@ -90,8 +90,11 @@ def test_no_route_leaks_or_changes_another_tenants_data(
     import datetime
 
     from saas.billing.services import period_close
+    from saas.common.actor import Actor
 
-    invoice = period_close(organization=acme.org, period_start=datetime.date(2026, 5, 1))
+    invoice = period_close(
+        actor=Actor.system(), organization=acme.org, period_start=datetime.date(2026, 5, 1)
+    )
     inv = (
         acme.session("owner")
         .post("/v1/invitations", {"email": "inv@x.test", "role": "viewer"}, format="json")

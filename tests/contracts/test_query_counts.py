@@ -1,6 +1,8 @@
 """Every list costs a constant number of queries: the count at 5 rows equals the count at 50.
 
-One test per /v1 list endpoint and per dashboard list page. Each seeds 5 rows, requests the
+One test per /v1 list endpoint and per dashboard list page (and per list inside a page: the
+home page's recent jobs and models, a dataset's jobs, the billing page's invoices, the members
+page's invitations). Each seeds 5 rows, requests the
 list (after one warm-up request, so per-process caches are full), seeds 45 more, requests it
 again, and compares the captured query counts. Rows are written with the ORM (what the
 services would leave behind) so the seeding itself is not what is measured.
@@ -14,6 +16,8 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -29,7 +33,7 @@ from saas.registry.models import TrainedModel
 from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Invitation, Membership
 from saas.tenancy.services import _user_for_email
-from tests.conftest import set_plan_limits
+from tests.conftest import set_plan_limits, small_text_rows, text_csv
 
 pytestmark = pytest.mark.django_db
 
@@ -128,6 +132,48 @@ def _events_job(acme) -> TrainingJob:
         TrainingJob.objects.for_tenant(acme.org).filter(pk=job.pk).update(base_model="events")
         job.base_model = "events"
     return job
+
+
+def _detail_dataset(acme) -> Dataset:
+    """The one dataset whose detail page is measured, its CSV stored (the page shows sample
+    rows read from the file)."""
+    ds = Dataset.objects.for_tenant(acme.org).filter(name="detail.csv").first()
+    if ds is None:
+        ds = _dataset(acme.org)
+        Dataset.objects.for_tenant(acme.org).filter(pk=ds.pk).update(name="detail.csv")
+        default_storage.save(ds.storage_key, ContentFile(text_csv(small_text_rows())))
+    return ds
+
+
+def seed_dataset_jobs(acme, n: int) -> None:
+    """``n`` jobs of every status (succeeded ones with their model) on the measured dataset."""
+    ds = _detail_dataset(acme)
+    for _ in range(n):
+        _job(acme.org, ds)
+
+
+def _misclassified_job(acme) -> TrainingJob:
+    job = TrainingJob.objects.for_tenant(acme.org).filter(base_model="mistakes").first()
+    if job is None:
+        job = _job(acme.org, _dataset(acme.org), status="succeeded")
+        TrainingJob.objects.for_tenant(acme.org).filter(pk=job.pk).update(base_model="mistakes")
+    return job
+
+
+def seed_misclassified(acme, n: int) -> None:
+    """``n`` more validation mistakes on the measured job (stored on its row, as completion
+    leaves them)."""
+    job = _misclassified_job(acme)
+    mistakes = list(job.misclassified) + [
+        {
+            "input": f"text {next(_seq)}",
+            "true_label": "positive",
+            "predicted_label": "negative",
+            "score": 0.9,
+        }
+        for _ in range(n)
+    ]
+    TrainingJob.objects.for_tenant(acme.org).filter(pk=job.pk).update(misclassified=mistakes)
 
 
 def seed_api_keys(acme, n: int) -> None:
@@ -246,6 +292,10 @@ API_LISTS = {
     "audit-events*": (seed_audit_events, lambda acme: "/v1/audit-events"),
     "invoices*": (seed_invoices, lambda acme: "/v1/invoices"),
     "usage": (seed_usage, lambda acme: "/v1/usage"),
+    "misclassified": (
+        seed_misclassified,
+        lambda acme: f"/v1/training-jobs/{_misclassified_job(acme).pk}/misclassified",
+    ),
 }
 
 
@@ -293,3 +343,35 @@ def test_dashboard_list_queries_do_not_grow_with_rows(acme, name):
     assert at_50 == at_5
     if name != "billing/usage":  # a chart, not a table
         assert response.content.count(b"<tr") >= 50
+
+
+# Lists inside pages, each shown up to a cap: ``(seed, path, rows the page shows at 50)``. The
+# rows are counted by a marker of that list's table, so the test sees the seeded rows render.
+PAGE_LISTS = {
+    "home (recent jobs and models)": (seed_models, lambda acme: "/app/", 5),
+    "dataset detail (its jobs)": (
+        seed_dataset_jobs,
+        lambda acme: f"/app/datasets/{_detail_dataset(acme).pk}",
+        10,
+    ),
+    "billing (invoices)": (seed_invoices, lambda acme: "/app/billing", 24),
+    "members (invitations)": (seed_invitations, lambda acme: "/app/members", 50),
+}
+_ROW_MARKERS = {
+    "home (recent jobs and models)": b'href="/app/training/tj_',
+    "dataset detail (its jobs)": b'href="/app/training/tj_',
+    "billing (invoices)": b"TY-acme-",
+    "members (invitations)": b"@example.test",
+}
+
+
+@pytest.mark.parametrize("name", list(PAGE_LISTS))
+def test_lists_inside_pages_cost_queries_independent_of_rows(acme, name):
+    seed, path, shown = PAGE_LISTS[name]
+    client = Client(HTTP_ACCEPT="text/html")
+    client.force_login(acme.users["owner"])
+    url = path(acme)
+    at_5, at_50, response = _constant(acme, seed, lambda: client.get(url))
+    print(f"QUERIES {url}: 5 rows {at_5}, 50 rows {at_50}")
+    assert at_50 == at_5
+    assert response.content.count(_ROW_MARKERS[name]) >= shown

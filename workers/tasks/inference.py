@@ -10,6 +10,7 @@ from celery import shared_task
 from django.conf import settings
 
 from saas.celery import Queue, TaskName
+from saas.contract.tasks import TEXT
 from saas.registry.selectors import model_get
 from saas.registry.services import model_artifact_extract
 from workers.ml.model_cache import get_cache
@@ -30,7 +31,7 @@ def predict(*, organization_id: str, model_id: str, inputs: list[str]) -> dict:
     dest = settings.TRAINYARD_MODEL_CACHE_DIR / model.pk / f"v{model.version}"
     saved_model_dir = model_artifact_extract(key=model.artifact_key, dest=dest)
     loaded = get_cache().get((model.pk, model.version), str(saved_model_dir))
-    batch = inputs if model.task == "text-classification" else [base64.b64decode(x) for x in inputs]
+    batch = inputs if model.task == TEXT else [base64.b64decode(x) for x in inputs]
     t0 = time.perf_counter()
     predictions = loaded.predict(batch)
     return {"predictions": predictions, "inference_ms": round((time.perf_counter() - t0) * 1000, 3)}

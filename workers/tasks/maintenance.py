@@ -22,6 +22,7 @@ from saas.billing.services import (
 from saas.billing.services import storage_sample as billing_storage_sample
 from saas.billing.services.grace import billing_enforce_grace
 from saas.celery import Queue, TaskName
+from saas.common.actor import Actor
 from saas.jobs.services import training_jobs_reap_stuck
 from saas.limits.idempotency import idempotency_purge
 
@@ -63,7 +64,7 @@ def period_close() -> list[str]:
     Returns the invoice numbers. Idempotent: a closed period returns its existing invoice
     (unique per organisation and period); only a Stripe push that failed earlier is retried.
     """
-    return period_close_previous_month()
+    return period_close_previous_month(actor=Actor.system())
 
 
 @shared_task(name=TaskName.STORAGE_SAMPLE, **_MAINTENANCE)
@@ -83,7 +84,7 @@ def enforce_grace() -> list[str]:
     Returns the organisation ids suspended. Idempotent: only active organisations are suspended,
     under a row lock.
     """
-    return billing_enforce_grace()
+    return billing_enforce_grace(actor=Actor.system())
 
 
 @shared_task(name=TaskName.USAGE_WARNINGS, **_MAINTENANCE)
@@ -93,4 +94,4 @@ def usage_warnings() -> int:
     Returns the warnings sent. Idempotent: the warnings sent are recorded on the billing account
     under a row lock and the email goes out after that commits, so a second run sends nothing.
     """
-    return usage_warnings_send_all()
+    return usage_warnings_send_all(actor=Actor.system())

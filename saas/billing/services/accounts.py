@@ -44,14 +44,15 @@ def _plan_for(code: str) -> Plan:
 
 
 def billing_account_ensure(
-    *, organization: Organization, plan_code: str = "free"
+    *, organization: Organization, actor: Actor, plan_code: str = "free"
 ) -> BillingAccount:
     """The organisation's billing account, created on the plan with code ``plan_code`` if
     missing (an existing account is returned as it is: plans change through
     :func:`billing_plan_change`). Idempotent; safe under concurrency (the unique constraint
-    decides, inside a savepoint). A new account on a paying plan gets its Stripe customer and
-    subscription after the surrounding transaction commits (best effort, see
-    :func:`_subscribe_in_stripe`).
+    decides, inside a savepoint). Creating it is audited as ``billing_account.created`` for
+    ``actor`` (the system when billing's receiver opens it with the organisation), since a new
+    account on a paying plan gets its Stripe customer and subscription after the surrounding
+    transaction commits (best effort, see :func:`_subscribe_in_stripe`).
 
     Raises ValidationFailed if the account is missing and no plan has code ``plan_code``."""
     scoped = BillingAccount.objects.for_tenant(organization)
@@ -62,6 +63,14 @@ def billing_account_ensure(
     try:
         with transaction.atomic():
             account = scoped.create(organization=organization, plan=plan)
+            audit_record(
+                organization_id=organization.pk,
+                action="billing_account.created",
+                actor=actor,
+                target_type="billing_account",
+                target_id=account.pk,
+                plan=plan.code,
+            )
     except IntegrityError:
         return scoped.select_related("plan").get()
     if plan.monthly_fee > 0:
@@ -92,7 +101,7 @@ def billing_account_update(
 ) -> BillingAccount:
     """Set (or clear, with None) the organisation's monthly spend cap (a Decimal in the plan's
     currency); audited as ``billing.spend_cap_changed``. Returns the updated account."""
-    account = billing_account_ensure(organization=organization)
+    account = billing_account_ensure(organization=organization, actor=actor)
     BillingAccount.objects.for_tenant(organization).filter(pk=account.pk).update(
         monthly_spend_cap=monthly_spend_cap
     )
@@ -125,7 +134,7 @@ def billing_plan_change(
             "Unknown plan.", errors=[{"field": "plan", "message": f"no plan {plan_code!r}"}]
         )
     Organization.objects.select_for_update().get(pk=organization.pk)
-    account = billing_account_ensure(organization=organization)
+    account = billing_account_ensure(organization=organization, actor=actor)
     if account.plan_id != plan.pk:
         old = account.plan.code
         BillingAccount.objects.for_tenant(organization).filter(pk=account.pk).update(plan=plan)
@@ -153,7 +162,7 @@ def checkout_url(*, organization: Organization, plan_code: str, actor: Actor) ->
             "Unknown plan.",
             errors=[{"field": "plan", "message": "a paid self-serve plan, e.g. pro"}],
         )
-    account = billing_account_ensure(organization=organization)
+    account = billing_account_ensure(organization=organization, actor=actor)
     url = stripe_sync.checkout_session_create(account=account, plan=plan)
     audit_record(
         organization_id=organization.pk,

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db.models import Sum
 from django.utils import timezone
 
+from saas.common.actor import Actor
 from saas.metering.models import UsageEvent
 from saas.tenancy.models import Organization
 
@@ -30,7 +31,8 @@ def training_charge(
     "amount"}}, occurred_at)``.
     """
     org = Organization.objects.get(pk=organization_id)
-    account = billing_account_ensure(organization=org)
+    # Priced inside the worker's completion transition, which the system makes.
+    account = billing_account_ensure(organization=org, actor=Actor.system())
     BillingAccount.objects.for_tenant(organization_id).select_for_update().filter(
         pk=account.pk
     ).first()

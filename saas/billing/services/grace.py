@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from saas.common.actor import Actor
 from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Organization
 
@@ -17,12 +18,13 @@ Status = BillingAccount.Status
 
 
 @transaction.atomic
-def billing_enforce_grace(*, now: datetime | None = None) -> list[str]:
+def billing_enforce_grace(*, actor: Actor, now: datetime | None = None) -> list[str]:
     """Suspend organisations whose account has been past due longer than the grace period.
 
     The grace period is ``TRAINYARD_PAST_DUE_GRACE_DAYS`` days (default 7), counted from
     ``BillingAccount.past_due_since``. Returns the ids of the organisations suspended by this
-    call (already suspended ones are not repeated). Raises nothing of its own.
+    call (already suspended ones are not repeated), each audited as ``organization.suspended``
+    for ``actor`` (``Actor.system()`` from Celery beat). Raises nothing of its own.
     """
     now = now or timezone.now()
     grace = timedelta(days=getattr(settings, "TRAINYARD_PAST_DUE_GRACE_DAYS", 7))
@@ -42,7 +44,7 @@ def billing_enforce_grace(*, now: datetime | None = None) -> list[str]:
         audit_record(
             organization_id=org.pk,
             action="organization.suspended",
-            actor=None,
+            actor=actor,
             target_type="organization",
             target_id=org.pk,
             reason="past due beyond the grace period",

@@ -20,8 +20,6 @@ from .accounts import billing_account_ensure
 
 log = logging.getLogger(__name__)
 ISSUER = "TY"
-# Period close is run by Celery beat or an operator's command: the system acts.
-SYSTEM = Actor.system()
 
 
 def _next_number() -> str:
@@ -32,13 +30,14 @@ def _next_number() -> str:
 
 
 def period_close(
-    *, organization: Organization, period_start: datetime.date, actor: Actor = SYSTEM
+    *, organization: Organization, period_start: datetime.date, actor: Actor
 ) -> Invoice:
     """Close ``organization``'s month starting ``period_start``: build its invoice, exactly once.
 
     Running it again returns the existing invoice (unique per organisation and period). Draws
     the contract's prepaid credit down by the credit applied, in the same transaction, and
-    records ``invoice.issued`` for ``actor`` (the system by default). Numbers are sequential
+    records ``invoice.issued`` for ``actor`` (``Actor.system()`` when Celery beat or an
+    operator's command closes the month). Numbers are sequential
     per issuer. Pushes the invoice to Stripe after commit when Stripe is configured (SaaS plans
     only; contract invoices are sent on terms).
     """
@@ -53,7 +52,7 @@ def period_close(
         existing = Invoice.objects.for_tenant(organization).filter(period_start=start).first()
         if existing:
             return existing
-        account = billing_account_ensure(organization=organization)
+        account = billing_account_ensure(organization=organization, actor=actor)
         contract = pricing.contract_active(organization_id=organization.pk, on=start)
         if contract is not None:
             contract = (
@@ -135,7 +134,7 @@ def _push_to_stripe(invoice_id: str, organization_id: str) -> None:
         log.exception("pushing invoice %s to Stripe failed; will retry", invoice.number)
 
 
-def period_close_all(*, period_start: datetime.date, actor: Actor = SYSTEM) -> list[str]:
+def period_close_all(*, period_start: datetime.date, actor: Actor) -> list[str]:
     """Close the period for every organisation (Celery beat, on the 1st). Idempotent; one
     organisation's failure is logged and does not stop the others. Returns invoice numbers."""
     numbers = []
@@ -153,9 +152,7 @@ def period_close_all(*, period_start: datetime.date, actor: Actor = SYSTEM) -> l
     return numbers
 
 
-def period_close_previous_month(
-    *, today: datetime.date | None = None, actor: Actor = SYSTEM
-) -> list[str]:
+def period_close_previous_month(*, actor: Actor, today: datetime.date | None = None) -> list[str]:
     """Close last month for everyone (Celery beat on the 1st; safe to run any day, twice)."""
     today = today or timezone.now().date()
     first_of_this = today.replace(day=1)

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal
-from typing import Any, Protocol
 
 from django.utils import timezone
 
+from saas.apikeys.models import ApiKey
+from saas.common.actor import Actor
 from saas.common.errors import DomainError
 from saas.tenancy.models import Organization
 
 from .. import pricing
 from ..selectors import billing_account_get, period_charges, usage_totals
-
-
-class SpendCappedKey(Protocol):
-    """What the spend-cap check reads of the calling API key (an ``apikeys.ApiKey``)."""
-
-    @property
-    def pk(self) -> Any: ...
-
-    @property
-    def monthly_spend_cap(self) -> Decimal | None: ...
 
 
 class PaymentRequired(DomainError):
@@ -38,16 +29,19 @@ def billing_check(
     organization: Organization,
     meter: str,
     quantity: Decimal | int,
-    api_key: SpendCappedKey | None = None,
+    actor: Actor,
     on: datetime.date | None = None,
 ) -> None:
     """Refuse work the organisation cannot be billed for, with a 402 problem saying why.
 
     Checks, for the month holding ``on`` (today): a hard quota (plans with hard limits, e.g.
     free: ``included_units`` of ``meter``), the organisation's monthly spend cap, and the API
-    key's monthly spend cap. Running work is never stopped; this only gates new work. ``quantity``
-    is the units the new work adds (0 when unknown, e.g. a training job: then the check is
-    "already at the limit").
+    key's monthly spend cap, the key being ``actor.api_key_id`` (looked up here; a user or the
+    system has no key cap). Running work is never stopped; this only gates new work.
+    ``quantity`` is the units the new work adds (0 when unknown, e.g. a training job: then the
+    check is "already at the limit").
+
+    Raises PaymentRequired (402), whose ``extra`` says which limit and when it resets.
     """
     on = on or timezone.now().date()
     start, end = pricing.month_bounds(on)
@@ -81,6 +75,11 @@ def billing_check(
                 remaining="0",
                 resets_on=reset,
             )
+    api_key = (
+        ApiKey.objects.for_tenant(organization).filter(pk=actor.api_key_id).first()
+        if actor.api_key_id is not None
+        else None
+    )
     cap = api_key.monthly_spend_cap if api_key is not None else None
     if api_key is not None and cap is not None:
         key_totals = usage_totals(

@@ -8,6 +8,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from saas.common.actor import Actor
 from saas.tenancy.models import Membership, Organization
 
 from ..models import BillingAccount
@@ -18,19 +19,20 @@ WARNING_THRESHOLDS = (80, 100)
 
 
 def usage_warnings_send(
-    *, organization: Organization, on: datetime.date | None = None
+    *, organization: Organization, actor: Actor, on: datetime.date | None = None
 ) -> list[str]:
     """Email owners and billing members once per meter and month when usage of included units
     (or a free plan's quota) crosses 80 % and 100 %. Returns the warnings sent
     (``"2026-05:predictions:80"``). Run hourly by Celery beat; the dashboard shows the same
-    levels through ``GET /v1/billing``."""
+    levels through ``GET /v1/billing``. ``actor`` (``Actor.system()`` from beat) is who opens
+    the billing account should it be missing."""
     on = on or timezone.now().date()
     sent = []
     with transaction.atomic():
         account = (
             BillingAccount.objects.for_tenant(organization)
             .select_for_update()
-            .get(pk=billing_account_ensure(organization=organization).pk)
+            .get(pk=billing_account_ensure(organization=organization, actor=actor).pk)
         )
         warned = dict(account.warned or {})
         for level in usage_levels(organization=organization, on=on):
@@ -63,6 +65,10 @@ def usage_warnings_send(
     return sent
 
 
-def usage_warnings_send_all() -> int:
-    """:func:`usage_warnings_send` for every organisation; returns how many warnings went out."""
-    return sum(len(usage_warnings_send(organization=org)) for org in Organization.objects.all())
+def usage_warnings_send_all(*, actor: Actor) -> int:
+    """:func:`usage_warnings_send` for every organisation, as ``actor``; returns how many
+    warnings went out."""
+    return sum(
+        len(usage_warnings_send(organization=org, actor=actor))
+        for org in Organization.objects.all()
+    )

@@ -44,7 +44,7 @@ def _training_form(request, data=None) -> TrainingForm:
     )
     initial = {"dataset": request.GET.get("dataset"), "seed": 0}
     form = TrainingForm(data, datasets=usable, initial=initial)
-    for name in ("epochs", "batch_size", "learning_rate", "validation_split"):
+    for name in TrainingForm.HYPERPARAMETER_FIELDS:
         form.fields[name].widget.attrs["placeholder"] = "default"
     return form
 

@@ -9,9 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from saas.apikeys.models import ApiKey
 from saas.celery import TaskName, app, training_queue
-from saas.common.actor import Actor
 
 from ..models import JobEvent, TrainingJob
 
@@ -55,11 +53,3 @@ def lock_attempt(*, organization_id: str, job_id: str) -> TrainingJob | None:
         .filter(pk=job_id)
         .first()
     )
-
-
-def actor_api_key(*, organization_id: str, actor: Actor) -> ApiKey | None:
-    """The API key ``actor`` acts through (its spend cap is checked by ``billing_check``), or
-    None for a signed-in user or the system."""
-    if actor.api_key_id is None:
-        return None
-    return ApiKey.objects.for_tenant(organization_id).filter(pk=actor.api_key_id).first()

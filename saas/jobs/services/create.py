@@ -26,7 +26,7 @@ from .. import hyperparameters as hp
 from ..estimates import training_estimate
 from ..models import TrainingJob
 from ..usage import JobUsage
-from ._common import Status, actor_api_key, enqueue, event
+from ._common import Status, enqueue, event
 
 
 class TooManyJobs(DomainError):
@@ -69,7 +69,7 @@ def training_job_create(
         organization=organization,
         meter=Meter.TRAINING_COMPUTE_SECONDS,
         quantity=Decimal(0),
-        api_key=actor_api_key(organization_id=organization.pk, actor=actor),
+        actor=actor,
     )
     # Serialise submissions per organisation so two concurrent requests cannot both pass the cap.
     org = Organization.objects.select_for_update().get(pk=organization.pk)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from saas.billing.selectors import plan_limits_get
 from saas.billing.services import PaymentRequired, billing_check
+from saas.common.actor import Actor
 from saas.metering.models import Meter
 from saas.tenancy.models import Organization
 
@@ -88,7 +89,8 @@ def training_job_start(*, job_id: str) -> JobStart | None:
                     organization=org,
                     meter=Meter.TRAINING_COMPUTE_SECONDS,
                     quantity=Decimal(0),
-                    api_key=job.created_by_key,
+                    # The key that created the job: its spend cap still gates the start.
+                    actor=Actor(api_key_id=job.created_by_key_id),
                 )
             except PaymentRequired as refused:
                 finish(

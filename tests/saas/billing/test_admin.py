@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from saas.billing import selectors
 from saas.billing.models import Invoice
 from saas.billing.services.period_close import period_close
+from saas.common.actor import Actor
 from saas.tenancy.models import AuditEvent
 
 
@@ -51,7 +52,9 @@ def test_admin_cannot_edit_the_plan_field(operator, acme):
 
 
 def test_invoices_are_read_only_in_the_admin(operator, acme):
-    invoice = period_close(organization=acme.org, period_start=datetime.date(2026, 5, 1))
+    invoice = period_close(
+        actor=Actor.system(), organization=acme.org, period_start=datetime.date(2026, 5, 1)
+    )
     base = f"/admin/billing/invoice/{quote(invoice.pk)}"
     assert operator.get(f"{base}/change/").status_code == 200  # viewable
     assert operator.post(f"{base}/change/", {"status": "void"}).status_code == 403

@@ -44,7 +44,7 @@ def test_pro_plan_invoice_by_hand(db):
     record(
         org, Meter.PREDICTIONS, 999, day=datetime.date(2026, 6, 1)
     )  # next period: not on this invoice
-    inv = billing.period_close(organization=org, period_start=MAY)
+    inv = billing.period_close(actor=Actor.system(), organization=org, period_start=MAY)
     lines = {
         ln.meter or ln.kind: ln for ln in InvoiceLine.objects.for_tenant(org).filter(invoice=inv)
     }
@@ -57,7 +57,9 @@ def test_pro_plan_invoice_by_hand(db):
     assert inv.due_on == datetime.date(2026, 6, 1) and inv.period_end == datetime.date(2026, 6, 1)
     assert inv.compute_cost == D("0.80")
     # closing again changes nothing and makes no second invoice
-    assert billing.period_close(organization=org, period_start=MAY).pk == inv.pk
+    assert (
+        billing.period_close(actor=Actor.system(), organization=org, period_start=MAY).pk == inv.pk
+    )
     assert Invoice.objects.for_tenant(org).count() == 1
 
 
@@ -79,7 +81,7 @@ def test_contract_invoice_with_minimum_credit_tax_and_terms(db):
         organization=org, contract=contract, meter=Meter.PREDICTIONS, unit_price=D("0.001")
     )
     record(org, Meter.PREDICTIONS, 200000)  # 200 000 × $0.001 = $200.00 at the contract price
-    inv = billing.period_close(organization=org, period_start=MAY)
+    inv = billing.period_close(actor=Actor.system(), organization=org, period_start=MAY)
     lines = list(
         InvoiceLine.objects.for_tenant(org).filter(invoice=inv).values_list("kind", "amount")
     )
@@ -100,7 +102,9 @@ def test_contract_invoice_with_minimum_credit_tax_and_terms(db):
         and inv.po_number == "PO-7"
     )
     assert Contract.objects.for_tenant(org).get().prepaid_credit_balance == D("0.00")
-    assert billing.period_close(organization=org, period_start=MAY).total == D("240.00")
+    assert billing.period_close(
+        actor=Actor.system(), organization=org, period_start=MAY
+    ).total == D("240.00")
     assert Contract.objects.for_tenant(org).get().prepaid_credit_balance == D(
         "0.00"
     )  # not drawn twice
@@ -108,9 +112,11 @@ def test_contract_invoice_with_minimum_credit_tax_and_terms(db):
 
 def test_invoice_numbers_are_sequential(db):
     a, b = make_tenant("a-co").org, make_tenant("b-co").org
-    n1 = billing.period_close(organization=a, period_start=MAY).number
-    n2 = billing.period_close(organization=b, period_start=MAY).number
-    n3 = billing.period_close(organization=a, period_start=datetime.date(2026, 6, 1)).number
+    n1 = billing.period_close(actor=Actor.system(), organization=a, period_start=MAY).number
+    n2 = billing.period_close(actor=Actor.system(), organization=b, period_start=MAY).number
+    n3 = billing.period_close(
+        actor=Actor.system(), organization=a, period_start=datetime.date(2026, 6, 1)
+    ).number
     assert [int(n.split("-")[1]) for n in (n1, n2, n3)] == [1, 2, 3]
 
 
@@ -120,7 +126,9 @@ def test_free_plan_quota_is_a_402_naming_the_meter(db):
     from saas.billing.services import PaymentRequired
 
     with pytest.raises(PaymentRequired) as err:
-        billing.billing_check(organization=t.org, meter=Meter.PREDICTIONS, quantity=D(1))
+        billing.billing_check(
+            actor=Actor.system(), organization=t.org, meter=Meter.PREDICTIONS, quantity=D(1)
+        )
     assert err.value.extra["meter"] == "predictions" and err.value.extra["limit"] == "10000"
     assert err.value.extra["resets_on"]
     ds = upload(t.client, text_csv(small_text_rows())).json()
@@ -181,7 +189,7 @@ def test_margins_report(db):
     billing.billing_plan_change(organization=org, plan_code="pro", actor=Actor.system())
     org.refresh_from_db()
     record(org, Meter.TRAINING_COMPUTE_SECONDS, 100, cost="9.00")
-    billing.period_close(organization=org, period_start=MAY)
+    billing.period_close(actor=Actor.system(), organization=org, period_start=MAY)
     row = next(r for r in billing.margins(start=MAY) if r["organization"] == "m-co")
     assert row["revenue"] == D("49.00") and row["compute_cost"] == D("9.00")
     assert row["gross_margin"] == D("40.00") and row["margin_pct"] == D("81.6")
@@ -241,13 +249,13 @@ def test_usage_warnings_at_80_and_100_percent_once(tenant, django_capture_on_com
     today = timezone.now().date()
     record(tenant.org, Meter.PREDICTIONS, 8000, day=today, source="w1")  # free: 10 000 included
     with django_capture_on_commit_callbacks(execute=True):
-        assert billing.usage_warnings_send(organization=tenant.org) == [
+        assert billing.usage_warnings_send(actor=Actor.system(), organization=tenant.org) == [
             f"{today:%Y-%m}:predictions:80"
         ]
-        assert billing.usage_warnings_send(organization=tenant.org) == []
+        assert billing.usage_warnings_send(actor=Actor.system(), organization=tenant.org) == []
     record(tenant.org, Meter.PREDICTIONS, 2000, day=today, source="w2")
     with django_capture_on_commit_callbacks(execute=True):
-        assert billing.usage_warnings_send(organization=tenant.org) == [
+        assert billing.usage_warnings_send(actor=Actor.system(), organization=tenant.org) == [
             f"{today:%Y-%m}:predictions:100"
         ]
     assert len(mail.outbox) == 2 and "owner@acme.test" in mail.outbox[0].to
@@ -321,7 +329,9 @@ def test_a_jobs_charge_equals_its_invoice_lines(tenant, tmp_path):
             TrainingJob.objects.for_tenant(tenant.org).get(pk=job["id"]).usage["charge"]
         )
     inv = billing.period_close(
-        organization=tenant.org, period_start=timezone.now().date().replace(day=1)
+        actor=Actor.system(),
+        organization=tenant.org,
+        period_start=timezone.now().date().replace(day=1),
     )
     per_job = {}
     for ln in InvoiceLine.objects.for_tenant(tenant.org).filter(invoice=inv, kind="usage"):
@@ -379,7 +389,7 @@ def test_training_correction_is_credited_on_the_invoice(db):
         reason="refund: worker restarted twice",
         actor=Actor.system(),
     )
-    inv = billing.period_close(organization=org, period_start=month)
+    inv = billing.period_close(actor=Actor.system(), organization=org, period_start=month)
     amounts = list(
         InvoiceLine.objects.for_tenant(org)
         .filter(invoice=inv, kind="usage")

@@ -319,15 +319,15 @@ def test_payment_failed_then_grace_suspends_then_payment_lifts(account):
     assert fresh.status == "past_due" and fresh.past_due_since is not None
     assert org_status(account) == "active"
 
-    assert billing_enforce_grace() == []  # still inside the grace period
+    assert billing_enforce_grace(actor=Actor.system()) == []  # still inside the grace period
     assert org_status(account) == "active"
 
     BillingAccount.objects.for_tenant(account.organization_id).filter(pk=account.pk).update(
         past_due_since=timezone.now() - dt.timedelta(days=7, minutes=1)
     )
-    assert billing_enforce_grace() == [account.organization_id]
+    assert billing_enforce_grace(actor=Actor.system()) == [account.organization_id]
     assert org_status(account) == "suspended"
-    assert billing_enforce_grace() == []  # not suspended twice
+    assert billing_enforce_grace(actor=Actor.system()) == []  # not suspended twice
     assert len(audits(account, "organization.suspended")) == 1
 
     paid = {"id": "in_2", "object": "invoice", "customer": account.stripe_customer_id}
@@ -342,9 +342,9 @@ def test_grace_period_setting_is_respected(account, settings):
     BillingAccount.objects.for_tenant(account.organization_id).filter(pk=account.pk).update(
         status="past_due", past_due_since=timezone.now() - dt.timedelta(days=10)
     )
-    assert billing_enforce_grace() == []
+    assert billing_enforce_grace(actor=Actor.system()) == []
     settings.TRAINYARD_PAST_DUE_GRACE_DAYS = 7
-    assert billing_enforce_grace() == [account.organization_id]
+    assert billing_enforce_grace(actor=Actor.system()) == [account.organization_id]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -382,7 +382,7 @@ def test_paid_invoice_lifts_suspension_even_after_the_subscription_turned_active
     BillingAccount.objects.for_tenant(account.organization_id).filter(pk=account.pk).update(
         past_due_since=timezone.now() - dt.timedelta(days=8)
     )
-    assert billing_enforce_grace() == [account.organization_id]
+    assert billing_enforce_grace(actor=Actor.system()) == [account.organization_id]
     now = int(time.time()) + 5
     active = event("customer.subscription.updated", subscription(account, "active"), created=now)
     assert deliver(active).status_code == 200

@@ -94,7 +94,7 @@ class Command(BaseCommand):
         self._usage(pro, start, end, PRO_DAY)
         self._usage(ent, start, end, ENT_DAY)
         for org in (pro, ent):
-            inv = period_close(organization=org, period_start=start)
+            inv = period_close(organization=org, period_start=start, actor=Actor.system())
             self.stdout.write(
                 f"\n{inv.number}  {org.slug}  {inv.period_start} – {inv.period_end}  due {inv.due_on}"
             )
