@@ -28,7 +28,7 @@ from django.contrib.auth.hashers import check_password, make_password  # noqa: E
 from django.core.management import call_command  # noqa: E402
 from django.test import RequestFactory  # noqa: E402
 
-from saas.apikeys.authentication import ApiKeyAuthentication  # noqa: E402
+from saas.api.authentication import ApiKeyAuthentication  # noqa: E402
 from saas.apikeys.services import api_key_create  # noqa: E402
 from saas.common.actor import Actor  # noqa: E402
 from saas.tenancy.services import organization_create  # noqa: E402
