@@ -1,18 +1,29 @@
 """API keys in the operator admin: read-only but for the monthly spend cap, which is saved
 through ``api_key_spend_cap_set`` (audited, operator as actor); a revoke action likewise."""
 
+from django import forms
 from django.contrib import admin, messages
 
-from saas.tenancy.admin import ReadOnlyAdminMixin, TenantModelAdmin, operator
+from saas.tenancy.admin import ReadOnlyAdminMixin, TenantModelAdmin, TenantModelForm, operator
 
 from .models import ApiKey
 from .services import api_key_revoke, api_key_spend_cap_set
+
+
+class ApiKeyAdminForm(TenantModelForm):
+    def clean_monthly_spend_cap(self):
+        # The service refuses a negative cap too; here it is a form error, not a 500.
+        cap = self.cleaned_data.get("monthly_spend_cap")
+        if cap is not None and cap < 0:
+            raise forms.ValidationError("A spend cap is an amount ≥ 0 (empty: no cap).")
+        return cap
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ReadOnlyAdminMixin, TenantModelAdmin):
     # Everything is read-only (the mixin) except the spend cap, the one operator setting.
     editable = ("monthly_spend_cap",)
+    form = ApiKeyAdminForm
 
     list_display = (
         "id",

@@ -125,6 +125,7 @@ def parse_text_csv(
         MissingColumns: a column is not in the header (fields ``text_column`` /
             ``label_column``).
     """
+    _check_columns_differ(text_column, label_column)  # before the bytes, as it always was
     reader, names, ti, li = _open_csv(
         io.StringIO(decode_text(data), newline=""), text_column, label_column
     )
@@ -157,16 +158,20 @@ def iter_text_examples(
             yield example
 
 
-def _open_csv(
-    stream: TextIO, text_column: str, label_column: str
-) -> tuple[Any, list[str], int, int]:
-    """The reader positioned after the header, the stripped header names and the indexes of
-    the two columns. Raises as :func:`parse_text_csv` does for the header."""
+def _check_columns_differ(text_column: str, label_column: str) -> None:
     if text_column == label_column:
         raise ContractError(
             "The text and label columns must differ.",
             errors=[{"field": "label_column", "message": f"same as text_column ({text_column!r})"}],
         )
+
+
+def _open_csv(
+    stream: TextIO, text_column: str, label_column: str
+) -> tuple[Any, list[str], int, int]:
+    """The reader positioned after the header, the stripped header names and the indexes of
+    the two columns. Raises as :func:`parse_text_csv` does for the header."""
+    _check_columns_differ(text_column, label_column)
     reader = csv.reader(stream, strict=True)
     try:
         header = next(reader)

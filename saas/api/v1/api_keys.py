@@ -7,6 +7,8 @@ leaked key cannot mint more keys.
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -105,7 +107,11 @@ class ApiKeyDetailView(TenantAPIView):
             monthly_spend_cap=ser.validated_data["monthly_spend_cap"],
             actor=self.actor,
         )
-        return Response(ApiKeyOut(key).data)
+        body: dict[str, Any] = dict(ApiKeyOut(key).data)
+        if not self.access.allows(Action.KEYS_READ):
+            # The billing role manages money, not keys: it learns the cap, not the key's details.
+            body = {k: body[k] for k in ("id", "object", "monthly_spend_cap")}
+        return Response(body)
 
 
 class ApiKeyRevokeView(TenantAPIView):

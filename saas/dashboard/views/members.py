@@ -77,6 +77,7 @@ def invitation_revoke(request, invitation_id: str):
     inv = tenancy.invitation_revoke(
         organization=request.tenant.organization,
         invitation_id=invitation_id,
+        access=request.tenant.access,
         actor=request.tenant.actor,
     )
     messages.success(request, f"Invitation for {inv.email} revoked.")

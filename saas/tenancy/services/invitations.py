@@ -98,11 +98,13 @@ def invitation_create(
 
 @transaction.atomic
 def invitation_revoke(
-    *, organization: Organization, invitation_id: str, actor: Actor
+    *, organization: Organization, invitation_id: str, access: Access, actor: Actor
 ) -> Invitation:
-    """Revoke a pending invitation of ``organization`` (its link stops working).
+    """Revoke a pending invitation of ``organization`` (its link stops working), as ``access``.
 
-    Raises NotFound for an unknown id, another tenant's, or one already accepted or revoked.
+    Raises NotFound for an unknown id, another tenant's, or one already accepted or revoked;
+    Conflict for an invitation to the owner role unless ``access`` manages owners (the owner
+    rule: only owners grant, change or remove ownership, pending grants included).
     """
     inv = (
         Invitation.objects.for_tenant(organization)
@@ -112,6 +114,8 @@ def invitation_revoke(
     )
     if inv is None:
         raise NotFound(f"No pending invitation {invitation_id!r}.")
+    if inv.role == Role.OWNER and not access.manages_owners:
+        raise Conflict("Only an owner can revoke an invitation to the owner role.")
     inv.revoked_at = timezone.now()
     Invitation.objects.for_tenant(organization).filter(pk=inv.pk).update(revoked_at=inv.revoked_at)
     audit_record(

@@ -38,6 +38,7 @@ def test_billing_managers_set_and_remove_a_key_cap_audited(acme):
         assert r.status_code == 200, (role, r.content)
         assert r.json()["monthly_spend_cap"] == "12.50"
     assert _cap(key) == Decimal("12.50")
+    assert "name" not in r.json()  # the billing role (last) cannot read keys, only set caps
     # Only a real change is audited: three PATCHes with the same value, one event.
     events = AuditEvent.objects.for_tenant(acme.org).filter(action="api_key.spend_cap_changed")
     assert [(e.data["old"], e.data["new"]) for e in events] == [(None, "12.50")]
@@ -101,6 +102,9 @@ def test_the_operator_admin_sets_a_cap_through_the_service(acme):
     page = console.get(url)
     assert page.status_code == 200 and b'name="monthly_spend_cap"' in page.content
     assert b'name="name"' not in page.content  # everything else stays read-only
+    r = console.post(url, {"monthly_spend_cap": "-5"})
+    assert r.status_code == 200 and "amount ≥ 0" in r.content.decode()  # a form error
+    assert _cap(key) is None
     r = console.post(url, {"monthly_spend_cap": "3.00"})
     assert r.status_code == 302, r.content[:2000]
     assert _cap(key) == Decimal("3.00")

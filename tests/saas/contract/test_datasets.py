@@ -15,6 +15,7 @@ from saas.contract import ContractError
 from saas.contract.datasets import (
     MissingColumns,
     image_members,
+    iter_text_examples,
     member_class,
     parse_text_csv,
     row_problems_summary,
@@ -101,3 +102,22 @@ def test_a_class_folder_with_a_line_break_is_refused_like_a_csv_label():
         validate_image_zip(io.BytesIO(image_zip(files)))
     refused = [e for e in err.value.errors if "line break" in e["message"]]
     assert [e["member"] for e in refused] == ["b\nc/0.png", "b\nc/1.png"]
+
+
+@pytest.mark.parametrize("data", [b"", b"\xff\xfe not utf-8", b"text,label\na,b\n"])
+def test_the_same_column_twice_is_named_before_the_bytes_are_read(data):
+    with pytest.raises(ContractError) as exc:
+        parse_text_csv(data, text_column="text", label_column="text")
+    assert exc.value.errors[0]["field"] == "label_column"
+    with pytest.raises(ContractError) as exc:
+        list(
+            iter_text_examples(io.StringIO("text,label\na,b\n"), text_column="x", label_column="x")
+        )
+    assert exc.value.errors[0]["field"] == "label_column"
+
+
+def test_streaming_and_whole_file_parsing_agree():
+    data = b'text, label\n"a\nb",pos\n,\n"",neg\nc,\nd,neg\n"unterminated,pos\n'
+    parsed = parse_text_csv(data)
+    streamed = list(iter_text_examples(io.StringIO(data.decode(), newline="")))
+    assert streamed == parsed.examples and [e.label for e in streamed] == ["pos", "neg"]

@@ -61,6 +61,22 @@ def test_invitations_are_revocable_and_a_new_one_replaces_the_pending_one(
     assert owner.post(f"/app/invitations/{theirs.pk}/revoke").status_code == 404
 
 
+def test_only_owners_revoke_an_invitation_to_the_owner_role(
+    acme, django_capture_on_commit_callbacks
+):
+    from saas.tenancy.models import AuditEvent, Invitation
+
+    with django_capture_on_commit_callbacks(execute=True):
+        browser(acme.users["owner"]).post("/app/members", {"email": "o@acme.test", "role": "owner"})
+    pending = Invitation.objects.for_tenant(acme.org).get(revoked_at__isnull=True)
+    r = browser(acme.users["admin"]).post(f"/app/invitations/{pending.pk}/revoke")
+    assert r.status_code == 409 and "Only an owner" in html(r)
+    assert Invitation.objects.for_tenant(acme.org).get(pk=pending.pk).revoked_at is None
+    assert not AuditEvent.objects.for_tenant(acme.org).filter(action="invitation.revoked")
+    r = browser(acme.users["owner"]).post(f"/app/invitations/{pending.pk}/revoke")
+    assert r.status_code == 302
+
+
 def test_admins_are_not_offered_the_owner_role(acme):
     page = html(browser(acme.users["admin"]).get("/app/members"))
     assert '<option value="owner"' not in page
