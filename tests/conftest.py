@@ -12,6 +12,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 from rest_framework.test import APIClient
 
 from saas.apikeys.services import api_key_create
@@ -181,3 +183,19 @@ def upload(
 
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+@pytest.fixture
+def operator():
+    """A Django superuser: an operator of the admin."""
+    return get_user_model().objects.create_superuser(
+        username="ops@trainyard.test", email="ops@trainyard.test", password="x-Secret-123"
+    )
+
+
+@pytest.fixture
+def console(operator) -> Client:
+    """A client signed in to the admin as :func:`operator`."""
+    c = Client()
+    c.force_login(operator)
+    return c

@@ -7,9 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.utils import quote
-from django.test import Client
 
-from saas.accounts.models import User
 from saas.apikeys.models import ApiKey
 from saas.apikeys.services import api_key_create, api_key_spend_cap_set
 from saas.common.actor import Actor
@@ -91,13 +89,8 @@ def test_the_service_refuses_a_negative_cap(acme):
         )
 
 
-def test_the_operator_admin_sets_a_cap_through_the_service(acme):
+def test_the_operator_admin_sets_a_cap_through_the_service(acme, operator, console):
     key = _key(acme)
-    operator = User.objects.create_superuser(
-        username="ops@trainyard.test", email="ops@trainyard.test", password="x-Secret-123"
-    )
-    console = Client()
-    console.force_login(operator)
     url = f"/admin/apikeys/apikey/{quote(key.pk)}/change/"
     page = console.get(url)
     assert page.status_code == 200 and b'name="monthly_spend_cap"' in page.content

@@ -8,8 +8,7 @@ import datetime
 import pytest
 from django.contrib import admin
 from django.contrib.admin.utils import quote
-from django.contrib.auth import get_user_model
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 from django.utils import timezone
 
 from saas.apikeys.models import ApiKey
@@ -23,20 +22,6 @@ from tests.conftest import small_text_rows, text_csv, upload
 from tests.saas.dashboard.conftest import finish
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator():
-    return get_user_model().objects.create_superuser(
-        username="ops@trainyard.test", email="ops@trainyard.test", password="x-Secret-123"
-    )
-
-
-@pytest.fixture
-def console(operator) -> Client:
-    c = Client()
-    c.force_login(operator)
-    return c
 
 
 def test_each_app_registers_its_own_models():

@@ -10,8 +10,6 @@ from decimal import Decimal
 import pytest
 from django.contrib import admin
 from django.contrib.admin.utils import quote
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from saas.billing.models import Contract, ContractPrice
 from saas.datasets.models import Dataset
@@ -23,20 +21,6 @@ pytestmark = pytest.mark.django_db
 
 CONTRACTS = "/admin/billing/contract/"
 PRICES = "/admin/billing/contractprice/"
-
-
-@pytest.fixture
-def operator():
-    return get_user_model().objects.create_superuser(
-        username="ops@trainyard.test", email="ops@trainyard.test", password="x-Secret-123"
-    )
-
-
-@pytest.fixture
-def console(operator) -> Client:
-    c = Client()
-    c.force_login(operator)
-    return c
 
 
 def _admin_events(org, prefix: str = "admin.") -> list[AuditEvent]:
