@@ -7,9 +7,14 @@ from saas.common.errors import NotFound
 from .models import ApiKey
 
 
-def api_key_list(*, organization_id: str, created_by_id: int | None = None) -> QuerySet[ApiKey]:
-    """Keys of the organisation, or only those ``created_by_id`` made (newest first)."""
+def api_key_list(
+    *, organization_id: str, created_by_id: int | None = None, active_only: bool = False
+) -> QuerySet[ApiKey]:
+    """Keys of the organisation, or only those ``created_by_id`` made (newest first); with
+    ``active_only``, not revoked."""
     qs = ApiKey.objects.for_tenant(organization_id).select_related("created_by")
+    if active_only:
+        qs = qs.filter(revoked_at__isnull=True)
     return qs if created_by_id is None else qs.filter(created_by_id=created_by_id)
 
 

@@ -106,8 +106,18 @@ def plan_limit_subquery(*, organization_id: str, limit: str) -> Subquery:
 
 
 def invoice_list(*, organization: Organization) -> QuerySet[Invoice]:
-    """The organisation's invoices (a queryset; the view paginates it, newest first)."""
-    return Invoice.objects.for_tenant(organization).select_related("organization", "contract")
+    """The organisation's invoices, newest period first (the API's paginator orders by its own
+    cursor)."""
+    return (
+        Invoice.objects.for_tenant(organization)
+        .select_related("organization", "contract")
+        .order_by("-period_start", "-pk")
+    )
+
+
+def plan_list_self_serve() -> QuerySet[Plan]:
+    """The plans a customer can choose in the dashboard (not contract-based), cheapest first."""
+    return Plan.objects.filter(contract_based=False).order_by("monthly_fee")
 
 
 def invoice_get(*, organization: Organization, invoice_id: str) -> Invoice:

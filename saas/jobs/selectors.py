@@ -34,8 +34,11 @@ def _count(queryset: QuerySet[TrainingJob], group: str) -> Subquery:
     )
 
 
-def training_job_list(*, organization_id: str) -> QuerySet[TrainingJob]:
-    """The organisation's training jobs, newest first, annotated as the module docstring says."""
+def training_job_list(
+    *, organization_id: str, status: str | None = None, dataset_id: str | None = None
+) -> QuerySet[TrainingJob]:
+    """The organisation's training jobs, newest first, annotated as the module docstring says;
+    only those in ``status`` and/or made from ``dataset_id`` when given."""
     ahead = TrainingJob.objects.unscoped_all_tenants().filter(  # a count across tenants
         status=Status.QUEUED, device=OuterRef("device"), created_at__lt=OuterRef("created_at")
     )
@@ -43,9 +46,13 @@ def training_job_list(*, organization_id: str) -> QuerySet[TrainingJob]:
     model = TrainedModel.objects.for_tenant(organization_id).filter(job_id=OuterRef("pk"))
     # The three annotations are declared on TrainingJob so that readers of a listed row are
     # typed; django-stubs' plugin reports annotating a declared attribute as a redefinition.
+    jobs = TrainingJob.objects.for_tenant(organization_id)
+    if status:
+        jobs = jobs.filter(status=status)
+    if dataset_id:
+        jobs = jobs.filter(dataset_id=dataset_id)
     return (
-        TrainingJob.objects.for_tenant(organization_id)  # type: ignore[no-redef]
-        .select_related("organization")
+        jobs.select_related("organization")  # type: ignore[no-redef]
         .annotate(
             # CASE so PostgreSQL runs the correlated count for queued rows only.
             queue_ahead=Case(

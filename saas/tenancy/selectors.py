@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from saas.accounts.models import User
 from saas.common.errors import NotFound
@@ -45,8 +46,15 @@ def membership_get(*, organization: Organization, member_id: str) -> Membership:
     return membership
 
 
-def invitation_list(*, organization: Organization) -> QuerySet[Invitation]:
-    return Invitation.objects.for_tenant(organization)
+def invitation_list(*, organization: Organization, pending: bool = False) -> QuerySet[Invitation]:
+    """The organisation's invitations; with ``pending``, only those still usable (neither
+    accepted nor revoked, not expired)."""
+    qs = Invitation.objects.for_tenant(organization)
+    if pending:
+        qs = qs.filter(
+            accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        )
+    return qs
 
 
 def audit_event_list(

@@ -162,9 +162,9 @@ class TrainingJobListView(TenantAPIView):
         parameters=PAGE_PARAMS,
     )
     def get(self, request):
-        qs = job_selectors.training_job_list(organization_id=self.organization.pk)
-        if request.query_params.get("status"):
-            qs = qs.filter(status=request.query_params["status"])
+        qs = job_selectors.training_job_list(
+            organization_id=self.organization.pk, status=request.query_params.get("status")
+        )
         return self.paginate(qs, TrainingJobOut)
 
     @extend_schema(request=TrainingJobCreateIn, responses={201: TrainingJobOut})

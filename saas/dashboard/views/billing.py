@@ -13,7 +13,6 @@ from django.views.decorators.http import require_POST
 from saas.billing import pricing, stripe_sync
 from saas.billing import selectors as billing_selectors
 from saas.billing import services as billing
-from saas.billing.models import Plan
 from saas.common.errors import DomainError
 from saas.metering.selectors import usage_by_meter_and_day
 from saas.tenancy.permissions import Action
@@ -76,12 +75,10 @@ def billing_page(request):
             "currency": (contract.currency if contract else account.plan.currency).upper(),
             "contract": contract,
             "cap_percent": cap_percent(computed.total, account.monthly_spend_cap),
-            "invoices": billing_selectors.invoice_list(organization=org).order_by("-period_start")[
-                :INVOICES_SHOWN
-            ]
+            "invoices": billing_selectors.invoice_list(organization=org)[:INVOICES_SHOWN]
             if request.tenant.can.invoices_read
             else [],
-            "plans": Plan.objects.filter(contract_based=False).order_by("monthly_fee"),
+            "plans": billing_selectors.plan_list_self_serve(),
             "stripe": bool(settings.STRIPE_API_KEY),
         },
         status=status,

@@ -103,7 +103,7 @@ def dataset_detail(request, dataset_id: str):
         dataset_selectors.dataset_sample_rows(dataset=ds, limit=SAMPLE_ROWS) if is_text else []
     )
     thumbs = thumbnails(dataset_selectors.dataset_sample_images(dataset=ds, limit=THUMBNAILS))
-    jobs = job_selectors.training_job_list(organization_id=ds.organization_id).filter(dataset=ds)
+    jobs = job_selectors.training_job_list(organization_id=ds.organization_id, dataset_id=ds.pk)
     return page(
         request,
         "dashboard/datasets/detail.html",

@@ -25,7 +25,7 @@ def home(request):
     jobs = job_selectors.training_job_list(organization_id=org.pk) if can.training_read else None
     models = model_selectors.model_list(organization_id=org.pk) if can.training_read else None
     keys = (
-        key_selectors.api_key_list(organization_id=org.pk).filter(revoked_at__isnull=True)
+        key_selectors.api_key_list(organization_id=org.pk, active_only=True)
         if can.keys_read
         else None
     )

@@ -30,10 +30,11 @@ STATUS_FILTERS = ("queued", "running", "succeeded", "failed", "cancelled")
 @require_GET
 def jobs(request):
     """Training jobs, newest first, optionally ``?status=``."""
-    rows = job_selectors.training_job_list(organization_id=request.tenant.organization.pk)
     status = request.GET.get("status")
-    if status in STATUS_FILTERS:
-        rows = rows.filter(status=status)
+    rows = job_selectors.training_job_list(
+        organization_id=request.tenant.organization.pk,
+        status=status if status in STATUS_FILTERS else None,
+    )
     return page(request, "dashboard/jobs/list.html", {"jobs": rows[:LIST_LIMIT], "status": status})
 
 

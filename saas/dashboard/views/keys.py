@@ -53,7 +53,7 @@ def keys(request):
         {
             "form": form,
             "issued": issued,
-            "keys": rows.select_related("created_by")[:LIST_LIMIT],
+            "keys": rows[:LIST_LIMIT],
             "now": timezone.now(),
             "base_url": request.build_absolute_uri("/").rstrip("/"),
             "form_token": get_random_string(24),

@@ -7,7 +7,6 @@ from typing import cast
 from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from saas.common.errors import DomainError
@@ -54,13 +53,11 @@ def members(request):
         {
             "members": [
                 (f"mem_{m.pk}", m)
-                for m in tenancy_selectors.membership_list(organization=org).select_related("user")[
-                    :500
-                ]
+                for m in tenancy_selectors.membership_list(organization=org)[:500]
             ],
-            "invitations": tenancy_selectors.invitation_list(organization=org).filter(
-                accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
-            )[:LIST_LIMIT]
+            "invitations": tenancy_selectors.invitation_list(organization=org, pending=True)[
+                :LIST_LIMIT
+            ]
             if can_manage
             else [],
             "form": form,
