@@ -143,7 +143,7 @@ def problem_exception_handler(exc, context):
     )
 
 
-def _wants_html(request) -> bool:
+def wants_html(request) -> bool:
     """A browser on a dashboard path (not /v1, /stripe or an explicit JSON client)."""
     path = request.path
     if path.startswith(("/v1/", "/stripe/", "/healthz")):
@@ -154,7 +154,7 @@ def _wants_html(request) -> bool:
 def not_found_view(request, exception=None):
     """Django's handler404: a JSON problem for the API and programs; an HTML page for a browser
     on a dashboard path."""
-    if _wants_html(request):
+    if wants_html(request):
         return render(
             request,
             "dashboard/error.html",

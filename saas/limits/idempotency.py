@@ -54,8 +54,6 @@ def idempotency_begin(
                 }
             ],
         )
-    # PostgreSQL text cannot hold NUL; a path may carry one (%00), so store it escaped.
-    route = route.replace("\x00", "\\x00")
     scoped = IdempotencyRecord.objects.for_tenant(organization_id)
     cutoff = timezone.now() - timedelta(seconds=settings.TRAINYARD_IDEMPOTENCY_TTL_SECONDS)
     scoped.filter(route=route, key=key, created_at__lt=cutoff).delete()

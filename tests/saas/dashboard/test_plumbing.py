@@ -29,3 +29,13 @@ def test_static_assets_are_served_locally(workspace, client):
     assert "htmx" in page and "https://" not in re.sub(
         r'href="https://[^"]*"', "", page.split("</head>")[0]
     )
+
+
+def test_a_nul_in_a_dashboard_path_or_query_is_a_4xx_page_not_a_500(acme):
+    owner = browser(acme.users["owner"])
+    for url in ("/app/datasets/ds_%00x", "/app/training/tj_%00", "/app/models/mdl_%00"):
+        r = owner.get(url, HTTP_ACCEPT="text/html")
+        assert r.status_code == 404, url
+        assert r["Content-Type"].startswith("text/html")
+    r = owner.get("/app/training?status=%00", HTTP_ACCEPT="text/html")
+    assert r.status_code == 400 and "NUL" in html(r)
