@@ -9,7 +9,7 @@ from django.shortcuts import render
 
 from saas.common.errors import ValidationFailed
 
-from .errors import PROBLEM_JSON, wants_html, not_found_view, problem
+from .errors import PROBLEM_JSON, not_found_view, problem, wants_html
 
 
 class RejectNulMiddleware:
