@@ -25,6 +25,7 @@ granted round robin across tenants with queued work, and an execution is bounded
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import OrderedDict, deque
@@ -92,6 +93,10 @@ class ModelStore:
                 f"Model {model.id} could not be loaded ({type(exc).__name__}); retry later.",
                 headers={"Retry-After": "5"},
             ) from None
+        # TensorFlow's objects are long-lived: move them out of the cyclic collector's reach so
+        # a full collection does not pause the event loop for tens of milliseconds (gc.freeze).
+        gc.collect()
+        gc.freeze()
         if key not in self._models and loaded.size_bytes <= self.max_bytes:
             while self._models and self.total_bytes + loaded.size_bytes > self.max_bytes:
                 self._models.popitem(last=False)
