@@ -21,6 +21,7 @@ from django.conf import settings
 from saas.common.ids import new_id
 from saas.inference import selectors
 from saas.inference.selectors import ServingModel, ServingPrincipal
+from saas.registry.services import PREWARM_CHANNEL
 from saas.tenancy.access import SUSPENDED_DETAIL
 
 from . import metrics
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 MODEL_TTL_SECONDS = 60.0
 MODEL_NEGATIVE_TTL_SECONDS = 1.0
-PREWARM_CHANNEL = "dp:prewarm"
 
 
 @dataclass(frozen=True)
