@@ -20,7 +20,9 @@ requests at a quota's edge can never overshoot it: each sees the others' reserva
 the answer, ``commit`` adds the count to the current metering window
 (``saas.metering.windows``); a failed request calls ``release`` instead, giving the reservation
 back. Counters are seeded from the ledger snapshot when absent (a new month, or an empty
-Redis). A ``serve`` killed between admit and commit leaves its in-flight reservations on the
+Redis), and exist only while a limit needs them (a hard quota or an organisation spend cap
+for the organisation's, a key spend cap for the key's): with no limit there is nothing to
+count, and a limit set later starts from the ledger's figure. A ``serve`` killed between admit and commit leaves its in-flight reservations on the
 counters until the month ends: the quota errs on the safe side by at most the requests in
 flight at the kill, and the ledger (which only committed counts reach) is exact.
 
@@ -78,23 +80,37 @@ local function admit(K, A)
     return {0, 'rate', retry, tostring(math.floor(math.min(have[1], have[2]))), 0}
   end
   local ttl = tonumber(A[17])
-  local used = tonumber(redis.call('GET', K[3]))
-  if not used then
-    used = tonumber(A[7])
-    redis.call('SET', K[3], A[7], 'EX', ttl)
-  end
-  local kused = tonumber(redis.call('GET', K[4]))
-  if not kused then
-    kused = tonumber(A[8])
-    redis.call('SET', K[4], A[8], 'EX', ttl)
-  end
   local hard = tonumber(A[6])
+  local org_cap = tonumber(A[11])
+  local key_cap = tonumber(A[14])
+  -- A counter exists only while a limit needs it, seeded from the ledger when that starts.
+  local org_counted = hard >= 0 or org_cap >= 0
+  local key_counted = key_cap >= 0
+  local used = 0
+  local kused = 0
+  if org_counted then
+    used = tonumber(redis.call('GET', K[3]))
+    if not used then
+      used = tonumber(A[7])
+      redis.call('SET', K[3], A[7], 'EX', ttl)
+    end
+  else
+    redis.call('DEL', K[3])
+  end
+  if key_counted then
+    kused = tonumber(redis.call('GET', K[4]))
+    if not kused then
+      kused = tonumber(A[8])
+      redis.call('SET', K[4], A[8], 'EX', ttl)
+    end
+  else
+    redis.call('DEL', K[4])
+  end
   if hard >= 0 and used + n > hard then
     return {0, 'quota', math.floor(used), A[6], 0}
   end
   local price = tonumber(A[9])
   local included = tonumber(A[10])
-  local org_cap = tonumber(A[11])
   if org_cap >= 0 then
     local base = tonumber(A[12])
     local base_units = math.max(0, tonumber(A[13]) - included)
@@ -104,7 +120,6 @@ local function admit(K, A)
       return {0, 'org_cap', 0, string.format('%.6f', before), 0}
     end
   end
-  local key_cap = tonumber(A[14])
   if key_cap >= 0 then
     local before = tonumber(A[15]) + price * (kused - tonumber(A[16]))
     local after = before + price * n
@@ -120,8 +135,8 @@ local function admit(K, A)
     table.insert(res, math.floor(left))
     table.insert(res, math.ceil((caps[i] - left) / rates[i] * 1000))
   end
-  redis.call('INCRBY', K[3], n)
-  redis.call('INCRBY', K[4], n)
+  if org_counted then redis.call('INCRBY', K[3], n) end
+  if key_counted then redis.call('INCRBY', K[4], n) end
   return res
 end
 for r = 0, #KEYS / 4 - 1 do
