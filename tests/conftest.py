@@ -52,11 +52,11 @@ def _fresh_rate_limits(settings):
 
 
 @pytest.fixture(autouse=True)
-def _no_auth_cache(settings):
+def _no_request_cache(settings):
     """The request path's per-process caches (API keys, plan limits: at most 1 s stale) are off:
     tests change a row and send the next request at once. tests/saas/api/test_auth_cache.py
     turns them on to test the bound itself."""
-    settings.TRAINYARD_AUTH_CACHE_SECONDS = 0
+    settings.TRAINYARD_REQUEST_CACHE_SECONDS = 0
 
 
 @pytest.fixture(autouse=True)

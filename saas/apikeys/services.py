@@ -161,7 +161,7 @@ class ResolvedKey:
 
 
 # public id -> the key row with its organisation and its creator's role, trusted for at most
-# TRAINYARD_AUTH_CACHE_SECONDS (≤ 1 s, see saas.common.ttlcache): so a key revoked, expired, or
+# TRAINYARD_REQUEST_CACHE_SECONDS (≤ 1 s, see saas.common.ttlcache): so a key revoked, expired, or
 # whose creator was demoted or removed, or whose organisation was suspended, is refused (or
 # narrowed) by every web process within 1 s, while a steady stream of requests with one key
 # costs one query per process per second instead of two per request.
@@ -189,7 +189,7 @@ def api_key_resolve(*, raw: str) -> ResolvedKey:
     """Return the active key matching ``raw`` (and its creator's role) or raise
     :class:`InvalidApiKey`.
 
-    The row is read at most once per ``TRAINYARD_AUTH_CACHE_SECONDS`` (≤ 1 s) per process and
+    The row is read at most once per ``TRAINYARD_REQUEST_CACHE_SECONDS`` (≤ 1 s) per process and
     key (one query: key, organisation and role together); the secret's digest is checked on
     every call, in constant time. Writes ``last_used_at`` at most once a minute per key
     (one conditional UPDATE, a no-op if another process just did it).

@@ -92,7 +92,7 @@ def plan_limits_get(*, organization: Organization | str) -> PlanLimits:
     return PlanLimits(*row)
 
 
-# organisation id -> its plan's limits, trusted for at most TRAINYARD_AUTH_CACHE_SECONDS (≤ 1 s,
+# organisation id -> its plan's limits, trusted for at most TRAINYARD_REQUEST_CACHE_SECONDS (≤ 1 s,
 # saas.common.ttlcache): read on every request for the rate limiter, so a plan change or an
 # edit of a Plan row in the admin reaches every web process within 1 s.
 _request_limits: TTLCache[str, PlanLimits] = TTLCache()
@@ -100,7 +100,7 @@ _request_limits: TTLCache[str, PlanLimits] = TTLCache()
 
 def plan_limits_for_request(*, organization_id: str) -> PlanLimits:
     """:func:`plan_limits_get` as the request path's rate limiter reads it: at most once per
-    ``TRAINYARD_AUTH_CACHE_SECONDS`` (≤ 1 s) per process and organisation, so at most that
+    ``TRAINYARD_REQUEST_CACHE_SECONDS`` (≤ 1 s) per process and organisation, so at most that
     stale. Not for decisions taken under the organisation's lock (job admission reads
     :func:`plan_limits_get`). Raises :class:`BillingAccountMissing` as it does."""
     limits = _request_limits.get(

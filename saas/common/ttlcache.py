@@ -3,7 +3,7 @@
 The request path reads a few small rows on every request (the API key, its organisation, the
 plan's limits) that change rarely but must stop being trusted soon after they change (a key
 revoked, an organisation suspended). :class:`TTLCache` keeps each entry for at most
-``settings.TRAINYARD_AUTH_CACHE_SECONDS`` (≤ 1 s) after the moment its load *started*, so what
+``settings.TRAINYARD_REQUEST_CACHE_SECONDS`` (≤ 1 s) after the moment its load *started*, so what
 a request sees is never older than that bound, in every process, with no invalidation
 messages. A bound of 0 turns caching off (the test suite's default: tests change a row and
 read it back at once).
@@ -26,9 +26,9 @@ V = TypeVar("V")
 MAX_STALENESS_SECONDS = 1.0
 
 
-def auth_cache_seconds() -> float:
+def request_cache_seconds() -> float:
     """The configured staleness bound, clamped to [0, 1] s (the product promises ≤ 1 s)."""
-    return max(0.0, min(MAX_STALENESS_SECONDS, float(settings.TRAINYARD_AUTH_CACHE_SECONDS)))
+    return max(0.0, min(MAX_STALENESS_SECONDS, float(settings.TRAINYARD_REQUEST_CACHE_SECONDS)))
 
 
 class TTLCache(Generic[K, V]):
@@ -37,11 +37,11 @@ class TTLCache(Generic[K, V]):
     Args:
         max_entries: bound on memory; the oldest entry is dropped when a new one would exceed it.
         ttl: seconds an entry is served after its load started (default
-            :func:`auth_cache_seconds`, read on every lookup so tests can change it).
+            :func:`request_cache_seconds`, read on every lookup so tests can change it).
     """
 
     def __init__(
-        self, *, max_entries: int = 10_000, ttl: Callable[[], float] = auth_cache_seconds
+        self, *, max_entries: int = 10_000, ttl: Callable[[], float] = request_cache_seconds
     ) -> None:
         self._entries: dict[K, tuple[float, V]] = {}
         self._max = max_entries

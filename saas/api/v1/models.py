@@ -76,7 +76,9 @@ class ModelDetailView(TenantAPIView):
 
     @extend_schema(responses=ModelOut)
     def get(self, request, model_id: str):
-        model = model_selectors.model_get(organization_id=self.organization.pk, model_id=model_id)
+        model = model_selectors.model_get_cached(
+            organization_id=self.organization.pk, model_id=model_id
+        )
         return Response(represent(ModelOut, model))
 
 

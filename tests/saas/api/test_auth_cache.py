@@ -1,6 +1,6 @@
 """The request path's per-process caches (``saas.common.ttlcache``): API keys with their
 organisation and creator's role (``saas.apikeys.services``), plan limits
-(``saas.billing.selectors``). What they may serve is at most ``TRAINYARD_AUTH_CACHE_SECONDS``
+(``saas.billing.selectors``) and trained-model rows (``saas.registry.selectors``). What they may serve is at most ``TRAINYARD_REQUEST_CACHE_SECONDS``
 (1 s) old: a revoked key, a suspended organisation, a removed creator or a lowered limit takes
 effect within 1 s, though this process never hears of the change (each write below goes
 through the service, as in another process, and nothing invalidates the cache).
@@ -22,6 +22,10 @@ from saas.apikeys.models import ApiKey
 from saas.billing import selectors as billing
 from saas.common.actor import Actor
 from saas.common.ttlcache import TTLCache
+from saas.datasets.models import Dataset
+from saas.jobs.models import TrainingJob
+from saas.registry import selectors as registry
+from saas.registry.models import TrainedModel
 from saas.tenancy.models import Membership
 from saas.tenancy.services import organization_suspend
 from tests.conftest import set_plan_limits
@@ -32,12 +36,13 @@ BOUND = 1.0
 
 @pytest.fixture(autouse=True)
 def _cache_on(settings):
-    settings.TRAINYARD_AUTH_CACHE_SECONDS = BOUND
-    apikeys._resolved_keys.clear()
-    billing._request_limits.clear()
+    settings.TRAINYARD_REQUEST_CACHE_SECONDS = BOUND
+    caches = (apikeys._resolved_keys, billing._request_limits, registry._models)
+    for cache in caches:
+        cache.clear()
     yield
-    apikeys._resolved_keys.clear()
-    billing._request_limits.clear()
+    for cache in caches:
+        cache.clear()
 
 
 def _refused_within_bound(client: APIClient, path: str, changed_at: float, status: int) -> None:
@@ -128,5 +133,45 @@ def test_ttl_cache_bound_and_misses(settings):
     assert cache.get("b", lambda: None) is None and cache.get("b", load) == 3  # None not kept
     cache.get("c", load)  # over max_entries: the oldest ("a") goes
     assert cache.get("a", load) == 5
-    settings.TRAINYARD_AUTH_CACHE_SECONDS = 0
+    settings.TRAINYARD_REQUEST_CACHE_SECONDS = 0
     assert cache.get("a", load) == 6 and cache.get("a", load) == 7  # off: every call loads
+
+
+def test_a_cached_model_is_still_404_to_another_tenant(tenant, other_tenant):
+    ds = Dataset.objects.for_tenant(tenant.org).create(
+        organization=tenant.org,
+        name="d.csv",
+        task="text-classification",
+        num_examples=2,
+        classes={"a": 1, "b": 1},
+        report={},
+        size_bytes=1,
+        sha256="0" * 64,
+        storage_key="none",
+    )
+    job = TrainingJob.objects.for_tenant(tenant.org).create(
+        organization=tenant.org,
+        dataset=ds,
+        task=ds.task,
+        base_model="x",
+        hyperparameters={},
+        status="succeeded",
+    )
+    model = TrainedModel.objects.for_tenant(tenant.org).create(
+        organization=tenant.org,
+        job=job,
+        task=job.task,
+        base_model="x",
+        classes=["a", "b"],
+        metrics={},
+        artifact_key="none",
+        artifact_bytes=1,
+        artifact_sha256="0" * 64,
+    )
+    path = f"/v1/models/{model.pk}"
+    assert tenant.client.get(path).status_code == 200
+    with CaptureQueriesContext(connection) as ctx:
+        assert tenant.client.get(path).json()["id"] == model.pk  # from the cache
+    assert not ctx.captured_queries
+    r = other_tenant.client.get(path)
+    assert r.status_code == 404 and r.json()["status"] == 404
