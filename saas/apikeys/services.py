@@ -130,7 +130,8 @@ def api_key_spend_cap_set(
 
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
-    """Revoke a key; the next request with it gets 401. Revoking twice is a no-op (and is not
+    """Revoke a key; requests with it get 401 within 1 s (``TRAINYARD_REQUEST_CACHE_SECONDS``:
+    how long a web process trusts a key it has read). Revoking twice is a no-op (and is not
     audited again). ``actor`` is recorded with ``api_key.revoked``."""
     scoped = ApiKey.objects.for_tenant(api_key.organization_id).filter(pk=api_key.pk)
     if scoped.filter(revoked_at__isnull=True).update(revoked_at=timezone.now()):
