@@ -101,7 +101,7 @@ class _Lane:
         self._pid = 0
         self._url = ""
         self._conn: redis.connection.ConnectionInterface | None = None
-        self._sha = hashlib.sha1(_SCRIPT.encode()).hexdigest()
+        self._sha = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
     def _connection(self) -> redis.connection.ConnectionInterface:
         conn, url = self._conn, settings.REDIS_URL

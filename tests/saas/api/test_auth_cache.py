@@ -175,3 +175,43 @@ def test_a_cached_model_is_still_404_to_another_tenant(tenant, other_tenant):
     assert not ctx.captured_queries
     r = other_tenant.client.get(path)
     assert r.status_code == 404 and r.json()["status"] == 404
+
+
+def test_represent_renders_what_the_serializer_does(tenant):
+    """``represent`` (one bound output serializer per class) equals a fresh serializer's
+    ``.data``, for two different rows in turn (nothing of the first stays behind)."""
+    from saas.api.base import represent
+    from saas.api.v1.models import ModelOut
+
+    for name in ("first", "second"):
+        ds = Dataset.objects.for_tenant(tenant.org).create(
+            organization=tenant.org,
+            name=f"{name}.csv",
+            task="text-classification",
+            num_examples=2,
+            classes={"a": 1, "b": 1},
+            report={},
+            size_bytes=1,
+            sha256="0" * 64,
+            storage_key="none",
+        )
+        job = TrainingJob.objects.for_tenant(tenant.org).create(
+            organization=tenant.org,
+            dataset=ds,
+            task=ds.task,
+            base_model=name,
+            hyperparameters={},
+            status="succeeded",
+        )
+        model = TrainedModel.objects.for_tenant(tenant.org).create(
+            organization=tenant.org,
+            job=job,
+            task=job.task,
+            base_model=name,
+            classes=[name],
+            metrics={"accuracy": 0.5},
+            artifact_key="none",
+            artifact_bytes=7,
+            artifact_sha256="1" * 64,
+        )
+        assert represent(ModelOut, model) == dict(ModelOut(model).data)
