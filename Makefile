@@ -80,6 +80,7 @@ bench: setup
 	$(BIN)/python bench/train_defaults.py
 	$(BIN)/python bench/apikey_auth.py
 	$(BIN)/python bench/dashboard_render.py
+	$(BIN)/python bench/control_plane.py
 
 hub-module: setup
 	$(BIN)/python manage.py build_hub_module var/hub/mobilenet_v2

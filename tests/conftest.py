@@ -52,6 +52,14 @@ def _fresh_rate_limits(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_request_cache(settings):
+    """The request path's per-process caches (API keys, plan limits: at most 1 s stale) are off:
+    tests change a row and send the next request at once. tests/saas/api/test_auth_cache.py
+    turns them on to test the bound itself."""
+    settings.TRAINYARD_REQUEST_CACHE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _storage(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "storage"
     settings.TRAINYARD_MODEL_CACHE_DIR = tmp_path / "model-cache"

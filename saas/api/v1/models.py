@@ -17,7 +17,7 @@ from saas.registry import selectors as model_selectors
 from saas.registry import services as model_services
 from saas.tenancy.permissions import Action
 
-from ..base import PAGE_PARAMS, TenantAPIView, page_of
+from ..base import PAGE_PARAMS, TenantAPIView, page_of, represent
 from ..parsers import JSONParser
 
 
@@ -79,8 +79,10 @@ class ModelDetailView(TenantAPIView):
 
     @extend_schema(responses=ModelOut)
     def get(self, request, model_id: str):
-        model = model_selectors.model_get(organization_id=self.organization.pk, model_id=model_id)
-        return Response(ModelOut(model).data)
+        model = model_selectors.model_get_cached(
+            organization_id=self.organization.pk, model_id=model_id
+        )
+        return Response(represent(ModelOut, model))
 
 
 class ModelDownloadView(TenantAPIView):
