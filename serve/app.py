@@ -37,7 +37,7 @@ from starlette.routing import Route  # noqa: E402
 from . import metrics, oip  # noqa: E402
 from .config import ServeConfig  # noqa: E402
 from .errors import Problem  # noqa: E402
-from .inputs import request_inputs  # noqa: E402
+from .inputs import request_inputs, request_weight  # noqa: E402
 from .plane import Plane  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,16 @@ async def predict(request: Request) -> Response:
         model = await plane.model_for(principal, model_id)
         label = model.id
         plane.enter(principal, model.id)
+        weight = 0
         try:
+            weight = await plane.wait_turn(principal, request_weight(request), started)
             inputs = await request_inputs(request, model, plane.config)
             answer = await plane.predict(
                 principal=principal, model=model, inputs=inputs, started=started
             )
         finally:
+            if weight:
+                plane.done(principal, weight)
             plane.leave(principal, model.id)
     except Problem as problem:
         metrics.REQUESTS.labels(model=label, status=str(problem.status)).inc()
@@ -130,6 +134,8 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
     event loop, after uvicorn has started (and forked) it.
     """
     config = config or ServeConfig.from_env()
+    # Read by TensorFlow when it starts (on the first model load, after this).
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(config.tf_threads))
 
     from contextlib import asynccontextmanager
 

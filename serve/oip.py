@@ -25,7 +25,7 @@ from saas.contract.tasks import TEXT
 
 from . import metrics
 from .errors import Problem, invalid
-from .inputs import model_inputs, parse_json, read_body
+from .inputs import model_inputs, parse_json, read_body, request_weight
 
 SERVER = {"name": "trainyard-serve", "version": "1", "extensions": []}
 
@@ -157,7 +157,9 @@ async def infer(request: Request) -> Response:
         plane, principal, model = await _principal_and_model(request)
         label = model.id
         plane.enter(principal, model.id)
+        weight = 0
         try:
+            weight = await plane.wait_turn(principal, request_weight(request), started)
             doc = parse_json(await read_body(request, plane.config.max_body_bytes))
             items = _tensor_inputs(doc, model)
             inputs = model_inputs(
@@ -181,6 +183,8 @@ async def infer(request: Request) -> Response:
                 principal=principal, model=model, inputs=inputs, started=started
             )
         finally:
+            if weight:
+                plane.done(principal, weight)
             plane.leave(principal, model.id)
     except Problem as problem:
         metrics.REQUESTS.labels(model=label, status=str(problem.status)).inc()

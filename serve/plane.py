@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,8 @@ class Plane:
         self._models: dict[str, tuple[ServingModel | None, float]] = {}
         self._tenant_inflight: dict[str, int] = {}
         self._model_inflight: dict[str, int] = {}
+        self._active_bytes: dict[str, int] = {}
+        self._waiters: dict[str, deque[tuple[int, asyncio.Future]]] = {}
         self._tasks: list[asyncio.Task] = []
         self.last_flush_ok = 0.0
 
@@ -170,6 +173,67 @@ class Plane:
         self._model_inflight[model_id] -= 1
         if not self._model_inflight[model_id]:
             del self._model_inflight[model_id]
+
+    async def wait_turn(self, principal: ServingPrincipal, weight: int, started: float) -> int:
+        """Wait, before the body is read, until the tenant's requests being worked on weigh
+        at most ``tenant_active_bytes`` with this one (a request alone always fits). Returns
+        the weight taken, to pass to :meth:`done`. A tenant flooding big requests thus queues
+        behind itself at the TCP level, unread, instead of taking the process's CPU from the
+        others; its wait counts towards the deadline (429 when it runs out)."""
+        org = principal.organization_id
+        weight = max(1, weight)
+        active = self._active_bytes.get(org, 0)
+        waiters = self._waiters.setdefault(org, deque())
+        if not waiters and (active == 0 or active + weight <= self.config.tenant_active_bytes):
+            self._active_bytes[org] = active + weight
+            return weight
+        fut = asyncio.get_running_loop().create_future()
+        waiters.append((weight, fut))
+        try:
+            await asyncio.wait_for(
+                fut, timeout=max(0.001, started + self.config.deadline_s - time.monotonic())
+            )
+        except TimeoutError:
+            metrics.REFUSALS.labels(reason="tenant_concurrency").inc()
+            raise Problem(
+                429,
+                "rate-limited",
+                "Too many requests",
+                "This organisation's requests in flight on this replica are too heavy to take "
+                "another before its deadline; retry shortly.",
+                headers={"Retry-After": "1"},
+            ) from None
+        finally:
+            if not fut.done():
+                fut.cancel()
+            if (weight, fut) in waiters:
+                waiters.remove((weight, fut))
+        if fut.cancelled():  # woken, but the wait was abandoned at the same time
+            raise Problem(503, "service-unavailable", "Cancelled", "The request was abandoned.")
+        return weight
+
+    def done(self, principal: ServingPrincipal, weight: int) -> None:
+        """Give back what :meth:`wait_turn` took and wake the tenant's next waiters that fit."""
+        org = principal.organization_id
+        active = self._active_bytes.get(org, 0) - weight
+        waiters = self._waiters.get(org)
+        while waiters:
+            w, fut = waiters[0]
+            if fut.done():
+                waiters.popleft()
+                continue
+            if active == 0 or active + w <= self.config.tenant_active_bytes:
+                waiters.popleft()
+                active += w
+                fut.set_result(None)
+            else:
+                break
+        if active > 0:
+            self._active_bytes[org] = active
+        else:
+            self._active_bytes.pop(org, None)
+        if waiters is not None and not waiters:
+            self._waiters.pop(org, None)
 
     # --- the hot path --------------------------------------------------------------------
 
