@@ -29,7 +29,9 @@ from saas.registry.services import model_artifact_store, model_register
 from scripts.stack import Stack
 from tests.conftest import small_text_rows, text_csv
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# serialized_rollback: each test starts from the migrated rows (plans, content types) and its
+# flush leaves none recreated behind it, as the serialized-rollback tests after it expect.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def _clear_data_plane_keys() -> None:
