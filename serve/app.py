@@ -30,6 +30,7 @@ django.setup()
 import orjson  # noqa: E402
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
+from starlette.background import BackgroundTask  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
@@ -43,10 +44,22 @@ from .plane import Plane  # noqa: E402
 log = logging.getLogger(__name__)
 
 
-def json_response(body, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body, status: int = 200, headers: dict[str, str] | None = None, background=None
+) -> Response:
     return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+        orjson.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+        background=background,
     )
+
+
+async def _commit(answer) -> None:
+    # Starlette awaits a response's background task right after its last byte was sent; the
+    # commit is written before anything else can run (serve.admission: exactly once).
+    answer.commit()
 
 
 async def predict(request: Request) -> Response:
@@ -91,6 +104,7 @@ async def predict(request: Request) -> Response:
             },
         },
         headers=answer.headers,
+        background=BackgroundTask(_commit, answer),
     )
 
 
@@ -143,7 +157,7 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
     async def lifespan(app: Starlette):
         plane = Plane(config)
         app.state.plane = plane
-        plane.start()
+        await plane.start()
         proxy = None
         if config.upstream:
             from .proxy import Upstream

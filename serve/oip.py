@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import orjson
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -226,7 +227,16 @@ async def infer(request: Request) -> Response:
         },
         "outputs": outputs,
     }
-    return _json(body, headers=answer.headers)
+    return Response(
+        orjson.dumps(body),
+        media_type="application/json",
+        headers=answer.headers,
+        background=BackgroundTask(_commit, answer),
+    )
+
+
+async def _commit(answer) -> None:
+    answer.commit()  # right after the last byte is sent (serve.app._commit)
 
 
 def routes() -> list[Route]:

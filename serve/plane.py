@@ -13,7 +13,8 @@ import gc
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -26,7 +27,7 @@ from saas.registry.services import PREWARM_CHANNEL
 from saas.tenancy.access import SUSPENDED_DETAIL
 
 from . import metrics
-from .admission import Admission, Admitted, Refused
+from .admission import Admission, Admitted, CommitItem, CommitWriter, Refused
 from .auth import AuthCache, Database
 from .config import ServeConfig
 from .errors import Problem, not_found
@@ -40,7 +41,8 @@ MODEL_NEGATIVE_TTL_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Answer:
-    """A served prediction: what the routes render."""
+    """A served prediction: what the routes render. Not counted until :attr:`commit` is
+    called, which the routes do once the response has been written."""
 
     id: str
     model: ServingModel
@@ -48,6 +50,8 @@ class Answer:
     inference_ms: float
     cold_start: bool
     headers: dict[str, str]
+    #: Count the answer: call right after its last byte is written (``serve.admission``).
+    commit: Callable[[], None] = field(repr=False, default=lambda: None)
 
 
 class Plane:
@@ -67,6 +71,7 @@ class Plane:
         self.admission = Admission(
             self.redis, rate_window_seconds=float(settings.TRAINYARD_RATE_LIMIT_WINDOW_SECONDS)
         )
+        self.commits = CommitWriter(settings.REDIS_URL, fallback=self._commit_fallback)
         self.store = ModelStore(config.cache_bytes)
         self.scheduler = Scheduler(config)
         self._models: dict[str, tuple[ServingModel | None, float]] = {}
@@ -79,10 +84,14 @@ class Plane:
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
         # Django, the ORM and their imports are long-lived too (see ModelStore.get).
         gc.collect()
         gc.freeze()
+        try:
+            await self.commits.start(self.redis)
+        except Exception as exc:  # Redis down at start: readiness says so; commits fall back
+            log.warning("metering commit writer not started: %s", exc)
         self._tasks = [
             asyncio.create_task(self.auth.run(), name="auth-refresh"),
             asyncio.create_task(self._flush_loop(), name="metering-flush"),
@@ -97,6 +106,7 @@ class Plane:
             await self._flush()  # what this replica committed, before it goes
         except Exception as exc:
             log.warning("final flush failed (the next replica or beat will do it): %s", exc)
+        await self.commits.stop()
         await self.redis.aclose()
         self.db.shutdown()
 
@@ -304,22 +314,47 @@ class Plane:
                 "The model could not run",
                 "The model failed on these inputs; nothing was billed.",
             ) from None
-        try:
-            await self.admission.commit(
-                decision, model_id=model.id, micros=execution.micros_share, cold_start=cold
-            )
-        except Exception as exc:
-            log.warning("metering commit failed: %s", exc)
-            await self._release(decision)
-            raise _redis_down() from None
+        prediction_id = new_id("pred")
+        item = CommitItem(
+            organization_id=decision.organization_id,
+            principal=decision.principal,
+            model_id=model.id,
+            inputs=decision.inputs,
+            micros=execution.micros_share,
+            cold_start=cold,
+            prediction_id=prediction_id,
+        )
         return Answer(
-            id=new_id("pred"),
+            commit=lambda: self.commits.write(item),
+            id=prediction_id,
             model=model,
             predictions=execution.predictions,
             inference_ms=round(execution.seconds * 1000, 3),
             cold_start=cold,
             headers=decision.headers(),
         )
+
+    async def _commit_fallback(self, item: CommitItem) -> None:
+        """A commit the writer could not make: through redis-py, else straight to the ledger."""
+        try:
+            await self.admission.commit(item)
+            return
+        except Exception as exc:
+            log.warning("metering commit through redis-py failed: %s", exc)
+        from saas.inference.services import prediction_usage_record
+
+        try:
+            await self.db.run(
+                prediction_usage_record,
+                organization_id=item.organization_id,
+                principal=item.principal,
+                model_id=item.model_id,
+                inputs=item.inputs,
+                micros=item.micros,
+                prediction_id=item.prediction_id,
+            )
+        except Exception:
+            log.exception("LOST a metering count: %s", item)
 
     async def _release(self, decision: Admitted) -> None:
         try:
