@@ -93,7 +93,9 @@ def image_problem(blob: bytes, budget: list[int]) -> str | None:
         with Image.open(io.BytesIO(blob)) as img:  # lazy: parses the header only
             width, height = img.size
             fmt = img.format
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # Pillow's own bound (2x its MAX_IMAGE_PIXELS)
+        return "image has more pixels than the limit"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return "not a decodable JPEG or PNG image"
     if fmt not in FORMATS:
         return f"{fmt} is not supported (JPEG or PNG)"
