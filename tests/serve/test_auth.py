@@ -157,3 +157,46 @@ def test_keys_of_two_tenants_on_one_replica_stay_apart(serve_client, text_saved_
     assert predict(serve_client, mb, bearer(b.key)).status_code == 200
     assert predict(serve_client, mb, bearer(a.key)).status_code == 404
     assert predict(serve_client, ma, bearer(b.key)).status_code == 404
+
+
+def test_the_data_plane_walk(serve_client, acme, globex, text_saved_model):
+    """Every data plane route that names a model, as keys of B with every single scope, all
+    scopes, and created by every role, with A's model id: 403 (scope or role) or 404, never
+    A's data, never a prediction billed to A."""
+    from saas.apikeys.models import SCOPES
+    from tests.conftest import ROLES
+
+    model = register_text_model(acme.org, text_saved_model, "mdl_walk1")
+    keys = {f"scope:{s}": globex.key("owner", scopes=[s]) for s in SCOPES}
+    keys["all"] = globex.key("owner")
+    keys |= {f"role:{r}": globex.key(r) for r in ROLES}
+    routes = [
+        ("post", f"/v1/models/{model}/predict", {"inputs": ["x"]}),
+        ("get", f"/v2/models/{model}", None),
+        ("get", f"/v2/models/{model}/ready", None),
+        ("get", f"/v2/models/{model}/versions/1", None),
+        (
+            "post",
+            f"/v2/models/{model}/infer",
+            {"inputs": [{"datatype": "BYTES", "shape": [1], "data": ["x"]}]},
+        ),
+        (
+            "post",
+            f"/v2/models/{model}/versions/1/infer",
+            {"inputs": [{"datatype": "BYTES", "shape": [1], "data": ["x"]}]},
+        ),
+    ]
+    attempts = 0
+    for name, client in keys.items():
+        secret = client._credentials["HTTP_AUTHORIZATION"]
+        for method, path, body in routes:
+            kwargs = {"json": body} if body is not None else {}
+            r = getattr(serve_client, method)(path, headers={"Authorization": secret}, **kwargs)
+            attempts += 1
+            assert r.status_code in (403, 404), (name, method, path, r.status_code, r.text)
+            assert "predictions" not in r.text and "classes" not in r.text, (name, path)
+    assert attempts == len(keys) * len(routes)
+    time.sleep(2.5)
+    from saas.metering.models import UsageEvent
+
+    assert not UsageEvent.objects.for_tenant(acme.org).exists()
