@@ -66,6 +66,19 @@ def test_the_rate_limit_counts_inputs_not_requests(serve_client, tenant, text_mo
     assert_nothing_billed_later(tenant.org, 5)
 
 
+def test_a_request_larger_than_the_bucket_is_admitted_when_it_is_full(
+    serve_client, tenant, text_model
+):
+    """Big requests are not starved: 8 inputs against a bucket of 5 pass when it is full and
+    leave it in debt, so the next input waits."""
+    set_plan_limits("free", predictions_per_key=5)
+    assert predict(serve_client, text_model, tenant.key, n=8).status_code == 200
+    r = predict(serve_client, text_model, tenant.key, n=1)
+    assert_problem(r, 429)
+    assert int(r.headers["Retry-After"]) >= 36  # 3 in debt + 1, at 5 per 60 s
+    assert_nothing_billed_later(tenant.org, 8)
+
+
 def test_the_organisations_rate_limit_spans_its_keys(serve_client, tenant, text_model):
     set_plan_limits("free", predictions_per_key=100, predictions_per_organization=4)
     second = api_key_create(organization=tenant.org, name="second", actor=Actor.system()).secret
