@@ -387,3 +387,31 @@ def corrupt_png() -> bytes:
     garbage = garbage[:length]
     crc = struct.pack(">I", zlib.crc32(b"IDAT" + garbage) & 0xFFFFFFFF)
     return good[: idat + 4] + garbage + crc + good[idat + 8 + length :]
+
+
+def test_a_streamed_multipart_body_over_the_limit_is_413(
+    transactional_db, clean_redis, tenant, image_model
+):
+    """Without Content-Length the multipart body is bounded while it is read, like JSON."""
+    import httpx
+
+    png = png_bytes()
+    request = httpx.Request(
+        "POST",
+        "http://testserver/",
+        files=[("files", (f"{i}.png", png, "image/png")) for i in range(40)],
+    )
+    body = request.read()
+    assert len(body) > 1000
+    with serve_app(max_body_bytes=1000) as c:
+
+        def chunks():
+            for i in range(0, len(body), 256):
+                yield body[i : i + 256]
+
+        r = c.post(
+            f"/v1/models/{image_model}/predict",
+            content=chunks(),
+            headers={**bearer(tenant.key), "Content-Type": request.headers["content-type"]},
+        )
+        assert_problem(r, 413)
