@@ -180,7 +180,7 @@ def test_a_request_past_its_deadline_is_504_billed_nothing_and_released(
             and "nothing was billed" in (problem["detail"])
         )
         counters = _month_counters(clean_redis)
-        assert len(counters) == 2 and set(counters.values()) == {0}, counters
+        assert counters and set(counters.values()) == {0}, counters  # reservations released
     assert_nothing_billed_later(tenant.org, 0)
 
 

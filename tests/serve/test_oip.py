@@ -81,7 +81,12 @@ def _not_ready(tenant, text_model) -> None:
         assert "nothing was billed" in assert_problem(p, 503)["detail"]
 
 
-def test_model_metadata_and_ready(serve_client, tenant, text_model):
+def test_model_metadata_and_ready(transactional_db, clean_redis, tenant, text_model):
+    with serve_app() as c:  # started after the model was registered: not pre-warmed
+        _metadata_and_ready(c, tenant, text_model)
+
+
+def _metadata_and_ready(serve_client, tenant, text_model) -> None:
     r = serve_client.get(f"/v2/models/{text_model}", headers=bearer(tenant.key))
     assert r.status_code == 200, r.text
     meta = r.json()

@@ -81,7 +81,14 @@ def assert_problem(r, status: int) -> dict:
     return body
 
 
-def test_text_prediction_contract(serve_client, tenant, text_model):
+def test_text_prediction_contract(transactional_db, clean_redis, tenant, text_model):
+    # An app started after the model was registered: nothing pre-warmed it, the first
+    # request loads it (cold_start).
+    with serve_app() as c:
+        _contract(c, tenant, text_model)
+
+
+def _contract(serve_client, tenant, text_model) -> None:
     r = serve_client.post(
         f"/v1/models/{text_model}/predict",
         json={"inputs": ["great film, loved it", "awful, boring"]},
@@ -237,7 +244,14 @@ def test_text_model_sent_files(serve_client, tenant, text_model):
 # --- image models ------------------------------------------------------------------------
 
 
-def test_image_prediction_as_base64_and_multipart(serve_client, tenant, image_model):
+def test_image_prediction_as_base64_and_multipart(
+    transactional_db, clean_redis, tenant, image_model
+):
+    with serve_app() as c:  # started after the model was registered: the first load is cold
+        _image_contract(c, tenant, image_model)
+
+
+def _image_contract(serve_client, tenant, image_model) -> None:
     url = f"/v1/models/{image_model}/predict"
     dark, light = png_bytes(10), png_bytes(245)
     r = serve_client.post(

@@ -181,3 +181,22 @@ def test_the_model_lru_is_bounded_by_bytes(
     with serve_app(cache_bytes=size // 2) as c:  # too big to keep: served, never cached
         assert [cold(c, text_model), cold(c, text_model)] == [True, True]
         assert not loaded(c, text_model)
+
+
+def test_a_model_registered_while_serving_is_pre_warmed(serve_client, tenant, text_saved_model):
+    """``model_register`` announces the model on ``dp:prewarm``; a running replica loads it
+    before its first prediction, which is then not a cold start."""
+    import time
+
+    model = register_text_model(tenant.org, text_saved_model, "mdl_prewarm1")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        ready = serve_client.get(f"/v2/models/{model}/ready", headers=bearer(tenant.key))
+        if ready.json().get("loaded"):
+            break
+        time.sleep(0.1)
+    assert ready.json() == {"name": model, "ready": True, "loaded": True}
+    r = serve_client.post(
+        f"/v1/models/{model}/predict", json={"inputs": ["x"]}, headers=bearer(tenant.key)
+    )
+    assert r.status_code == 200 and r.json()["usage"]["cold_start"] is False
