@@ -230,6 +230,12 @@ def _num(value) -> str:
     return format(value, "f") if value is not None else "-1"
 
 
+def _seed(units) -> int:
+    # A month counter's seed must be an integer (the script INCRBYs it); the ledger's
+    # quantities are Decimals with six places ("30.000000"). Rounded up: errs on the safe side.
+    return math.ceil(units)
+
+
 @dataclass(frozen=True)
 class CommitItem:
     """An answered request's count, as the commit script takes it."""
@@ -444,8 +450,8 @@ class Admission:
             per_org,
             per_org / window,
             _num(budget.hard_limit),
-            _num(budget.org_units),
-            _num(budget.key_units),
+            _seed(budget.org_units),
+            _seed(budget.key_units),
             _num(budget.unit_price),
             _num(budget.included_units),
             _num(budget.org_spend_cap),

@@ -93,7 +93,9 @@ def image_problem(blob: bytes, budget: list[int]) -> str | None:
         with Image.open(io.BytesIO(blob)) as img:  # lazy: parses the header only
             width, height = img.size
             fmt = img.format
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # Pillow's own bound (2x its MAX_IMAGE_PIXELS)
+        return "image has more pixels than the limit"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return "not a decodable JPEG or PNG image"
     if fmt not in FORMATS:
         return f"{fmt} is not supported (JPEG or PNG)"
@@ -186,8 +188,15 @@ async def request_inputs(request: Request, model: ServingModel, config: ServeCon
                 'This is a text model; send {"inputs": ["…"]}.',
                 [{"field": "files", "message": "files are only accepted by image models"}],
             )
+        # Read (and bound) the body first, as for JSON: a chunked body has no Content-Length
+        # to refuse up front, and the form parser alone would read whatever comes.
+        body = await read_body(request, config.max_body_bytes)
+
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
         try:
-            form = await request.form(
+            form = await Request(request.scope, replay).form(
                 max_files=config.max_inputs + 1, max_fields=16, max_part_size=MAX_IMAGE_BYTES + 1
             )
         except Exception as exc:  # python-multipart's errors and Starlette's limits

@@ -5,7 +5,9 @@ registry, metering and billing (DESIGN §2: ``actor`` on every write), and of
 Not listed, by design: the worker-side job transitions (start, monitor, complete, stopped,
 fail, reaper), ``usage_record`` / the artifact helpers and billing's ``training_charge`` and
 ``storage_sample``, which run inside a transition or a sample the system makes and whose actor
-is always the system; and the Stripe webhook's ``stripe_event_process``, whose actor is Stripe.
+is always the system; the Stripe webhook's ``stripe_event_process``, whose actor is Stripe;
+and ``prediction_windows_flush``, which writes what the data plane (``serve``) already
+admitted for its principals (the principal is on each event).
 """
 
 from __future__ import annotations
