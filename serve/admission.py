@@ -20,14 +20,14 @@ requests at a quota's edge can never overshoot it: each sees the others' reserva
 request calls ``release``, giving the reservation back.
 
 **Exactly once.** The count is committed to the current metering window
-(``saas.metering.windows``) *after* the answer has been written to the client's socket, by
-:class:`CommitWriter`, which writes the commit command to Redis synchronously in the same
-event-loop step (no ``await`` between the two writes). On loopback and on a LAN both writes
-reach their peers' sockets as they are made, so a ``serve`` killed at any instant has either
-not answered (nothing counted) or answered and sent the count: the window in which a kill could
-separate them is the few microseconds between two system calls, where committing first left a
-whole Redis round trip (and a group commit's wait) in which a killed ``serve`` had counted an
-answer the client never received. A commit Redis refuses (an error reply, or no connection)
+(``saas.metering.windows``) by :class:`CommitWriter`, which writes the commit command to
+Redis synchronously, between the two writes of the answer: all of it but its last byte, the
+count, the last byte (``serve.responses.CommittedResponse``). A client holds a 200 only once the
+last byte arrives, after the count left; a ``serve`` killed before the count leaves delivered
+an incomplete response, which no client takes for an answer. So the one instant at which a
+kill can make client and ledger disagree is the few microseconds between two system calls
+(there, a count for a response whose last byte never left). Committing before answering,
+across a Redis round trip and a group commit's wait, had left milliseconds of such exposure. A commit Redis refuses (an error reply, or no connection)
 is retried through redis-py and, failing that, written to the ledger directly
 (``saas.inference.services.prediction_usage_record``), so an answered request is not lost. Counters are seeded from the ledger snapshot when absent (a new month, or an empty
 Redis), and exist only while a limit needs them (a hard quota or an organisation spend cap

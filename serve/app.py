@@ -30,7 +30,6 @@ django.setup()
 import orjson  # noqa: E402
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
-from starlette.background import BackgroundTask  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
@@ -40,26 +39,15 @@ from .config import ServeConfig  # noqa: E402
 from .errors import Problem  # noqa: E402
 from .inputs import request_inputs, request_weight  # noqa: E402
 from .plane import Plane  # noqa: E402
+from .responses import CommittedResponse  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
-def json_response(
-    body, status: int = 200, headers: dict[str, str] | None = None, background=None
-) -> Response:
+def json_response(body, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        orjson.dumps(body),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-        background=background,
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
     )
-
-
-async def _commit(answer) -> None:
-    # Starlette awaits a response's background task right after its last byte was sent; the
-    # commit is written before anything else can run (serve.admission: exactly once).
-    answer.commit()
 
 
 async def predict(request: Request) -> Response:
@@ -91,20 +79,22 @@ async def predict(request: Request) -> Response:
     metrics.REQUESTS.labels(model=label, status="200").inc()
     metrics.INPUTS.labels(model=label).inc(len(inputs))
     metrics.LATENCY.labels(model=label).observe(time.monotonic() - started)
-    return json_response(
-        {
-            "id": answer.id,
-            "object": "prediction",
-            "model": model.id,
-            "predictions": answer.predictions,
-            "usage": {
-                "predictions": len(inputs),
-                "inference_ms": answer.inference_ms,
-                "cold_start": answer.cold_start,
-            },
-        },
+    return CommittedResponse(
+        orjson.dumps(
+            {
+                "id": answer.id,
+                "object": "prediction",
+                "model": model.id,
+                "predictions": answer.predictions,
+                "usage": {
+                    "predictions": len(inputs),
+                    "inference_ms": answer.inference_ms,
+                    "cold_start": answer.cold_start,
+                },
+            }
+        ),
+        commit=answer.commit,
         headers=answer.headers,
-        background=BackgroundTask(_commit, answer),
     )
 
 

@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 import orjson
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -27,6 +26,7 @@ from saas.contract.tasks import TEXT
 from . import metrics
 from .errors import Problem, invalid
 from .inputs import model_inputs, parse_json, read_body, request_weight
+from .responses import CommittedResponse
 
 SERVER = {"name": "trainyard-serve", "version": "1", "extensions": []}
 
@@ -227,16 +227,7 @@ async def infer(request: Request) -> Response:
         },
         "outputs": outputs,
     }
-    return Response(
-        orjson.dumps(body),
-        media_type="application/json",
-        headers=answer.headers,
-        background=BackgroundTask(_commit, answer),
-    )
-
-
-async def _commit(answer) -> None:
-    answer.commit()  # right after the last byte is sent (serve.app._commit)
+    return CommittedResponse(orjson.dumps(body), commit=answer.commit, headers=answer.headers)
 
 
 def routes() -> list[Route]:

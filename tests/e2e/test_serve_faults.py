@@ -9,9 +9,9 @@ tenant with a real SavedModel trained by the text runner and registered as a job
   SIGKILLed and started again. The ledger must then hold the 200s' inputs (and their number
   of requests): nothing lost from Redis's metering windows, nothing counted twice by the
   flushers racing or dying, nothing for requests refused while serve was down or cut off by a
-  kill. Exactly: serve writes the count to Redis right after the answer, synchronously in the
-  same event-loop step (``serve.admission.CommitWriter``), so no kill can fall between them but
-  one of a few microseconds. (When it committed before answering, across a round trip, about
+  kill. Exactly: serve writes the count to Redis between the answer's body and its last byte,
+  synchronously (``serve.responses.CommittedResponse``), so no kill can fall between delivery
+  and count but one of a few microseconds. (When it committed before answering, across a round trip, about
   one run in three here counted a request whose answer the kill cut off.)
 - **Revocation.** Two serve replicas warmed with a key: revoked through the REST API, the key
   is refused (401) by both within 1 s; an organisation suspended, both refuse it (403) within

@@ -1,0 +1,35 @@
+"""The response that counts a prediction as it delivers it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.responses import Response
+
+
+class CommittedResponse(Response):
+    """A prediction's answer, counted as it is delivered.
+
+    The body goes out in two writes: all of it but the last byte, then — after the count has
+    been written to Redis (``Answer.commit``, synchronous) — the last byte. The client holds a
+    complete 200 (its ``Content-Length`` satisfied) only once that byte arrives, which is after
+    the count left for Redis; a ``serve`` killed before the count leaves has delivered an
+    incomplete response, which no client takes for an answer. So the only instant at which a
+    kill can make the ledger and the client disagree is the few microseconds between the two
+    writes, instead of the whole of a Redis round trip (``serve.admission``).
+    """
+
+    def __init__(
+        self, content: bytes, *, commit: Callable[[], None], headers: dict[str, str]
+    ) -> None:
+        super().__init__(content, media_type="application/json", headers=headers)
+        self._commit = commit
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        body = bytes(self.body)
+        await send({"type": "http.response.body", "body": body[:-1], "more_body": True})
+        self._commit()
+        await send({"type": "http.response.body", "body": body[-1:], "more_body": False})
