@@ -31,6 +31,8 @@ class ServeConfig:
         [TRAINYARD_SERVE_TF_THREADS, CPU count // slots, at least 1], so that ``slots``
         executions at once never ask for more cores than there are and one tenant's
         execution cannot take the core left for the others.
+    exec_nice: how many nice steps the model-execution threads run below the event loop
+        [TRAINYARD_SERVE_EXEC_NICE, 5; 0 leaves them equal].
     tenant_slots: most executions one tenant holds at once [TRAINYARD_SERVE_TENANT_SLOTS,
         slots - 1, at least 1], so one slot is always left for the others.
     tenant_inflight: requests one tenant may have in flight in this process
@@ -66,6 +68,7 @@ class ServeConfig:
     batching: bool
     slots: int
     tf_threads: int
+    exec_nice: int
     tenant_slots: int
     tenant_inflight: int
     tenant_active_bytes: int
@@ -92,6 +95,7 @@ class ServeConfig:
             batching=os.environ.get("TRAINYARD_SERVE_BATCHING", "1") not in ("0", "false", "no"),
             slots=slots,
             tf_threads=max(1, _int("TRAINYARD_SERVE_TF_THREADS", (os.cpu_count() or 1) // slots)),
+            exec_nice=max(0, _int("TRAINYARD_SERVE_EXEC_NICE", 5)),
             tenant_slots=max(1, _int("TRAINYARD_SERVE_TENANT_SLOTS", max(1, slots - 1))),
             tenant_inflight=max(1, _int("TRAINYARD_SERVE_TENANT_INFLIGHT", 128)),
             tenant_active_bytes=max(1, _int("TRAINYARD_SERVE_TENANT_ACTIVE_BYTES", 1024 * 1024)),

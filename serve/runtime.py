@@ -33,6 +33,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import threading
 import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -161,7 +163,12 @@ class Scheduler:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self._pool = ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="serve-exec")
+        self._pool = ThreadPoolExecutor(
+            max_workers=config.slots,
+            thread_name_prefix="serve-exec",
+            initializer=_lower_priority,
+            initargs=(config.exec_nice,),
+        )
         self._queues: dict[str, _Queue] = {}
         self._tenant_running: dict[str, int] = {}
         self._running = 0
@@ -315,6 +322,18 @@ class Scheduler:
             queue.cap = max(1, min(queue.cap, size) // 2)
         elif seconds < target / 2 and size >= queue.cap:
             queue.cap = min(self.config.max_batch, queue.cap + 1)
+
+
+def _lower_priority(nice: int) -> None:
+    """Run this execution thread ``nice`` steps below the event loop (Linux schedules threads
+    one by one, so ``setpriority`` on the thread id applies to it alone): the loop, which
+    parses, admits and answers every tenant's requests, then never waits for CPU behind a
+    long model execution, and the scheduler's short executions wake ahead of long ones."""
+    if nice > 0 and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:
+            log.warning("could not lower the execution threads' priority")
 
 
 def _execute(loaded: Any, batch: list[_Job]) -> list[Any]:
