@@ -1,0 +1,936 @@
+"""`make bench-serving`: Trainyard's data plane (`serve`) against BentoML and KServe, one run.
+
+What it does, in order (issue 10, "Benchmark: make bench-serving"):
+
+1. Starts a Stack (web, and a training worker when it must train) on its own database
+   (``BENCH_DATABASE_URL``, default ``trainyard_bench``, created and migrated) and Redis db
+   (``BENCH_REDIS_URL``, default db 4); creates a ``bench`` plan with limits far above the load,
+   tenants A and B on it, and an API key each. Each tenant trains the text model on the shipped
+   sentiment sentences through the REST API; A's SavedModel is downloaded
+   (``GET /v1/models/{id}/download``) for the peers. The models are cached under var/bench/
+   (keyed by the data's SHA-256 and :data:`RECIPE`), so a rerun on the same database skips
+   training.
+2. Installs BentoML and the KServe model server into var/bench/venvs/ (only if missing), each
+   serving the same SavedModel's ``serving_default`` (bench/serving_peers/).
+3. Drives every system with wrk (bench/serving_wrk.lua) with the same texts: batch 1 and 32 at
+   1, 8 and 64 connections, ``BENCH_SECONDS`` (default 8) a cell. Trainyard is called at
+   ``POST /v1/models/{id}/predict`` with a real API key: auth, admission and metering on.
+4. Extra Trainyard cells: batching off (``TRAINYARD_SERVE_BATCHING=0``) at 64 connections,
+   batch 1; tenant B's p99 at 8 connections, batch 1, alone and while tenant A floods 256 long
+   texts a request on 32 connections. The SavedModel in-process is the ceiling.
+5. Prints a markdown table and the goals (PASS/FAIL), writes var/bench/serving.json.
+
+Throughput counts only 2xx answers; wrk's latency percentiles include every answer. Systems run
+one at a time on the same cores as wrk; the ratios are measured within one run.
+
+Environment: ``BENCH_SECONDS``, ``BENCH_WORKERS`` (processes per system, default 1),
+``BENCH_SYSTEMS`` (comma list of trainyard,bentoml,kserve; default all),
+``BENCH_DATABASE_URL``, ``BENCH_REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.stack import Stack, free_port  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+VAR = ROOT / "var" / "bench"
+VENVS = VAR / "venvs"
+PEERS_DIR = BENCH / "serving_peers"
+LUA = BENCH / "serving_wrk.lua"
+DATA = ROOT / "data" / "text" / "sentiment_labelled_sentences.csv"
+PY = Path(sys.executable)
+
+# How the benchmark's model is trained; part of the cache key (bump it when this changes).
+RECIPE = {"version": 1, "hyperparameters": {"epochs": 5}, "seed": 0}
+# Peers and what goes into their virtualenvs (the same TensorFlow as Trainyard's lock).
+PEER_PACKAGES = {
+    "bentoml": ["bentoml==1.4.40"],
+    "kserve": ["kserve==0.21.0"],
+}
+PEER_COMMON = ["tensorflow==2.21.0", "tf-keras==2.21.0"]
+BATCHES = (1, 32)
+CONNS = (1, 8, 64)
+MAX_BATCH = 64  # serve's TRAINYARD_SERVE_MAX_BATCH default; BentoML gets the same
+FLOOD_CONNS = 32
+FLOOD_INPUTS = 256
+FLOOD_CHARS = 1000  # each flood text is about this long
+PLAN = {
+    "name": "Bench",
+    "hard_limits": False,
+    "contract_based": True,
+    "requests_per_key": 1_000_000_000,
+    "requests_per_organization": 1_000_000_000,
+    "max_running_jobs": 8,
+    "max_active_jobs": 500,
+}
+
+
+def log(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+# --- wrk ---------------------------------------------------------------------------------------
+
+
+def parse_wrk_output(stdout: str) -> dict[str, Any]:
+    """The ``WRK_JSON {...}`` line that bench/serving_wrk.lua's ``done()`` prints, as a dict.
+
+    Raises:
+        ValueError: no such line (wrk failed before ``done()``, or another script ran).
+    """
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("WRK_JSON "):
+            return json.loads(line[len("WRK_JSON ") :])
+    raise ValueError(f"no WRK_JSON line in wrk's output:\n{stdout[-2000:]}")
+
+
+@dataclass
+class Cell:
+    """One wrk run's figures. ``rps`` and ``inputs_per_s`` count 2xx answers only; latencies in
+    milliseconds over every answer; ``errors`` = non-2xx answers + socket errors."""
+
+    system: str
+    name: str
+    batch: int
+    conns: int
+    seconds: float
+    requests: int
+    ok: int
+    rps: float
+    inputs_per_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    non2xx: int
+    socket_errors: int
+    errors: int
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_wrk(cls, system: str, name: str, batch: int, conns: int, raw: dict) -> Cell:
+        seconds = raw["duration_us"] / 1e6
+        sock = raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]
+        ok = max(raw["requests"] - raw["non2xx"], 0)
+        return cls(
+            system=system,
+            name=name,
+            batch=batch,
+            conns=conns,
+            seconds=round(seconds, 3),
+            requests=raw["requests"],
+            ok=ok,
+            rps=round(ok / seconds, 1),
+            inputs_per_s=round(ok * batch / seconds, 1),
+            p50_ms=raw["p50_us"] / 1000,
+            p90_ms=raw["p90_us"] / 1000,
+            p99_ms=raw["p99_us"] / 1000,
+            max_ms=raw["max_us"] / 1000,
+            non2xx=raw["non2xx"],
+            socket_errors=sock,
+            errors=raw["non2xx"] + sock,
+            raw=raw,
+        )
+
+
+def ensure_wrk() -> str:
+    """Path of wrk, installing Debian's package when it is missing (needs root or sudo)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("wrk is missing: apt-get install -y wrk")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run([*sudo, "apt-get", "install", "-y", "wrk"], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is still missing after apt-get install")
+    return found
+
+
+def wrk_run(
+    url: str, body: Path, *, conns: int, seconds: float, auth: str = "", threads: int | None = None
+) -> dict[str, Any]:
+    """Run wrk against ``url`` POSTing ``body``; returns :func:`parse_wrk_output`'s dict."""
+    threads = threads or min(conns, os.cpu_count() or 2)
+    cmd = [
+        WRK,
+        "-t",
+        str(threads),
+        "-c",
+        str(conns),
+        "-d",
+        f"{seconds:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+    ]
+    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_AUTH": auth}
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr[-2000:]}")
+    result = parse_wrk_output(out.stdout)
+    count_client(auth, body, result)
+    return result
+
+
+# Inputs answered 2xx per bearer key, as the client saw them (compared with the ledger).
+CLIENT_INPUTS: dict[str, int] = {}
+
+
+def count_client(auth: str, body: Path, result: dict[str, Any]) -> None:
+    payload = json.loads(body.read_bytes())
+    batch = len(payload.get("inputs") or payload.get("instances") or [])
+    ok = max(result["requests"] - result["non2xx"], 0)
+    CLIENT_INPUTS[auth] = CLIENT_INPUTS.get(auth, 0) + ok * batch
+
+
+@contextmanager
+def wrk_background(
+    url: str, body: Path, *, conns: int, seconds: float, auth: str = "", threads: int = 1
+) -> Iterator[dict[str, Any]]:
+    """wrk running while the ``with`` body runs; the yielded dict is filled in on exit."""
+    cmd = [WRK, "-t", str(threads), "-c", str(conns), "-d", f"{seconds:g}s", "--timeout", "10s"]
+    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_AUTH": auth}
+    proc = subprocess.Popen(
+        [*cmd, "-s", str(LUA), url], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    result: dict[str, Any] = {}
+    try:
+        yield result
+    finally:
+        stdout, stderr = proc.communicate(timeout=seconds + 60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"background wrk failed: {stderr.decode()[-2000:]}")
+        result.update(parse_wrk_output(stdout.decode()))
+        count_client(auth, body, result)
+
+
+WRK = "wrk"
+
+
+# --- payloads ----------------------------------------------------------------------------------
+
+
+def texts() -> list[str]:
+    with open(DATA, encoding="utf-8", newline="") as fh:
+        return [row["text"] for row in csv.DictReader(fh)]
+
+
+@dataclass
+class Payloads:
+    """Request bodies on disk, by (shape, batch): shape ``inputs`` (Trainyard, BentoML) or
+    ``instances`` (KServe V1); plus the flood's long texts."""
+
+    files: dict[tuple[str, int], Path]
+    flood: Path
+    flood_chars: int
+
+    @classmethod
+    def write(cls, directory: Path) -> Payloads:
+        directory.mkdir(parents=True, exist_ok=True)
+        all_texts = texts()
+        # Every 97th sentence: a spread over the three sources (Amazon, IMDb, Yelp).
+        picked = all_texts[::97]
+        files = {}
+        for batch in (*BATCHES, 2):
+            for key in ("inputs", "instances"):
+                path = directory / f"{key}-{batch}.json"
+                path.write_text(json.dumps({key: picked[:batch]}))
+                files[(key, batch)] = path
+        long_texts, i = [], 0
+        for _ in range(FLOOD_INPUTS):
+            parts: list[str] = []
+            while sum(len(p) + 1 for p in parts) < FLOOD_CHARS:
+                parts.append(all_texts[i % len(all_texts)])
+                i += 1
+            long_texts.append(" ".join(parts)[:FLOOD_CHARS])
+        flood = directory / "flood.json"
+        flood.write_text(json.dumps({"inputs": long_texts}))
+        return cls(files=files, flood=flood, flood_chars=FLOOD_CHARS)
+
+
+# --- the Trainyard side ------------------------------------------------------------------------
+
+
+@dataclass
+class Tenant:
+    slug: str
+    model: str = ""
+    key: str = ""
+
+
+def ensure_database(url: str) -> None:
+    """Create the database named in ``url`` if it does not exist (PostgreSQL only)."""
+    import psycopg
+
+    parts = urllib.parse.urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+PLAN_SCRIPT = """
+import json, sys
+from decimal import Decimal
+from saas.billing.models import Plan, PlanPrice
+from saas.billing.seed import PLANS, START
+fields = json.loads(sys.argv[-1])
+plan, _ = Plan.objects.update_or_create(code="bench", defaults=fields)
+for meter in PLANS["enterprise"][4]:
+    PlanPrice.objects.update_or_create(
+        plan=plan, meter=meter, effective_from=START,
+        defaults={"included_units": Decimal(0), "unit_price": Decimal(0)},
+    )
+print(plan.pk)
+"""
+
+
+def setup_plan(stack: Stack) -> None:
+    """The ``bench`` plan: limits far above the load, nothing charged. Written with the ORM, as
+    the seed migration does (plans are operator data; there is no service for them)."""
+    stack.manage("shell", "-c", PLAN_SCRIPT.replace("sys.argv[-1]", repr(json.dumps(PLAN))))
+
+
+def ensure_tenant(stack: Stack, slug: str) -> None:
+    try:
+        stack.manage(
+            "create_tenant",
+            slug,
+            "--name",
+            f"Bench {slug}",
+            "--owner-email",
+            f"owner@{slug}.bench.test",
+            "--plan",
+            "bench",
+        )
+    except RuntimeError as exc:
+        if "already exists" not in str(exc):
+            raise
+
+
+class Api:
+    def __init__(self, base: str, key: str) -> None:
+        self.base = base
+        self.s = requests.Session()
+        self.s.headers["Authorization"] = f"Bearer {key}"
+
+    def __call__(self, method: str, path: str, expect: int = 200, **kw: Any) -> Any:
+        r = self.s.request(method, self.base + path, timeout=120, **kw)
+        if r.status_code != expect:
+            raise RuntimeError(f"{method} {path} -> {r.status_code}: {r.text[:2000]}")
+        return r.json() if "json" in r.headers.get("content-type", "") else r
+
+
+def train(api: Api, label: str) -> str:
+    """Upload the sentiment CSV and train the text model; returns the model id."""
+    with open(DATA, "rb") as fh:
+        ds = api(
+            "POST",
+            "/v1/datasets",
+            201,
+            files={"file": fh},
+            data={"task": "text-classification", "name": "bench sentiment"},
+        )
+    job = api(
+        "POST",
+        "/v1/training-jobs",
+        201,
+        json={"dataset": ds["id"], **{k: v for k, v in RECIPE.items() if k != "version"}},
+    )
+    t0 = time.monotonic()
+    while job["status"] not in ("succeeded", "failed", "cancelled"):
+        if time.monotonic() - t0 > 900:
+            raise TimeoutError(f"training job {job['id']} did not finish in 15 min")
+        time.sleep(1)
+        job = api("GET", f"/v1/training-jobs/{job['id']}")
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"training {label} ended {job['status']}: {job['error']}")
+    log(
+        f"  {label}: {job['model']} accuracy {job['metrics']['accuracy']:.3f}, "
+        f"trained in {time.monotonic() - t0:.0f} s"
+    )
+    return job["model"]
+
+
+def model_cache_key() -> str:
+    digest = hashlib.sha256(DATA.read_bytes()).hexdigest()
+    recipe = hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()
+    return f"{digest[:12]}-{recipe[:8]}"
+
+
+def prepare_models(stack: Stack, db_url: str) -> tuple[Tenant, Tenant, Path]:
+    """Tenants A and B with a trained model each and fresh keys; A's SavedModel on disk.
+
+    Reuses var/bench/models/<key>/ when its models still exist in this database.
+    """
+    cache = VAR / "models" / model_cache_key()
+    state_file = cache / "state.json"
+    saved_model = cache / "saved_model"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    if state.get("database") != db_url:
+        state = {}
+    a = Tenant(slug=state.get("a", {}).get("slug") or f"bench-a-{int(time.time())}")
+    b = Tenant(slug=state.get("b", {}).get("slug") or f"bench-b-{int(time.time())}")
+    for t in (a, b):
+        ensure_tenant(stack, t.slug)
+        t.key = stack.manage("create_api_key", t.slug, "--name", "bench")
+        t.model = state.get("a" if t is a else "b", {}).get("model", "")
+    stack.start_web()
+    stack.wait_web()
+    need = []
+    for t in (a, b):
+        if (
+            not t.model
+            or not requests.get(
+                f"{stack.base_url}/v1/models/{t.model}",
+                headers={"Authorization": f"Bearer {t.key}"},
+                timeout=30,
+            ).ok
+        ):
+            need.append(t)
+    if need or not (saved_model / "saved_model.pb").exists():
+        need = need or [a]
+        log(f"Training the text model ({RECIPE['hyperparameters']}) for {len(need)} tenant(s) …")
+        from saas.celery import Queue
+
+        stack.start_worker("training", Queue.TRAINING_CPU)
+        try:
+            for t in need:
+                t.model = train(Api(stack.base_url, t.key), t.slug)
+        finally:
+            stack.kill("worker-training", signal.SIGTERM)
+        blob = Api(stack.base_url, a.key)("GET", f"/v1/models/{a.model}/download").content
+        shutil.rmtree(saved_model, ignore_errors=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+            tar.extractall(cache, filter="data")
+        if not (saved_model / "saved_model.pb").exists():
+            raise RuntimeError(f"the download of {a.model} holds no saved_model/saved_model.pb")
+        state = {
+            "database": db_url,
+            "a": {"slug": a.slug, "model": a.model},
+            "b": {"slug": b.slug, "model": b.model},
+        }
+        state_file.write_text(json.dumps(state, indent=2))
+    else:
+        log(f"Reusing the trained models in {cache} (A {a.model}, B {b.model})")
+    return a, b, saved_model
+
+
+def wait_http(url: str, proc: subprocess.Popen, log_path: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited ({proc.returncode}); see {log_path}")
+        try:
+            if requests.get(url, timeout=5).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} not ready after {timeout:.0f} s; see {log_path}")
+
+
+@contextmanager
+def server(
+    name: str, argv: list[str], env: dict[str, str], ready_url: str, log_dir: Path, cwd: Path
+) -> Iterator[subprocess.Popen]:
+    """A server process (own session, output to ``log_dir/name.log``), stopped on exit."""
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "ab") as fh:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_http(ready_url, proc, log_path)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+# --- peers -------------------------------------------------------------------------------------
+
+
+def ensure_peer_venv(name: str) -> Path:
+    """var/bench/venvs/<name> with the peer and TensorFlow installed (only when missing)."""
+    venv = VENVS / name
+    stamp = venv / ".bench-installed"
+    wanted = json.dumps(PEER_PACKAGES[name] + PEER_COMMON)
+    if stamp.exists() and stamp.read_text() == wanted:
+        return venv
+    log(f"Installing {name} into {venv} …")
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, *PEER_PACKAGES[name], *PEER_COMMON], check=True)
+    stamp.write_text(wanted)
+    return venv
+
+
+def peer_versions(venv: Path, name: str) -> str:
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "show", name],
+        capture_output=True,
+        text=True,
+    )
+    return next((ln.split()[-1] for ln in out.stdout.splitlines() if ln.startswith("Version")), "?")
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+@dataclass
+class System:
+    """How to call one system: the predict URL, the body shape and the bearer key."""
+
+    name: str
+    url: str
+    shape: str  # "inputs" or "instances"
+    auth: str = ""
+
+
+def check_answer(system: System, payloads: Payloads, batch: int = 2) -> dict[str, Any]:
+    """POST one request and check it answers ``batch`` predictions; returns the answer."""
+    headers = {"Content-Type": "application/json"}
+    if system.auth:
+        headers["Authorization"] = f"Bearer {system.auth}"
+    r = requests.post(
+        system.url,
+        data=payloads.files[(system.shape, batch)].read_bytes(),
+        headers=headers,
+        timeout=60,
+    )
+    if r.status_code != 200:
+        raise RuntimeError(f"{system.name}: {r.status_code} {r.text[:1000]}")
+    CLIENT_INPUTS[system.auth] = CLIENT_INPUTS.get(system.auth, 0) + batch
+    answer = r.json()
+    preds = answer["predictions"] if isinstance(answer, dict) else answer
+    if len(preds) != batch or not {"label", "score"} <= set(preds[0]):
+        raise RuntimeError(f"{system.name}: unexpected answer {str(answer)[:500]}")
+    return {"status": r.status_code, "headers": dict(r.headers), "body": answer}
+
+
+def matrix(system: System, payloads: Payloads, seconds: float) -> list[Cell]:
+    """Warm up, then every batch × connections cell for ``system``."""
+    check_answer(system, payloads)
+    wrk_run(
+        system.url,
+        payloads.files[(system.shape, 1)],
+        conns=8,
+        seconds=min(2.0, seconds),
+        auth=system.auth,
+    )
+    cells = []
+    for batch in BATCHES:
+        for conns in CONNS:
+            raw = wrk_run(
+                system.url,
+                payloads.files[(system.shape, batch)],
+                conns=conns,
+                seconds=seconds,
+                auth=system.auth,
+            )
+            cell = Cell.from_wrk(system.name, f"b{batch}-c{conns}", batch, conns, raw)
+            log(
+                f"  {system.name:<22} batch {batch:>2} conns {conns:>2}: {cell.rps:>8.1f} req/s "
+                f"{cell.inputs_per_s:>9.1f} inputs/s  p50 {cell.p50_ms:7.2f}  p99 {cell.p99_ms:7.2f} ms"
+                f"  errors {cell.errors}"
+            )
+            cells.append(cell)
+    return cells
+
+
+CEILING_SCRIPT = """
+import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import tensorflow as tf
+from common import SavedModelClassifier
+model = SavedModelClassifier(sys.argv[2])
+texts = json.loads(open(sys.argv[3]).read())["inputs"]
+seconds = float(sys.argv[4])
+out = {}
+for batch in (1, 32):
+    x = tf.constant(texts[:batch], dtype=tf.string)
+    for _ in range(20):
+        model._fn(inputs=x)
+    lat = []
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        t = time.perf_counter()
+        model._fn(inputs=x)["scores"].numpy()
+        lat.append(time.perf_counter() - t)
+    wall = time.perf_counter() - t0
+    lat.sort()
+    out[batch] = {"calls_per_s": len(lat) / wall, "inputs_per_s": len(lat) * batch / wall,
+                  "p50_ms": statistics.median(lat) * 1000, "p99_ms": lat[int(len(lat) * 0.99)] * 1000}
+print("CEILING " + json.dumps(out))
+"""
+
+
+def ceiling(saved_model: Path, payloads: Payloads, seconds: float) -> dict[str, Any]:
+    """``serving_default`` called in-process (Trainyard's venv), batch 1 and 32, one thread."""
+    out = subprocess.run(
+        [
+            str(PY),
+            "-c",
+            CEILING_SCRIPT,
+            str(PEERS_DIR),
+            str(saved_model),
+            str(payloads.files[("inputs", 32)]),
+            str(min(seconds, 4.0)),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"},
+        timeout=300,
+    )
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("CEILING ")), None)
+    if line is None:
+        raise RuntimeError(f"ceiling run failed: {out.stderr[-2000:]}")
+    return {int(k): v for k, v in json.loads(line[len("CEILING ") :]).items()}
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def goal(name: str, ok: bool, detail: str) -> dict[str, Any]:
+    return {"goal": name, "pass": ok, "detail": detail}
+
+
+def goals(cells: list[Cell], extra: dict[str, Any]) -> list[dict[str, Any]]:
+    by = {(c.system, c.name): c for c in cells}
+    peers = sorted({c.system for c in cells} - {"trainyard"})
+    out = []
+
+    def clean(c: Cell) -> bool:  # goals need answers, not fast refusals
+        return c.errors <= 0.01 * max(c.requests, 1)
+
+    ty1 = by.get(("trainyard", "b1-c8"))
+    peer1 = [by[(p, "b1-c8")] for p in peers if (p, "b1-c8") in by]
+    if ty1 and peer1:
+        best = max(peer1, key=lambda c: c.rps)
+        ok = ty1.rps >= best.rps and ty1.p99_ms <= best.p99_ms and clean(ty1)
+        out.append(
+            goal(
+                "batch 1 @ 8 conns: req/s ≥ 1.0× fastest peer, p99 ≤ its p99",
+                ok,
+                f"Trainyard {ty1.rps:.0f} req/s p99 {ty1.p99_ms:.1f} ms vs {best.system} "
+                f"{best.rps:.0f} req/s p99 {best.p99_ms:.1f} ms ({ty1.rps / max(best.rps, 1e-9):.2f}×)",
+            )
+        )
+    ty32 = by.get(("trainyard", "b32-c8"))
+    peer32 = [by[(p, "b32-c8")] for p in peers if (p, "b32-c8") in by]
+    if ty32 and peer32:
+        best = max(peer32, key=lambda c: c.inputs_per_s)
+        ratio = ty32.inputs_per_s / max(best.inputs_per_s, 1e-9)
+        out.append(
+            goal(
+                "batch 32 @ 8 conns: inputs/s ≥ 1.0× fastest peer",
+                ratio >= 1.0 and clean(ty32),
+                f"Trainyard {ty32.inputs_per_s:.0f} inputs/s vs {best.system} "
+                f"{best.inputs_per_s:.0f} ({ratio:.2f}×)",
+            )
+        )
+    on, off = by.get(("trainyard", "b1-c64")), by.get(("trainyard (batching off)", "b1-c64"))
+    if on and off:
+        ratio = on.rps / max(off.rps, 1e-9)
+        p99r = on.p99_ms / max(off.p99_ms, 1e-9)
+        out.append(
+            goal(
+                "batching on @ 64 conns, batch 1: ≥ 3× batching-off req/s, p99 ≤ 1.5× off",
+                ratio >= 3 and p99r <= 1.5 and clean(on),
+                f"on {on.rps:.0f} req/s p99 {on.p99_ms:.1f} ms, off {off.rps:.0f} req/s p99 "
+                f"{off.p99_ms:.1f} ms ({ratio:.2f}× req/s, {p99r:.2f}× p99)",
+            )
+        )
+    alone, noisy = by.get(("tenant B alone", "b1-c8")), by.get(("tenant B, A flooding", "b1-c8"))
+    if alone and noisy:
+        r = noisy.p99_ms / max(alone.p99_ms, 1e-9)
+        out.append(
+            goal(
+                "noisy neighbour: B's p99 with A flooding ≤ 2× B alone",
+                r <= 2 and clean(noisy),
+                f"B p99 alone {alone.p99_ms:.1f} ms, with A flooding {noisy.p99_ms:.1f} ms "
+                f"({r:.2f}×); B errors {noisy.errors}; A's flood "
+                f"{extra.get('flood', {}).get('inputs_per_s', 0):.0f} inputs/s",
+            )
+        )
+    return out
+
+
+def table(cells: list[Cell], ceil: dict[int, Any] | None) -> str:
+    rows = [
+        "| system | cell | req/s | inputs/s | p50 ms | p99 ms | errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for c in cells:
+        rows.append(
+            f"| {c.system} | batch {c.batch}, {c.conns} conns | {c.rps:,.0f} | "
+            f"{c.inputs_per_s:,.0f} | {c.p50_ms:.2f} | {c.p99_ms:.2f} | {c.errors} |"
+        )
+    for batch, v in (ceil or {}).items():
+        rows.append(
+            f"| SavedModel in-process (`serving_default`) | batch {batch}, 1 thread | "
+            f"{v['calls_per_s']:,.0f} calls/s | {v['inputs_per_s']:,.0f} | {v['p50_ms']:.2f} | "
+            f"{v['p99_ms']:.2f} | 0 |"
+        )
+    return "\n".join(rows)
+
+
+def ledger_predictions(api: Api) -> float:
+    """The tenant's ``predictions`` recorded in the ledger so far (every day), from /v1/usage."""
+    total = 0.0
+    for row in api("GET", "/v1/usage")["data"]:
+        if row["meter"] == "predictions":
+            total += float(row["quantity"])
+    return total
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    global WRK
+    seconds = float(os.environ.get("BENCH_SECONDS", "8"))
+    workers = os.environ.get("BENCH_WORKERS", "1")
+    systems = set(os.environ.get("BENCH_SYSTEMS", "trainyard,bentoml,kserve").split(","))
+    db_url = os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trainyard_bench"
+    )
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
+    WRK = ensure_wrk()
+    run_dir = VAR / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    payloads = Payloads.write(VAR / "bodies")
+    venvs = {p: ensure_peer_venv(p) for p in PEER_PACKAGES if p in systems}
+    log(f"Run {run_dir.name}: {seconds:g} s a cell, {workers} worker process(es) a system")
+
+    cells: list[Cell] = []
+    extra: dict[str, Any] = {"logs": str(run_dir)}
+    ensure_database(db_url)
+    env = {
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "bench-serving-not-secret",
+        "TRAINYARD_STORAGE_DIR": str(VAR / "storage"),
+        "TRAINYARD_MODEL_CACHE_DIR": str(VAR / "model-cache"),
+        "TRAINYARD_VAR_DIR": str(VAR / "trainyard-var"),
+    }
+    with Stack(env=env, log_dir=run_dir) as stack:
+        stack.manage("migrate", "--noinput")
+        setup_plan(stack)
+        a, b, saved_model = prepare_models(stack, db_url)
+        if "trainyard" in systems:
+            cells += bench_trainyard(stack, a, b, payloads, seconds, workers, run_dir, extra)
+    peers_env = {
+        **os.environ,
+        "BENCH_SAVED_MODEL": str(saved_model),
+        "BENCH_MAX_BATCH": str(MAX_BATCH),
+        "BENCH_WORKERS": workers,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_USE_LEGACY_KERAS": "1",
+    }
+    versions = {}
+    if "bentoml" in venvs:
+        venv = venvs["bentoml"]
+        versions["bentoml"] = peer_versions(venv, "bentoml")
+        port = free_port()
+        with server(
+            "bentoml",
+            [str(venv / "bin" / "bentoml"), "serve", "bentoml_service:Classifier"]
+            + ["--host", "127.0.0.1", "--port", str(port)],
+            peers_env,
+            f"http://127.0.0.1:{port}/readyz",
+            run_dir,
+            PEERS_DIR,
+        ):
+            sys_ = System(
+                "BentoML (adaptive batching)", f"http://127.0.0.1:{port}/predict", "inputs"
+            )
+            cells += matrix(sys_, payloads, seconds)
+    if "kserve" in venvs:
+        venv = venvs["kserve"]
+        versions["kserve"] = peer_versions(venv, "kserve")
+        port = free_port()
+        with server(
+            "kserve",
+            [str(venv / "bin" / "python"), "kserve_server.py", "--model_name", "sms"]
+            + ["--http_port", str(port), "--grpc_port", str(free_port())]
+            + ["--workers", workers, "--enable_grpc", "false"]
+            + ["--enable_latency_logging", "false"],
+            peers_env,
+            f"http://127.0.0.1:{port}/v1/models/sms",
+            run_dir,
+            PEERS_DIR,
+        ):
+            sys_ = System(
+                "KServe model server", f"http://127.0.0.1:{port}/v1/models/sms:predict", "instances"
+            )
+            cells += matrix(sys_, payloads, seconds)
+    log("SavedModel in-process …")
+    ceil = ceiling(saved_model, payloads, seconds)
+    results = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "seconds_per_cell": seconds,
+        "workers_per_system": int(workers),
+        "peer_versions": versions,
+        "cells": [{k: v for k, v in asdict(c).items() if k != "raw"} for c in cells],
+        "ceiling": ceil,
+        "extra": extra,
+        "goals": goals(cells, extra),
+    }
+    (VAR / "serving.json").write_text(json.dumps(results, indent=2, default=str))
+    log("\n" + table(cells, ceil) + "\n")
+    for g in results["goals"]:
+        log(f"{'PASS' if g['pass'] else 'FAIL'}  {g['goal']}: {g['detail']}")
+    for k, v in extra.items():
+        if k not in ("flood",):
+            log(f"{k}: {v}")
+    log(f"\nResults in {VAR / 'serving.json'}; logs in {run_dir}")
+    return 0
+
+
+def bench_trainyard(
+    stack: Stack,
+    a: Tenant,
+    b: Tenant,
+    payloads: Payloads,
+    seconds: float,
+    workers: str,
+    run_dir: Path,
+    extra: dict[str, Any],
+) -> list[Cell]:
+    """Trainyard's cells: the matrix (batching on), noisy neighbour, then batching off."""
+    cells: list[Cell] = []
+    usage_a = Api(stack.base_url, a.key)
+    usage_b = Api(stack.base_url, b.key)
+    before = {"a": ledger_predictions(usage_a), "b": ledger_predictions(usage_b)}
+
+    def serve(tag: str, **knobs: str):
+        port = free_port()
+        env = {**stack.env, **knobs}
+        argv = [str(PY), "-m", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--workers", workers]
+        return port, server(
+            f"serve-{tag}", argv, env, f"http://127.0.0.1:{port}/healthz/serve", run_dir, ROOT
+        )
+
+    port, ctx = serve("batching-on")
+    with ctx:
+        base = f"http://127.0.0.1:{port}"
+        sa = System("trainyard", f"{base}/v1/models/{a.model}/predict", "inputs", a.key)
+        first = check_answer(sa, payloads)
+        extra["first_answer_usage"] = first["body"].get("usage")
+        extra["ratelimit_headers"] = {
+            k: v for k, v in first["headers"].items() if k.lower().startswith("ratelimit")
+        }
+        cells += matrix(sa, payloads, seconds)
+        # Noisy neighbour: B alone, then B while A floods heavy requests.
+        sb = System("tenant B alone", f"{base}/v1/models/{b.model}/predict", "inputs", b.key)
+        check_answer(sb, payloads)
+        flood_check = requests.post(
+            sa.url,
+            data=payloads.flood.read_bytes(),
+            headers={"Authorization": f"Bearer {a.key}", "Content-Type": "application/json"},
+            timeout=60,
+        )
+        if flood_check.status_code == 200:
+            CLIENT_INPUTS[a.key] = CLIENT_INPUTS.get(a.key, 0) + FLOOD_INPUTS
+        extra["flood_request"] = {
+            "status": flood_check.status_code,
+            "body": flood_check.text[:300] if flood_check.status_code != 200 else "ok",
+            "inputs": FLOOD_INPUTS,
+            "chars_each": payloads.flood_chars,
+        }
+        body_b = payloads.files[("inputs", 1)]
+        raw = wrk_run(sb.url, body_b, conns=8, seconds=seconds, auth=b.key)
+        cells.append(Cell.from_wrk("tenant B alone", "b1-c8", 1, 8, raw))
+        with wrk_background(
+            sa.url, payloads.flood, conns=FLOOD_CONNS, seconds=seconds + 4, auth=a.key
+        ) as flood:
+            time.sleep(2)
+            raw = wrk_run(sb.url, body_b, conns=8, seconds=seconds, auth=b.key)
+        cells.append(Cell.from_wrk("tenant B, A flooding", "b1-c8", 1, 8, raw))
+        fc = Cell.from_wrk("tenant A flood", f"b{FLOOD_INPUTS}-c{FLOOD_CONNS}", 256, 32, flood)
+        extra["flood"] = {k: v for k, v in asdict(fc).items() if k != "raw"}
+        for c in cells[-2:]:
+            log(
+                f"  {c.system:<22} batch 1 conns 8: p50 {c.p50_ms:.2f} p99 {c.p99_ms:.2f} ms, {c.rps:.0f} req/s, errors {c.errors}"
+            )
+        log(
+            f"  tenant A flood: {fc.rps:.1f} req/s, {fc.inputs_per_s:.0f} inputs/s, p99 {fc.p99_ms:.0f} ms, errors {fc.errors} ({fc.non2xx} non-2xx)"
+        )
+    port, ctx = serve("batching-off", TRAINYARD_SERVE_BATCHING="0")
+    with ctx:
+        sa = System(
+            "trainyard (batching off)",
+            f"http://127.0.0.1:{port}/v1/models/{a.model}/predict",
+            "inputs",
+            a.key,
+        )
+        check_answer(sa, payloads)
+        wrk_run(sa.url, payloads.files[("inputs", 1)], conns=8, seconds=2, auth=a.key)
+        for conns in (8, 64):
+            raw = wrk_run(
+                sa.url, payloads.files[("inputs", 1)], conns=conns, seconds=seconds, auth=a.key
+            )
+            c = Cell.from_wrk(sa.name, f"b1-c{conns}", 1, conns, raw)
+            cells.append(c)
+            log(
+                f"  {c.system:<22} batch 1 conns {conns}: {c.rps:.1f} req/s p50 {c.p50_ms:.2f} p99 {c.p99_ms:.2f} ms errors {c.errors}"
+            )
+    time.sleep(5)  # serve flushes its metering windows within ~3 s
+    after = {"a": ledger_predictions(usage_a), "b": ledger_predictions(usage_b)}
+    # wrk does not count the requests in flight when a run ends (at most conns × batch a run),
+    # so the ledger may exceed the client's count by that much, never fall below it.
+    extra["metering"] = {
+        name: {
+            "ledger_predictions_this_run": after[name] - before[name],
+            "client_counted_2xx_inputs": CLIENT_INPUTS.get(t.key, 0),
+        }
+        for name, t in (("a", a), ("b", b))
+    }
+    return cells
+
+
+if __name__ == "__main__":
+    sys.exit(main())
