@@ -548,13 +548,14 @@ def check_answer(system: System, payloads: Payloads, batch: int = 2) -> dict[str
 def matrix(system: System, payloads: Payloads, seconds: float) -> list[Cell]:
     """Warm up, then every batch × connections cell for ``system``."""
     check_answer(system, payloads)
-    wrk_run(
-        system.url,
-        payloads.files[(system.shape, 1)],
-        conns=8,
-        seconds=min(2.0, seconds),
-        auth=system.auth,
-    )
+    for batch in BATCHES:  # warm-up, not recorded (a batcher may adapt, a cache may load)
+        wrk_run(
+            system.url,
+            payloads.files[(system.shape, batch)],
+            conns=8,
+            seconds=min(2.0, seconds),
+            auth=system.auth,
+        )
     cells = []
     for batch in BATCHES:
         for conns in CONNS:
