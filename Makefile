@@ -47,7 +47,7 @@ run: migrate
 	$(BIN)/python scripts/run.py
 
 worker: setup
-	$(BIN)/celery -A workers.celery_app worker -Q training-cpu,inference -c 1 --loglevel INFO
+	$(BIN)/celery -A workers.celery_app worker -Q training-cpu -c 1 --loglevel INFO
 
 # Celery beat and its periodic tasks, on their own worker (never behind a training job).
 worker-maintenance: setup

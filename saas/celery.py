@@ -10,7 +10,10 @@ Queues, and the worker that consumes each (``make run``, ``make demo``, docker-c
 - ``maintenance``: Celery beat's periodic tasks (:data:`MAINTENANCE_TASKS`), on their own
   worker (which also runs beat) so the reaper, period close and storage sampling never wait
   behind a training job.
-- ``inference``: online predictions (a later issue moves them to the ``serve`` data plane).
+
+Online predictions never go through Celery: the data plane (``serve``) answers them; beat only
+flushes its metering windows to the ledger (``FLUSH_PREDICTIONS``), as a backstop for when no
+``serve`` replica is running to do it.
 """
 
 import enum
@@ -27,20 +30,19 @@ class Queue(enum.StrEnum):
     TRAINING_CPU = "training-cpu"
     TRAINING_GPU = "training-gpu"
     MAINTENANCE = "maintenance"
-    INFERENCE = "inference"
 
 
 class TaskName(enum.StrEnum):
     """Task names, shared by the sender (web tier) and the worker."""
 
     TRAIN = "trainyard.jobs.train"
-    PREDICT = "trainyard.inference.predict"
     REAP_STUCK = "trainyard.jobs.reap_stuck"
     PURGE_IDEMPOTENCY = "trainyard.api.purge_idempotency_keys"
     PERIOD_CLOSE = "trainyard.billing.period_close"
     STORAGE_SAMPLE = "trainyard.billing.storage_sample"
     ENFORCE_GRACE = "trainyard.billing.enforce_grace"
     USAGE_WARNINGS = "trainyard.billing.usage_warnings"
+    FLUSH_PREDICTIONS = "trainyard.inference.flush_prediction_windows"
 
 
 #: The periodic tasks Celery beat sends (``CELERY_BEAT_SCHEDULE``); all go to ``maintenance``.
@@ -52,6 +54,7 @@ MAINTENANCE_TASKS = frozenset(
         TaskName.STORAGE_SAMPLE,
         TaskName.ENFORCE_GRACE,
         TaskName.USAGE_WARNINGS,
+        TaskName.FLUSH_PREDICTIONS,
     }
 )
 
@@ -68,5 +71,4 @@ app.conf.task_default_queue = Queue.TRAINING_CPU.value
 # `send_task`) still lands on the maintenance worker and never behind a training job.
 app.conf.task_routes = {
     **{name.value: {"queue": Queue.MAINTENANCE.value} for name in MAINTENANCE_TASKS},
-    TaskName.PREDICT.value: {"queue": Queue.INFERENCE.value},
 }

@@ -151,6 +151,9 @@ TRAINYARD_TRAINING_SLOTS = env.json("TRAINYARD_TRAINING_SLOTS", default={"cpu": 
 TRAINYARD_HEARTBEAT_STALE_SECONDS = env.int("TRAINYARD_HEARTBEAT_STALE_SECONDS", default=120)
 TRAINYARD_REAPER_INTERVAL_SECONDS = env.float("TRAINYARD_REAPER_INTERVAL_SECONDS", default=60.0)
 TRAINYARD_PREDICT_TIMEOUT_SECONDS = env.float("TRAINYARD_PREDICT_TIMEOUT_SECONDS", default=30.0)
+# Where the data plane (`python -m serve`) listens, for the dashboard's "try it" and for a
+# predict request that reaches the web tier directly (the proxy normally routes it to serve).
+TRAINYARD_SERVE_URL = env.str("TRAINYARD_SERVE_URL", default="http://127.0.0.1:8001")
 TRAINYARD_PREDICT_MAX_INPUTS = 256
 TRAINYARD_MODEL_CACHE_DIR = Path(
     env.str("TRAINYARD_MODEL_CACHE_DIR", default=str(VAR_DIR / "model-cache"))
@@ -237,6 +240,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "trainyard.billing.usage_warnings",
         "schedule": crontab(minute="25"),
         "options": {"queue": _MAINTENANCE, "expires": 3000},
+    },
+    # The data plane's replicas flush every second; this is the backstop when none runs.
+    "flush-prediction-windows": {
+        "task": "trainyard.inference.flush_prediction_windows",
+        "schedule": 10.0,
+        "options": {"queue": _MAINTENANCE, "expires": 10},
     },
     "purge-idempotency-keys": {
         "task": "trainyard.api.purge_idempotency_keys",

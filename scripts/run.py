@@ -1,7 +1,9 @@
 """`make run`: the web server (on $PORT, default 8000) and the workers, in the foreground.
 
-Workers: training (``training-cpu``), maintenance (``maintenance``, running Celery beat) and
-inference (``inference``), so beat's tasks never wait behind a training job.
+The data plane (``python -m serve``) listens on $PORT and forwards every path it does not
+answer itself to gunicorn on a private port, so the whole API has one base URL (nginx does that
+in docker-compose). Workers: training (``training-cpu``) and maintenance (``maintenance``,
+running Celery beat), so beat's tasks never wait behind a training job.
 
 Ctrl-C stops everything. Logs go to var/run/.
 """
@@ -18,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from saas.celery import Queue  # noqa: E402
-from scripts.stack import Stack  # noqa: E402
+from scripts.stack import Stack, redis_url_or_exit  # noqa: E402
 
 
 def _terminate(signum, frame):
@@ -31,13 +33,14 @@ def main() -> int:
     log_dir = ROOT / "var" / "run"
     # Links in emails (invitations) point at this server unless configured otherwise.
     env = {
-        "TRAINYARD_PUBLIC_URL": os.environ.get("TRAINYARD_PUBLIC_URL", f"http://localhost:{port}")
+        "TRAINYARD_PUBLIC_URL": os.environ.get("TRAINYARD_PUBLIC_URL", f"http://localhost:{port}"),
+        "REDIS_URL": redis_url_or_exit(),
     }
     with Stack(env=env, log_dir=log_dir, port=port) as stack:
         stack.start_web()
+        stack.start_serve()
         stack.start_worker("training", Queue.TRAINING_CPU)
         stack.start_worker("maintenance", Queue.MAINTENANCE, beat=True)
-        stack.start_worker("inference", Queue.INFERENCE)
         stack.wait_web()
         print(
             f"Trainyard on {stack.base_url} (API docs: {stack.base_url}/v1/docs); logs in {log_dir}"

@@ -1,7 +1,12 @@
-"""Start Trainyard's processes (web server, workers) for `make run`, `make demo` and e2e tests.
+"""Start Trainyard's processes (web, data plane, workers) for `make run`, `make demo`, e2e tests.
 
-Each process is a real OS process: gunicorn serving ``saas.wsgi`` and Celery workers from
-``workers.celery_app``. Their output goes to log files under the given directory.
+Each process is a real OS process: gunicorn serving ``saas.wsgi`` (the control plane), the data
+plane (``python -m serve``) and Celery workers from ``workers.celery_app``. Their output goes to
+log files under the given directory.
+
+One public base URL: the data plane listens on the public port and forwards every path it does
+not answer itself to gunicorn on a private port (``serve --upstream``), the part nginx plays in
+docker-compose. Without :meth:`Stack.start_serve`, gunicorn takes the public port itself.
 """
 
 from __future__ import annotations
@@ -20,6 +25,26 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_url_or_exit() -> str:
+    """``REDIS_URL``, or the local Redis (``LOCAL_REDIS_URL``) if it answers: the data plane
+    keeps its admission counters and metering windows there, so ``make run`` and ``make demo``
+    need one. Exits with a message saying so when there is none."""
+    import redis
+
+    url = os.environ.get("REDIS_URL") or LOCAL_REDIS_URL
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        raise SystemExit(
+            f"Redis is not reachable at {url} ({exc}). The data plane admits and meters "
+            "predictions in Redis: start one (redis-server) or set REDIS_URL."
+        ) from None
+    return url
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -32,7 +57,8 @@ class Stack:
     Args:
         env: extra environment (``DATABASE_URL``, ``REDIS_URL``, ``TRAINYARD_HUB_HANDLES``, …).
         log_dir: where ``web.log`` and ``worker-<name>.log`` go.
-        port: the web server's port (a free one if None).
+        port: the public port (a free one if None): the data plane's when it runs, else the
+            web server's.
     """
 
     def __init__(self, *, env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
@@ -46,6 +72,7 @@ class Stack:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self.web_port = self.port
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.procs: dict[str, subprocess.Popen] = {}
 
@@ -75,14 +102,19 @@ class Stack:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stderr}")
         return out.stdout.strip()
 
-    def start_web(self, workers: int = 2) -> None:
+    def start_web(self, workers: int = 2, *, behind_serve: bool = True) -> None:
+        """gunicorn on the public port, or with ``behind_serve`` on a private one for
+        :meth:`start_serve` to forward to (call this first)."""
+        if behind_serve:
+            self.web_port = free_port()
+            self.env["TRAINYARD_SERVE_URL"] = self.base_url
         self._spawn(
             "web",
             [
                 str(BIN / "gunicorn"),
                 "saas.wsgi",
                 "--bind",
-                f"127.0.0.1:{self.port}",
+                f"127.0.0.1:{self.web_port}",
                 "--workers",
                 str(workers),
                 "--timeout",
@@ -91,6 +123,30 @@ class Stack:
                 "-",
             ],
         )
+
+    def start_serve(self, *, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        """The data plane on the public port, forwarding the rest to the web server."""
+        if self.web_port == self.port:
+            raise RuntimeError("start_web(behind_serve=True) first")
+        argv = [
+            str(BIN / "python"),
+            "-m",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--upstream",
+            f"http://127.0.0.1:{self.web_port}",
+        ]
+        if extra_env:
+            saved = self.env
+            self.env = {**saved, **extra_env}
+            try:
+                return self._spawn("serve", argv)
+            finally:
+                self.env = saved
+        return self._spawn("serve", argv)
 
     def start_worker(self, name: str, queues: str, *, beat: bool = False) -> subprocess.Popen:
         argv = [
@@ -114,12 +170,16 @@ class Stack:
         return self._spawn(f"worker-{name}", argv)
 
     def wait_web(self, timeout: float = 60) -> None:
+        """Wait until the public URL answers ``/healthz`` (and, with the data plane, until it
+        is ready: ``/v2/health/ready``)."""
         deadline = time.monotonic() + timeout
+        checks = ["/healthz"] + (["/v2/health/ready"] if "serve" in self.procs else [])
         while time.monotonic() < deadline:
-            if self.procs["web"].poll() is not None:
-                raise RuntimeError(f"web server exited; see {self.log_dir / 'web.log'}")
+            for name in ("web", "serve"):
+                if name in self.procs and self.procs[name].poll() is not None:
+                    raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
             try:
-                if requests.get(self.base_url + "/healthz", timeout=10).ok:
+                if all(requests.get(self.base_url + c, timeout=10).ok for c in checks):
                     return
             except requests.RequestException:  # not listening yet, or still importing Django
                 pass

@@ -36,7 +36,9 @@ class Plan(models.Model):
     The plan's limits (the one place they live; an edit applies to the next request):
     ``requests_per_key`` and ``requests_per_organization`` are requests per rate-limit window
     (``TRAINYARD_RATE_LIMIT_WINDOW_SECONDS``) per API key or signed-in user, and per
-    organisation; ``max_running_jobs`` is how many training jobs run at once,
+    organisation; ``predictions_per_key`` and ``predictions_per_organization`` are prediction
+    inputs per window (the data plane weighs a request by its number of inputs);
+    ``max_running_jobs`` is how many training jobs run at once,
     ``max_active_jobs`` how many may be queued or running. Defaults are the free plan's.
     """
 
@@ -52,6 +54,12 @@ class Plan(models.Model):
     )
     requests_per_organization = models.PositiveIntegerField(
         default=300, validators=[MinValueValidator(1)], help_text="per rate-limit window"
+    )
+    predictions_per_key = models.PositiveIntegerField(
+        default=600, validators=[MinValueValidator(1)], help_text="inputs per rate-limit window"
+    )
+    predictions_per_organization = models.PositiveIntegerField(
+        default=1200, validators=[MinValueValidator(1)], help_text="inputs per rate-limit window"
     )
     max_running_jobs = models.PositiveIntegerField(default=1)
     max_active_jobs = models.PositiveIntegerField(default=10, help_text="queued or running")

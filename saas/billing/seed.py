@@ -51,23 +51,30 @@ PLANS = {
         },
     ),
 }
-# code: the plan's limits (requests per rate-limit window per key or user and per organisation;
+# code: the plan's limits (prediction inputs per window per key and per organisation (migration
+# 0006); requests per rate-limit window per key or user and per organisation;
 # training jobs running at once, and queued or running). Seeded by migration 0004, which moved
 # them here from the former TRAINYARD_PLAN_LIMITS setting with the same values.
 LIMITS = {
     "free": {
+        "predictions_per_key": 600,
+        "predictions_per_organization": 1200,
         "requests_per_key": 120,
         "requests_per_organization": 300,
         "max_running_jobs": 1,
         "max_active_jobs": 10,
     },
     "pro": {
+        "predictions_per_key": 60000,
+        "predictions_per_organization": 120000,
         "requests_per_key": 600,
         "requests_per_organization": 2000,
         "max_running_jobs": 2,
         "max_active_jobs": 50,
     },
     "enterprise": {
+        "predictions_per_key": 600000,
+        "predictions_per_organization": 2000000,
         "requests_per_key": 3000,
         "requests_per_organization": 10000,
         "max_running_jobs": 8,
@@ -87,6 +94,7 @@ def seed(Plan, PlanPrice, RateCard) -> None:
     """Create what is missing (never overwrites an operator's edits). Takes the model classes
     so the migrations can pass their historical models (0002's Plan has no limits yet)."""
     with_limits = _has_limits(Plan)
+    columns = {f.name for f in Plan._meta.get_fields()}  # 0006 added the prediction limits
     for code, (name, fee, hard, contract, prices) in PLANS.items():
         plan, _ = Plan.objects.get_or_create(
             code=code,
@@ -95,7 +103,7 @@ def seed(Plan, PlanPrice, RateCard) -> None:
                 "monthly_fee": fee,
                 "hard_limits": hard,
                 "contract_based": contract,
-                **(LIMITS[code] if with_limits else {}),
+                **({k: v for k, v in LIMITS[code].items() if k in columns} if with_limits else {}),
             },
         )
         for meter, (included, price) in prices.items():

@@ -82,6 +82,38 @@ class LoadedModel:
             path=path, labels=labels, size_bytes=directory_size(path), _module=module, _serve=serve
         )
 
+    def scores(self, inputs: Sequence[bytes]) -> Any:
+        """Class probabilities for one batch of raw inputs, in one ``serving_default`` call.
+
+        Args:
+            inputs: UTF-8 text or encoded image bytes, as the model was trained on.
+
+        Returns:
+            A float32 numpy array of shape ``(len(inputs), len(self.labels))``.
+
+        Raises:
+            tensorflow.errors.InvalidArgumentError: an image cannot be decoded.
+        """
+        import tensorflow as tf
+
+        batch = tf.constant(list(inputs), dtype=tf.string)
+        return self._serve(inputs=batch)["scores"].numpy()
+
+    def format(self, rows: Any) -> list[dict[str, Any]]:
+        """``{"label", "score", "scores": {label: p}}`` per row of :meth:`scores`' output."""
+        labels = self.labels
+        out = []
+        for row in rows.tolist():
+            best = max(range(len(row)), key=row.__getitem__)
+            out.append(
+                {
+                    "label": labels[best],
+                    "score": row[best],
+                    "scores": dict(zip(labels, row, strict=True)),
+                }
+            )
+        return out
+
     def predict(self, inputs: Sequence[bytes | str]) -> list[dict[str, Any]]:
         """Class probabilities for raw inputs.
 
@@ -97,24 +129,10 @@ class LoadedModel:
         Raises:
             tensorflow.errors.InvalidArgumentError: an image cannot be decoded.
         """
-        import tensorflow as tf
-
         raw = [item.encode("utf-8") if isinstance(item, str) else bytes(item) for item in inputs]
         results: list[dict[str, Any]] = []
         for start in range(0, len(raw), PREDICT_CHUNK):
-            batch = tf.constant(raw[start : start + PREDICT_CHUNK], dtype=tf.string)
-            scores = self._serve(inputs=batch)["scores"].numpy()
-            for row in scores:
-                best = int(row.argmax())
-                results.append(
-                    {
-                        "label": self.labels[best],
-                        "score": float(row[best]),
-                        "scores": {
-                            label: float(p) for label, p in zip(self.labels, row, strict=True)
-                        },
-                    }
-                )
+            results.extend(self.format(self.scores(raw[start : start + PREDICT_CHUNK])))
         return results
 
 

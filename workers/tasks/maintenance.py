@@ -23,6 +23,7 @@ from saas.billing.services import storage_sample as billing_storage_sample
 from saas.billing.services.grace import billing_enforce_grace
 from saas.celery import Queue, TaskName
 from saas.common.actor import Actor
+from saas.inference.services import prediction_windows_flush
 from saas.jobs.services import training_jobs_reap_stuck
 from saas.limits.idempotency import idempotency_purge
 
@@ -46,6 +47,17 @@ def reap_stuck() -> list[str]:
     extra ``train`` message is a no-op (``training_job_start`` sees a fresh heartbeat).
     """
     return training_jobs_reap_stuck()
+
+
+@shared_task(name=TaskName.FLUSH_PREDICTIONS, **_MAINTENANCE)
+def flush_prediction_windows() -> int:
+    """Write the data plane's closed metering windows to the ledger (Celery beat, every 10 s;
+    each ``serve`` replica also does it every second). Returns the usage events written.
+
+    Idempotent: each window's rows carry a unique idempotency key and the window is deleted
+    from Redis only after they are committed (``saas.metering.windows``).
+    """
+    return prediction_windows_flush()
 
 
 @shared_task(name=TaskName.PURGE_IDEMPOTENCY, **_MAINTENANCE)

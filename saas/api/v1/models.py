@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from saas.common.errors import ValidationFailed
-from saas.inference import services as inference
+from saas.inference import client as inference_client
 from saas.registry import selectors as model_selectors
 from saas.registry import services as model_services
 from saas.tenancy.permissions import Action
@@ -102,23 +101,32 @@ class ModelDownloadView(TenantAPIView):
 
 
 class ModelPredictView(TenantAPIView):
-    """Predict: 1–256 texts, or images as base64 JSON or multipart ``files``."""
+    """Predict: 1–256 texts, or images as base64 JSON or multipart ``files``.
+
+    Answered by the data plane (``serve``), where the reverse proxy sends this route. A
+    request that reaches the web tier anyway is forwarded to it unchanged (the caller's API key,
+    or for a signed-in member a short-lived internal token), so the answer is the data plane's
+    in every case: this view only documents the route in the OpenAPI schema and forwards.
+    """
 
     actions = {"POST": Action.MODELS_PREDICT}
     parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(request=PredictIn, responses=PredictOut)
     def post(self, request, model_id: str):
-        model = model_selectors.model_get(organization_id=self.organization.pk, model_id=model_id)
-        files = [f.read() for f in request.FILES.getlist("files")] if request.FILES else None
-        inputs = (
-            None
-            if files
-            else (request.data.get("inputs") if hasattr(request.data, "get") else None)
-        )
-        if not files and (not hasattr(request.data, "get") or "inputs" not in request.data):
-            raise ValidationFailed(
-                "Send inputs.", errors=[{"field": "inputs", "message": "this field is required"}]
+        authorization = request.META.get("HTTP_AUTHORIZATION", "")
+        if self.api_key is None:
+            token = inference_client.internal_token(
+                organization_id=self.organization.pk, user_id=request.user.pk
             )
-        wire = inference.prediction_inputs_validate(model=model, inputs=inputs, files=files)
-        return Response(inference.prediction_create(model=model, inputs=wire, actor=self.actor))
+            authorization = f"Internal {token}"
+        answer = inference_client.data_plane_predict(
+            model_id=model_id,
+            authorization=authorization,
+            content_type=request.META.get("CONTENT_TYPE", "application/json"),
+            body=request._request.body,
+        )
+        response = HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)
+        for name, value in answer.headers.items():
+            response[name] = value
+        return response
