@@ -20,12 +20,17 @@ What it does, in order (issue 10, "Benchmark: make bench-serving"):
    texts a request on 32 connections. The SavedModel in-process is the ceiling.
 5. Prints a markdown table and the goals (PASS/FAIL), writes var/bench/serving.json.
 
-Throughput counts only 2xx answers; wrk's latency percentiles include every answer. Systems run
-one at a time on the same cores as wrk; the ratios are measured within one run.
+Throughput counts only 2xx answers; wrk's latency percentiles include every answer. Every
+system is started first and idles while another is measured; each cell is then run on each
+system back to back, so a comparison spans a minute of this shared machine, not the whole run.
+wrk runs on the same cores. With ``BENCH_ROUNDS`` > 1 the cells repeat and each figure is the
+median over rounds. Also reported: the ledger's ``predictions`` for the run against the inputs
+the client saw answered (the ledger may exceed it by the requests in flight when wrk stops).
 
-Environment: ``BENCH_SECONDS``, ``BENCH_WORKERS`` (processes per system, default 1),
-``BENCH_SYSTEMS`` (comma list of trainyard,bentoml,kserve; default all),
-``BENCH_DATABASE_URL``, ``BENCH_REDIS_URL``.
+Environment: ``BENCH_SECONDS`` (default 8), ``BENCH_ROUNDS`` (1), ``BENCH_WORKERS`` (processes
+per system, 1), ``BENCH_SYSTEMS`` (comma list of trainyard,bentoml,kserve; all),
+``BENCH_SERVE_ENV`` (extra environment for serve, ``K=V,K=V``), ``BENCH_DATABASE_URL``,
+``BENCH_REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ import tarfile
 import time
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,13 +82,15 @@ CONNS = (1, 8, 64)
 MAX_BATCH = 64  # serve's TRAINYARD_SERVE_MAX_BATCH default; BentoML gets the same
 FLOOD_CONNS = 32
 FLOOD_INPUTS = 256
-FLOOD_CHARS = 1000  # each flood text is about this long
+FLOOD_CHARS = 2000  # each flood text is about this long (serve accepts up to 100,000)
 PLAN = {
     "name": "Bench",
     "hard_limits": False,
     "contract_based": True,
     "requests_per_key": 1_000_000_000,
     "requests_per_organization": 1_000_000_000,
+    "predictions_per_key": 1_000_000_000,
+    "predictions_per_organization": 1_000_000_000,
     "max_running_jobs": 8,
     "max_active_jobs": 500,
 }
@@ -403,7 +410,7 @@ def prepare_models(stack: Stack, db_url: str) -> tuple[Tenant, Tenant, Path]:
         ensure_tenant(stack, t.slug)
         t.key = stack.manage("create_api_key", t.slug, "--name", "bench")
         t.model = state.get("a" if t is a else "b", {}).get("model", "")
-    stack.start_web()
+    stack.start_web(behind_serve=False)  # the benchmark starts its own serve processes
     stack.wait_web()
     need = []
     for t in (a, b):
@@ -513,6 +520,14 @@ def peer_versions(venv: Path, name: str) -> str:
 
 # --- measuring ---------------------------------------------------------------------------------
 
+TY = "Trainyard (serve)"
+TY_OFF = "Trainyard, batching off"
+B_ALONE = "Trainyard: tenant B alone"
+B_NOISY = "Trainyard: tenant B, A flooding"
+BENTO = "BentoML (adaptive batching)"
+KSERVE = "KServe model server"
+PEERS = (BENTO, KSERVE)
+
 
 @dataclass
 class System:
@@ -545,10 +560,11 @@ def check_answer(system: System, payloads: Payloads, batch: int = 2) -> dict[str
     return {"status": r.status_code, "headers": dict(r.headers), "body": answer}
 
 
-def matrix(system: System, payloads: Payloads, seconds: float) -> list[Cell]:
-    """Warm up, then every batch × connections cell for ``system``."""
-    check_answer(system, payloads)
-    for batch in BATCHES:  # warm-up, not recorded (a batcher may adapt, a cache may load)
+def warm_up(system: System, payloads: Payloads, seconds: float) -> dict[str, Any]:
+    """One checked request, then wrk at both batch sizes (not recorded: a batcher may adapt,
+    a model load). Returns the first answer."""
+    first = check_answer(system, payloads)
+    for batch in BATCHES:
         wrk_run(
             system.url,
             payloads.files[(system.shape, batch)],
@@ -556,24 +572,72 @@ def matrix(system: System, payloads: Payloads, seconds: float) -> list[Cell]:
             seconds=min(2.0, seconds),
             auth=system.auth,
         )
-    cells = []
-    for batch in BATCHES:
-        for conns in CONNS:
-            raw = wrk_run(
-                system.url,
-                payloads.files[(system.shape, batch)],
-                conns=conns,
-                seconds=seconds,
-                auth=system.auth,
-            )
-            cell = Cell.from_wrk(system.name, f"b{batch}-c{conns}", batch, conns, raw)
-            log(
-                f"  {system.name:<22} batch {batch:>2} conns {conns:>2}: {cell.rps:>8.1f} req/s "
-                f"{cell.inputs_per_s:>9.1f} inputs/s  p50 {cell.p50_ms:7.2f}  p99 {cell.p99_ms:7.2f} ms"
-                f"  errors {cell.errors}"
-            )
-            cells.append(cell)
-    return cells
+    return first
+
+
+def measure(system: System, body: Path, batch: int, conns: int, seconds: float) -> Cell:
+    raw = wrk_run(system.url, body, conns=conns, seconds=seconds, auth=system.auth)
+    cell = Cell.from_wrk(system.name, f"b{batch}-c{conns}", batch, conns, raw)
+    log(
+        f"  {system.name:<32} batch {batch:>2} conns {conns:>2}: {cell.rps:>7.0f} req/s "
+        f"{cell.inputs_per_s:>7.0f} inputs/s  p50 {cell.p50_ms:7.2f}  p99 {cell.p99_ms:7.2f} ms"
+        f"  errors {cell.errors}"
+    )
+    return cell
+
+
+def noisy_neighbour(
+    a: System, b: System, payloads: Payloads, seconds: float, extra: dict[str, Any]
+) -> list[Cell]:
+    """Tenant B, batch 1 at 8 connections, alone and while tenant A floods
+    :data:`FLOOD_INPUTS` long texts a request on :data:`FLOOD_CONNS` connections."""
+    headers = {"Authorization": f"Bearer {a.auth}", "Content-Type": "application/json"}
+    r = requests.post(a.url, data=payloads.flood.read_bytes(), headers=headers, timeout=60)
+    if r.status_code == 200:
+        CLIENT_INPUTS[a.auth] = CLIENT_INPUTS.get(a.auth, 0) + FLOOD_INPUTS
+    extra["flood_request"] = {
+        "status": r.status_code,
+        "body": r.text[:300] if r.status_code != 200 else "ok",
+        "inputs": FLOOD_INPUTS,
+        "chars_each": payloads.flood_chars,
+        "usage": r.json().get("usage") if r.status_code == 200 else None,
+    }
+    body = payloads.files[("inputs", 1)]
+    alone = measure(System(B_ALONE, b.url, b.shape, b.auth), body, 1, 8, seconds)
+    with wrk_background(
+        a.url, payloads.flood, conns=FLOOD_CONNS, seconds=seconds + 4, auth=a.auth
+    ) as flood:
+        time.sleep(2)  # the flood's queue builds up first
+        noisy = measure(System(B_NOISY, b.url, b.shape, b.auth), body, 1, 8, seconds)
+    fc = Cell.from_wrk("tenant A flood", f"b{FLOOD_INPUTS}-c{FLOOD_CONNS}", FLOOD_INPUTS, 32, flood)
+    extra["flood"] = {k: v for k, v in asdict(fc).items() if k != "raw"}
+    log(
+        f"  {'tenant A flooding':<32} {fc.rps:.1f} req/s, {fc.inputs_per_s:.0f} inputs/s, "
+        f"p50 {fc.p50_ms:.0f} p99 {fc.p99_ms:.0f} ms, errors {fc.errors} ({fc.non2xx} non-2xx)"
+    )
+    return [alone, noisy]
+
+
+def median_cell(cells: list[Cell]) -> Cell:
+    """Per-figure medians over rounds of the same cell (each figure on its own)."""
+    if len(cells) == 1:
+        return cells[0]
+    import statistics
+
+    first = cells[0]
+    fields = ("rps", "inputs_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms")
+    med = {f: round(statistics.median(getattr(c, f) for c in cells), 3) for f in fields}
+    counts = ("requests", "ok", "non2xx", "socket_errors", "errors")
+    return Cell(
+        system=first.system,
+        name=first.name,
+        batch=first.batch,
+        conns=first.conns,
+        seconds=sum(c.seconds for c in cells),
+        **{f: sum(getattr(c, f) for c in cells) for f in counts},
+        **med,
+        raw={"rounds": [c.raw for c in cells]},
+    )
 
 
 CEILING_SCRIPT = """
@@ -603,7 +667,7 @@ print("CEILING " + json.dumps(out))
 """
 
 
-def ceiling(saved_model: Path, payloads: Payloads, seconds: float) -> dict[str, Any]:
+def ceiling(saved_model: Path, payloads: Payloads, seconds: float) -> dict[int, Any]:
     """``serving_default`` called in-process (Trainyard's venv), batch 1 and 32, one thread."""
     out = subprocess.run(
         [
@@ -634,15 +698,16 @@ def goal(name: str, ok: bool, detail: str) -> dict[str, Any]:
 
 
 def goals(cells: list[Cell], extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 10's four goals, each PASS/FAIL with its figures. A cell with more than 1% errors
+    fails its goal whatever its speed (fast refusals are not answers)."""
     by = {(c.system, c.name): c for c in cells}
-    peers = sorted({c.system for c in cells} - {"trainyard"})
     out = []
 
-    def clean(c: Cell) -> bool:  # goals need answers, not fast refusals
+    def clean(c: Cell) -> bool:
         return c.errors <= 0.01 * max(c.requests, 1)
 
-    ty1 = by.get(("trainyard", "b1-c8"))
-    peer1 = [by[(p, "b1-c8")] for p in peers if (p, "b1-c8") in by]
+    ty1 = by.get((TY, "b1-c8"))
+    peer1 = [by[(p, "b1-c8")] for p in PEERS if (p, "b1-c8") in by]
     if ty1 and peer1:
         best = max(peer1, key=lambda c: c.rps)
         ok = ty1.rps >= best.rps and ty1.p99_ms <= best.p99_ms and clean(ty1)
@@ -651,11 +716,13 @@ def goals(cells: list[Cell], extra: dict[str, Any]) -> list[dict[str, Any]]:
                 "batch 1 @ 8 conns: req/s ≥ 1.0× fastest peer, p99 ≤ its p99",
                 ok,
                 f"Trainyard {ty1.rps:.0f} req/s p99 {ty1.p99_ms:.1f} ms vs {best.system} "
-                f"{best.rps:.0f} req/s p99 {best.p99_ms:.1f} ms ({ty1.rps / max(best.rps, 1e-9):.2f}×)",
+                f"{best.rps:.0f} req/s p99 {best.p99_ms:.1f} ms "
+                f"({ty1.rps / max(best.rps, 1e-9):.2f}× req/s, "
+                f"{ty1.p99_ms / max(best.p99_ms, 1e-9):.2f}× p99)",
             )
         )
-    ty32 = by.get(("trainyard", "b32-c8"))
-    peer32 = [by[(p, "b32-c8")] for p in peers if (p, "b32-c8") in by]
+    ty32 = by.get((TY, "b32-c8"))
+    peer32 = [by[(p, "b32-c8")] for p in PEERS if (p, "b32-c8") in by]
     if ty32 and peer32:
         best = max(peer32, key=lambda c: c.inputs_per_s)
         ratio = ty32.inputs_per_s / max(best.inputs_per_s, 1e-9)
@@ -667,7 +734,7 @@ def goals(cells: list[Cell], extra: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{best.inputs_per_s:.0f} ({ratio:.2f}×)",
             )
         )
-    on, off = by.get(("trainyard", "b1-c64")), by.get(("trainyard (batching off)", "b1-c64"))
+    on, off = by.get((TY, "b1-c64")), by.get((TY_OFF, "b1-c64"))
     if on and off:
         ratio = on.rps / max(off.rps, 1e-9)
         p99r = on.p99_ms / max(off.p99_ms, 1e-9)
@@ -679,7 +746,7 @@ def goals(cells: list[Cell], extra: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{off.p99_ms:.1f} ms ({ratio:.2f}× req/s, {p99r:.2f}× p99)",
             )
         )
-    alone, noisy = by.get(("tenant B alone", "b1-c8")), by.get(("tenant B, A flooding", "b1-c8"))
+    alone, noisy = by.get((B_ALONE, "b1-c8")), by.get((B_NOISY, "b1-c8"))
     if alone and noisy:
         r = noisy.p99_ms / max(alone.p99_ms, 1e-9)
         out.append(
@@ -687,8 +754,8 @@ def goals(cells: list[Cell], extra: dict[str, Any]) -> list[dict[str, Any]]:
                 "noisy neighbour: B's p99 with A flooding ≤ 2× B alone",
                 r <= 2 and clean(noisy),
                 f"B p99 alone {alone.p99_ms:.1f} ms, with A flooding {noisy.p99_ms:.1f} ms "
-                f"({r:.2f}×); B errors {noisy.errors}; A's flood "
-                f"{extra.get('flood', {}).get('inputs_per_s', 0):.0f} inputs/s",
+                f"({r:.2f}×); B {alone.rps:.0f} → {noisy.rps:.0f} req/s, errors {noisy.errors}; "
+                f"A's flood {extra.get('flood', {}).get('inputs_per_s', 0):.0f} inputs/s",
             )
         )
     return out
@@ -699,7 +766,8 @@ def table(cells: list[Cell], ceil: dict[int, Any] | None) -> str:
         "| system | cell | req/s | inputs/s | p50 ms | p99 ms | errors |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for c in cells:
+    order = {name: i for i, name in enumerate((TY, TY_OFF, B_ALONE, B_NOISY, *PEERS))}
+    for c in sorted(cells, key=lambda c: (order.get(c.system, 99), c.batch, c.conns)):
         rows.append(
             f"| {c.system} | batch {c.batch}, {c.conns} conns | {c.rps:,.0f} | "
             f"{c.inputs_per_s:,.0f} | {c.p50_ms:.2f} | {c.p99_ms:.2f} | {c.errors} |"
@@ -714,12 +782,29 @@ def table(cells: list[Cell], ceil: dict[int, Any] | None) -> str:
 
 
 def ledger_predictions(api: Api) -> float:
-    """The tenant's ``predictions`` recorded in the ledger so far (every day), from /v1/usage."""
-    total = 0.0
-    for row in api("GET", "/v1/usage")["data"]:
-        if row["meter"] == "predictions":
-            total += float(row["quantity"])
-    return total
+    """The tenant's ``predictions`` in the ledger so far (all days), from ``/v1/usage``."""
+    return sum(
+        float(row["quantity"])
+        for row in api("GET", "/v1/usage")["data"]
+        if row["meter"] == "predictions"
+    )
+
+
+def log_problems(run_dir: Path) -> dict[str, list[str]]:
+    """Tracebacks and ERROR/WARNING lines in the serve logs (TensorFlow's start-up chatter
+    about CUDA left out)."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(run_dir.glob("serve-*.log")):
+        lines = [
+            ln.rstrip()
+            for ln in path.read_text(errors="replace").splitlines()
+            if any(w in ln for w in ("Traceback", "ERROR", "WARNING", "Error", "exception"))
+            and "cuda" not in ln.lower()
+            and "absl::InitializeLog" not in ln
+        ]
+        if lines:
+            found[path.name] = lines[:20]
+    return found
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -728,20 +813,26 @@ def ledger_predictions(api: Api) -> float:
 def main() -> int:
     global WRK
     seconds = float(os.environ.get("BENCH_SECONDS", "8"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "1"))
     workers = os.environ.get("BENCH_WORKERS", "1")
-    systems = set(os.environ.get("BENCH_SYSTEMS", "trainyard,bentoml,kserve").split(","))
+    wanted = set(os.environ.get("BENCH_SYSTEMS", "trainyard,bentoml,kserve").split(","))
     db_url = os.environ.get(
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trainyard_bench"
     )
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
+    # Extra environment for Trainyard's serve processes, "K=V,K=V" (to try its knobs).
+    serve_env = dict(
+        kv.split("=", 1) for kv in os.environ.get("BENCH_SERVE_ENV", "").split(",") if "=" in kv
+    )
     WRK = ensure_wrk()
     run_dir = VAR / "runs" / time.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
     payloads = Payloads.write(VAR / "bodies")
-    venvs = {p: ensure_peer_venv(p) for p in PEER_PACKAGES if p in systems}
-    log(f"Run {run_dir.name}: {seconds:g} s a cell, {workers} worker process(es) a system")
-
-    cells: list[Cell] = []
+    venvs = {p: ensure_peer_venv(p) for p in PEER_PACKAGES if p in wanted}
+    log(
+        f"Run {run_dir.name}: {seconds:g} s a cell, {rounds} round(s), {workers} worker "
+        f"process(es) a system, on {os.cpu_count()} CPUs"
+    )
     extra: dict[str, Any] = {"logs": str(run_dir)}
     ensure_database(db_url)
     env = {
@@ -752,67 +843,143 @@ def main() -> int:
         "TRAINYARD_MODEL_CACHE_DIR": str(VAR / "model-cache"),
         "TRAINYARD_VAR_DIR": str(VAR / "trainyard-var"),
     }
-    with Stack(env=env, log_dir=run_dir) as stack:
+    versions: dict[str, str] = {}
+    rounds_cells: dict[tuple[str, str], list[Cell]] = {}
+    with ExitStack() as running, Stack(env=env, log_dir=run_dir) as stack:
         stack.manage("migrate", "--noinput")
         setup_plan(stack)
         a, b, saved_model = prepare_models(stack, db_url)
-        if "trainyard" in systems:
-            cells += bench_trainyard(stack, a, b, payloads, seconds, workers, run_dir, extra)
-    peers_env = {
-        **os.environ,
-        "BENCH_SAVED_MODEL": str(saved_model),
-        "BENCH_MAX_BATCH": str(MAX_BATCH),
-        "BENCH_WORKERS": workers,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "TF_USE_LEGACY_KERAS": "1",
-    }
-    versions = {}
-    if "bentoml" in venvs:
-        venv = venvs["bentoml"]
-        versions["bentoml"] = peer_versions(venv, "bentoml")
-        port = free_port()
-        with server(
-            "bentoml",
-            [str(venv / "bin" / "bentoml"), "serve", "bentoml_service:Classifier"]
-            + ["--host", "127.0.0.1", "--port", str(port)],
-            peers_env,
-            f"http://127.0.0.1:{port}/readyz",
-            run_dir,
-            PEERS_DIR,
-        ):
-            sys_ = System(
-                "BentoML (adaptive batching)", f"http://127.0.0.1:{port}/predict", "inputs"
+        usage = {"a": Api(stack.base_url, a.key), "b": Api(stack.base_url, b.key)}
+        before = {k: ledger_predictions(api) for k, api in usage.items()}
+        peers_env = {
+            **os.environ,
+            "BENCH_SAVED_MODEL": str(saved_model),
+            "BENCH_MAX_BATCH": str(MAX_BATCH),
+            "BENCH_WORKERS": workers,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "TF_USE_LEGACY_KERAS": "1",
+        }
+        # Every system starts now and idles while another is measured, so that each cell
+        # compares the systems within a minute of each other on this shared machine.
+        systems: list[System] = []
+        ty = ty_off = tb = None
+        if "trainyard" in wanted:
+            for name, knobs in ((TY, {}), (TY_OFF, {"TRAINYARD_SERVE_BATCHING": "0"})):
+                port = free_port()
+                running.enter_context(
+                    server(
+                        "serve-batching-" + ("off" if knobs else "on"),
+                        [str(PY), "-m", "serve", "--host", "127.0.0.1", "--port", str(port)]
+                        + ["--workers", workers],
+                        {**stack.env, **serve_env, **knobs},
+                        f"http://127.0.0.1:{port}/healthz/serve",
+                        run_dir,
+                        ROOT,
+                    )
+                )
+                base = f"http://127.0.0.1:{port}"
+                url = f"{base}/v1/models/{a.model}/predict"
+                if knobs:
+                    ty_off = System(name, url, "inputs", a.key)
+                else:
+                    ty = System(name, url, "inputs", a.key)
+                    tb = System(B_ALONE, f"{base}/v1/models/{b.model}/predict", "inputs", b.key)
+            assert ty is not None and ty_off is not None
+            systems.append(ty)
+        if "bentoml" in venvs:
+            venv = venvs["bentoml"]
+            versions["bentoml"] = peer_versions(venv, "bentoml")
+            port = free_port()
+            running.enter_context(
+                server(
+                    "bentoml",
+                    [str(venv / "bin" / "bentoml"), "serve", "bentoml_service:Classifier"]
+                    + ["--host", "127.0.0.1", "--port", str(port)],
+                    peers_env,
+                    f"http://127.0.0.1:{port}/readyz",
+                    run_dir,
+                    PEERS_DIR,
+                )
             )
-            cells += matrix(sys_, payloads, seconds)
-    if "kserve" in venvs:
-        venv = venvs["kserve"]
-        versions["kserve"] = peer_versions(venv, "kserve")
-        port = free_port()
-        with server(
-            "kserve",
-            [str(venv / "bin" / "python"), "kserve_server.py", "--model_name", "sms"]
-            + ["--http_port", str(port), "--grpc_port", str(free_port())]
-            + ["--workers", workers, "--enable_grpc", "false"]
-            + ["--enable_latency_logging", "false"],
-            peers_env,
-            f"http://127.0.0.1:{port}/v1/models/sms",
-            run_dir,
-            PEERS_DIR,
-        ):
-            sys_ = System(
-                "KServe model server", f"http://127.0.0.1:{port}/v1/models/sms:predict", "instances"
+            systems.append(System(BENTO, f"http://127.0.0.1:{port}/predict", "inputs"))
+        if "kserve" in venvs:
+            venv = venvs["kserve"]
+            versions["kserve"] = peer_versions(venv, "kserve")
+            port = free_port()
+            running.enter_context(
+                server(
+                    "kserve",
+                    [str(venv / "bin" / "python"), "kserve_server.py", "--model_name", "sms"]
+                    + ["--http_port", str(port), "--grpc_port", str(free_port())]
+                    + ["--workers", workers, "--enable_grpc", "false"]
+                    + ["--enable_latency_logging", "false"],
+                    peers_env,
+                    f"http://127.0.0.1:{port}/v1/models/sms",
+                    run_dir,
+                    PEERS_DIR,
+                )
             )
-            cells += matrix(sys_, payloads, seconds)
+            systems.append(
+                System(KSERVE, f"http://127.0.0.1:{port}/v1/models/sms:predict", "instances")
+            )
+        log("Warming up " + ", ".join(s.name for s in systems) + " …")
+        for s in systems:
+            first = warm_up(s, payloads, seconds)
+            if s is ty:
+                extra["first_answer_usage"] = first["body"].get("usage")
+                extra["ratelimit_headers"] = {
+                    k: v for k, v in first["headers"].items() if k.lower().startswith("ratelimit")
+                }
+        if ty_off is not None and tb is not None:
+            warm_up(ty_off, payloads, seconds)
+            check_answer(tb, payloads)
+        for rnd in range(rounds):
+            if rounds > 1:
+                log(f"Round {rnd + 1}/{rounds}")
+            for batch in BATCHES:
+                for conns in CONNS:
+                    body_of = {s.name: payloads.files[(s.shape, batch)] for s in systems}
+                    cell_systems = list(systems)
+                    if ty_off is not None and batch == 1 and conns in (8, 64):
+                        cell_systems.insert(1, ty_off)
+                        body_of[ty_off.name] = payloads.files[("inputs", batch)]
+                    for s in cell_systems:
+                        c = measure(s, body_of[s.name], batch, conns, seconds)
+                        rounds_cells.setdefault((c.system, c.name), []).append(c)
+            if ty is not None and tb is not None:
+                for c in noisy_neighbour(ty, tb, payloads, seconds, extra):
+                    rounds_cells.setdefault((c.system, c.name), []).append(c)
+        if ty is not None:
+            time.sleep(5)  # serve flushes its closed metering windows every second
+            after = {k: ledger_predictions(api) for k, api in usage.items()}
+            # wrk does not count the requests in flight when a run ends (at most conns × batch
+            # a run), so the ledger may exceed the client's count by that much, never fall short.
+            extra["metering"] = {
+                k: {
+                    "ledger_predictions_this_run": after[k] - before[k],
+                    "client_counted_2xx_inputs": CLIENT_INPUTS.get(t.key, 0),
+                    "ledger_short_by": max(0, CLIENT_INPUTS.get(t.key, 0) - (after[k] - before[k])),
+                }
+                for k, t in (("a", a), ("b", b))
+            }
+    cells = [median_cell(cs) for cs in rounds_cells.values()]
     log("SavedModel in-process …")
     ceil = ceiling(saved_model, payloads, seconds)
+    extra["serve_log_problems"] = log_problems(run_dir)
     results = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "git": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average": os.getloadavg(),
+        },
         "seconds_per_cell": seconds,
+        "rounds": rounds,
         "workers_per_system": int(workers),
+        "serve_env": serve_env,
         "peer_versions": versions,
         "cells": [{k: v for k, v in asdict(c).items() if k != "raw"} for c in cells],
         "ceiling": ceil,
@@ -824,113 +991,10 @@ def main() -> int:
     for g in results["goals"]:
         log(f"{'PASS' if g['pass'] else 'FAIL'}  {g['goal']}: {g['detail']}")
     for k, v in extra.items():
-        if k not in ("flood",):
+        if k != "flood":
             log(f"{k}: {v}")
     log(f"\nResults in {VAR / 'serving.json'}; logs in {run_dir}")
     return 0
-
-
-def bench_trainyard(
-    stack: Stack,
-    a: Tenant,
-    b: Tenant,
-    payloads: Payloads,
-    seconds: float,
-    workers: str,
-    run_dir: Path,
-    extra: dict[str, Any],
-) -> list[Cell]:
-    """Trainyard's cells: the matrix (batching on), noisy neighbour, then batching off."""
-    cells: list[Cell] = []
-    usage_a = Api(stack.base_url, a.key)
-    usage_b = Api(stack.base_url, b.key)
-    before = {"a": ledger_predictions(usage_a), "b": ledger_predictions(usage_b)}
-
-    def serve(tag: str, **knobs: str):
-        port = free_port()
-        env = {**stack.env, **knobs}
-        argv = [str(PY), "-m", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        argv += ["--workers", workers]
-        return port, server(
-            f"serve-{tag}", argv, env, f"http://127.0.0.1:{port}/healthz/serve", run_dir, ROOT
-        )
-
-    port, ctx = serve("batching-on")
-    with ctx:
-        base = f"http://127.0.0.1:{port}"
-        sa = System("trainyard", f"{base}/v1/models/{a.model}/predict", "inputs", a.key)
-        first = check_answer(sa, payloads)
-        extra["first_answer_usage"] = first["body"].get("usage")
-        extra["ratelimit_headers"] = {
-            k: v for k, v in first["headers"].items() if k.lower().startswith("ratelimit")
-        }
-        cells += matrix(sa, payloads, seconds)
-        # Noisy neighbour: B alone, then B while A floods heavy requests.
-        sb = System("tenant B alone", f"{base}/v1/models/{b.model}/predict", "inputs", b.key)
-        check_answer(sb, payloads)
-        flood_check = requests.post(
-            sa.url,
-            data=payloads.flood.read_bytes(),
-            headers={"Authorization": f"Bearer {a.key}", "Content-Type": "application/json"},
-            timeout=60,
-        )
-        if flood_check.status_code == 200:
-            CLIENT_INPUTS[a.key] = CLIENT_INPUTS.get(a.key, 0) + FLOOD_INPUTS
-        extra["flood_request"] = {
-            "status": flood_check.status_code,
-            "body": flood_check.text[:300] if flood_check.status_code != 200 else "ok",
-            "inputs": FLOOD_INPUTS,
-            "chars_each": payloads.flood_chars,
-        }
-        body_b = payloads.files[("inputs", 1)]
-        raw = wrk_run(sb.url, body_b, conns=8, seconds=seconds, auth=b.key)
-        cells.append(Cell.from_wrk("tenant B alone", "b1-c8", 1, 8, raw))
-        with wrk_background(
-            sa.url, payloads.flood, conns=FLOOD_CONNS, seconds=seconds + 4, auth=a.key
-        ) as flood:
-            time.sleep(2)
-            raw = wrk_run(sb.url, body_b, conns=8, seconds=seconds, auth=b.key)
-        cells.append(Cell.from_wrk("tenant B, A flooding", "b1-c8", 1, 8, raw))
-        fc = Cell.from_wrk("tenant A flood", f"b{FLOOD_INPUTS}-c{FLOOD_CONNS}", 256, 32, flood)
-        extra["flood"] = {k: v for k, v in asdict(fc).items() if k != "raw"}
-        for c in cells[-2:]:
-            log(
-                f"  {c.system:<22} batch 1 conns 8: p50 {c.p50_ms:.2f} p99 {c.p99_ms:.2f} ms, {c.rps:.0f} req/s, errors {c.errors}"
-            )
-        log(
-            f"  tenant A flood: {fc.rps:.1f} req/s, {fc.inputs_per_s:.0f} inputs/s, p99 {fc.p99_ms:.0f} ms, errors {fc.errors} ({fc.non2xx} non-2xx)"
-        )
-    port, ctx = serve("batching-off", TRAINYARD_SERVE_BATCHING="0")
-    with ctx:
-        sa = System(
-            "trainyard (batching off)",
-            f"http://127.0.0.1:{port}/v1/models/{a.model}/predict",
-            "inputs",
-            a.key,
-        )
-        check_answer(sa, payloads)
-        wrk_run(sa.url, payloads.files[("inputs", 1)], conns=8, seconds=2, auth=a.key)
-        for conns in (8, 64):
-            raw = wrk_run(
-                sa.url, payloads.files[("inputs", 1)], conns=conns, seconds=seconds, auth=a.key
-            )
-            c = Cell.from_wrk(sa.name, f"b1-c{conns}", 1, conns, raw)
-            cells.append(c)
-            log(
-                f"  {c.system:<22} batch 1 conns {conns}: {c.rps:.1f} req/s p50 {c.p50_ms:.2f} p99 {c.p99_ms:.2f} ms errors {c.errors}"
-            )
-    time.sleep(5)  # serve flushes its metering windows within ~3 s
-    after = {"a": ledger_predictions(usage_a), "b": ledger_predictions(usage_b)}
-    # wrk does not count the requests in flight when a run ends (at most conns × batch a run),
-    # so the ledger may exceed the client's count by that much, never fall below it.
-    extra["metering"] = {
-        name: {
-            "ledger_predictions_this_run": after[name] - before[name],
-            "client_counted_2xx_inputs": CLIENT_INPUTS.get(t.key, 0),
-        }
-        for name, t in (("a", a), ("b", b))
-    }
-    return cells
 
 
 if __name__ == "__main__":
