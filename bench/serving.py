@@ -560,10 +560,8 @@ def check_answer(system: System, payloads: Payloads, batch: int = 2) -> dict[str
     return {"status": r.status_code, "headers": dict(r.headers), "body": answer}
 
 
-def warm_up(system: System, payloads: Payloads, seconds: float) -> dict[str, Any]:
-    """One checked request, then wrk at both batch sizes (not recorded: a batcher may adapt,
-    a model load). Returns the first answer."""
-    first = check_answer(system, payloads)
+def warm_up(system: System, payloads: Payloads, seconds: float) -> None:
+    """wrk at both batch sizes, not recorded (a batcher adapts, a JIT warms)."""
     for batch in BATCHES:
         wrk_run(
             system.url,
@@ -572,7 +570,6 @@ def warm_up(system: System, payloads: Payloads, seconds: float) -> dict[str, Any
             seconds=min(2.0, seconds),
             auth=system.auth,
         )
-    return first
 
 
 def measure(system: System, body: Path, batch: int, conns: int, seconds: float) -> Cell:
@@ -923,16 +920,19 @@ def main() -> int:
                 System(KSERVE, f"http://127.0.0.1:{port}/v1/models/sms:predict", "instances")
             )
         log("Warming up " + ", ".join(s.name for s in systems) + " …")
-        for s in systems:
-            first = warm_up(s, payloads, seconds)
-            if s is ty:
-                extra["first_answer_usage"] = first["body"].get("usage")
-                extra["ratelimit_headers"] = {
-                    k: v for k, v in first["headers"].items() if k.lower().startswith("ratelimit")
-                }
-        if ty_off is not None and tb is not None:
-            warm_up(ty_off, payloads, seconds)
-            check_answer(tb, payloads)
+        # Every model loads first (serve loads lazily: A's and B's on one process, A's on the
+        # batching-off one), so that no load's CPU falls into another system's warm-up or cell.
+        everyone = systems + [x for x in (ty_off, tb) if x is not None]
+        firsts = {x.name: check_answer(x, payloads) for x in everyone}
+        if ty is not None:
+            first = firsts[ty.name]
+            extra["first_answer_usage"] = first["body"].get("usage")
+            extra["ratelimit_headers"] = {
+                k: v for k, v in first["headers"].items() if k.lower().startswith("ratelimit")
+            }
+        for x in everyone:
+            if x is not tb:
+                warm_up(x, payloads, seconds)
         for rnd in range(rounds):
             if rounds > 1:
                 log(f"Round {rnd + 1}/{rounds}")
