@@ -1,4 +1,5 @@
-"""Admission and metering in Redis: one Lua call admits a request, one commits its count.
+"""Admission and metering in Redis: one Lua call admits a request, one commits its count
+(concurrent requests share those calls, :class:`Coalescer`).
 
 ``admit`` checks, atomically and in this order, for a request of ``n`` inputs:
 
@@ -19,7 +20,9 @@ requests at a quota's edge can never overshoot it: each sees the others' reserva
 the answer, ``commit`` adds the count to the current metering window
 (``saas.metering.windows``); a failed request calls ``release`` instead, giving the reservation
 back. Counters are seeded from the ledger snapshot when absent (a new month, or an empty
-Redis). A ``serve`` killed between admit and commit leaves its in-flight reservations on the
+Redis), and exist only while a limit needs them (a hard quota or an organisation spend cap
+for the organisation's, a key spend cap for the key's): with no limit there is nothing to
+count, and a limit set later starts from the ledger's figure. A ``serve`` killed between admit and commit leaves its in-flight reservations on the
 counters until the month ends: the quota errs on the safe side by at most the requests in
 flight at the kill, and the ledger (which only committed counts reach) is exact.
 
@@ -29,8 +32,10 @@ Networks*, §5.4; Stripe's and GitHub's API limiters weigh requests the same way
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -39,96 +44,124 @@ from saas.metering.windows import INDEX_KEY, SEP, WINDOW_SECONDS
 
 COUNTER_TTL_SECONDS = 40 * 24 * 3600  # outlives its month
 
-# KEYS: 1 key bucket, 2 org bucket, 3 org month counter, 4 key month counter.
-# ARGV: 1 n, 2 cap_k, 3 rate_k, 4 cap_o, 5 rate_o, 6 hard limit (-1: none), 7 org seed,
-#       8 key seed, 9 unit price, 10 included, 11 org cap (-1), 12 org spent, 13 org units,
-#       14 key cap (-1), 15 key spent, 16 key units, 17 counter ttl.
-# Returns {1, remaining_k, to_full_k_ms, remaining_o, to_full_o_ms} when admitted, else
-# {0, reason, retry_ms or used, limit-ish figure as a string}.
+# Admits a group of requests in order, each exactly as if it were alone (later ones see the
+# earlier ones' tokens and reservations). Per request i (0-based): KEYS[4i+1..4i+4] = key
+# bucket, org bucket, org month counter, key month counter; ARGV[17i+1..17i+17] = n, cap_k,
+# rate_k, cap_o, rate_o, hard limit (-1: none), org seed, key seed, unit price, included, org
+# cap (-1), org spent, org units, key cap (-1), key spent, key units, counter ttl.
+# Returns 5 values per request: {1, remaining_k, to_full_k_ms, remaining_o, to_full_o_ms} when
+# admitted, else {0, reason, retry_ms or used, figure (string), 0}.
 _ADMIT = """
-local n = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local have = {}
-local caps = {tonumber(ARGV[2]), tonumber(ARGV[4])}
-local rates = {tonumber(ARGV[3]), tonumber(ARGV[5])}
-local retry = 0
-for i = 1, 2 do
-  local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
-  local tokens = tonumber(state[1]) or caps[i]
-  local ts = tonumber(state[2]) or now
-  tokens = math.min(caps[i], tokens + math.max(0, now - ts) * rates[i])
-  have[i] = tokens
-  local need = math.min(n, caps[i])
-  if tokens < need then
-    retry = math.max(retry, math.ceil((need - tokens) / rates[i] * 1000))
-  end
-end
-if retry > 0 then
+local out = {}
+local function admit(K, A)
+  local n = tonumber(A[1])
+  local have = {}
+  local caps = {tonumber(A[2]), tonumber(A[4])}
+  local rates = {tonumber(A[3]), tonumber(A[5])}
+  local retry = 0
   for i = 1, 2 do
-    redis.call('HSET', KEYS[i], 'tokens', have[i], 'ts', now)
-    redis.call('PEXPIRE', KEYS[i], math.ceil(caps[i] / rates[i] * 1000) + 1000)
+    local state = redis.call('HMGET', K[i], 'tokens', 'ts')
+    local tokens = tonumber(state[1]) or caps[i]
+    local ts = tonumber(state[2]) or now
+    tokens = math.min(caps[i], tokens + math.max(0, now - ts) * rates[i])
+    have[i] = tokens
+    local need = math.min(n, caps[i])
+    if tokens < need then
+      retry = math.max(retry, math.ceil((need - tokens) / rates[i] * 1000))
+    end
   end
-  return {0, 'rate', retry, tostring(math.floor(math.min(have[1], have[2])))}
-end
-local ttl = tonumber(ARGV[17])
-local used = tonumber(redis.call('GET', KEYS[3]))
-if not used then
-  used = tonumber(ARGV[7])
-  redis.call('SET', KEYS[3], ARGV[7], 'EX', ttl)
-end
-local kused = tonumber(redis.call('GET', KEYS[4]))
-if not kused then
-  kused = tonumber(ARGV[8])
-  redis.call('SET', KEYS[4], ARGV[8], 'EX', ttl)
-end
-local hard = tonumber(ARGV[6])
-if hard >= 0 and used + n > hard then
-  return {0, 'quota', math.floor(used), ARGV[6]}
-end
-local price = tonumber(ARGV[9])
-local included = tonumber(ARGV[10])
-local org_cap = tonumber(ARGV[11])
-if org_cap >= 0 then
-  local base = tonumber(ARGV[12])
-  local base_units = math.max(0, tonumber(ARGV[13]) - included)
-  local before = base + price * (math.max(0, used - included) - base_units)
-  local after = base + price * (math.max(0, used + n - included) - base_units)
-  if before >= org_cap or after > org_cap + 1e-9 then
-    return {0, 'org_cap', 0, string.format('%.6f', before)}
+  if retry > 0 then
+    for i = 1, 2 do
+      redis.call('HSET', K[i], 'tokens', have[i], 'ts', now)
+      redis.call('PEXPIRE', K[i], math.ceil(caps[i] / rates[i] * 1000) + 1000)
+    end
+    return {0, 'rate', retry, tostring(math.floor(math.min(have[1], have[2]))), 0}
   end
-end
-local key_cap = tonumber(ARGV[14])
-if key_cap >= 0 then
-  local before = tonumber(ARGV[15]) + price * (kused - tonumber(ARGV[16]))
-  local after = before + price * n
-  if before >= key_cap or after > key_cap + 1e-9 then
-    return {0, 'key_cap', 0, string.format('%.6f', before)}
+  local ttl = tonumber(A[17])
+  local hard = tonumber(A[6])
+  local org_cap = tonumber(A[11])
+  local key_cap = tonumber(A[14])
+  -- A counter exists only while a limit needs it, seeded from the ledger when that starts.
+  local org_counted = hard >= 0 or org_cap >= 0
+  local key_counted = key_cap >= 0
+  local used = 0
+  local kused = 0
+  if org_counted then
+    used = tonumber(redis.call('GET', K[3]))
+    if not used then
+      used = tonumber(A[7])
+      redis.call('SET', K[3], A[7], 'EX', ttl)
+    end
+  else
+    redis.call('DEL', K[3])
   end
+  if key_counted then
+    kused = tonumber(redis.call('GET', K[4]))
+    if not kused then
+      kused = tonumber(A[8])
+      redis.call('SET', K[4], A[8], 'EX', ttl)
+    end
+  else
+    redis.call('DEL', K[4])
+  end
+  if hard >= 0 and used + n > hard then
+    return {0, 'quota', math.floor(used), A[6], 0}
+  end
+  local price = tonumber(A[9])
+  local included = tonumber(A[10])
+  if org_cap >= 0 then
+    local base = tonumber(A[12])
+    local base_units = math.max(0, tonumber(A[13]) - included)
+    local before = base + price * (math.max(0, used - included) - base_units)
+    local after = base + price * (math.max(0, used + n - included) - base_units)
+    if before >= org_cap or after > org_cap + 1e-9 then
+      return {0, 'org_cap', 0, string.format('%.6f', before), 0}
+    end
+  end
+  if key_cap >= 0 then
+    local before = tonumber(A[15]) + price * (kused - tonumber(A[16]))
+    local after = before + price * n
+    if before >= key_cap or after > key_cap + 1e-9 then
+      return {0, 'key_cap', 0, string.format('%.6f', before), 0}
+    end
+  end
+  local res = {1}
+  for i = 1, 2 do
+    local left = have[i] - n
+    redis.call('HSET', K[i], 'tokens', left, 'ts', now)
+    redis.call('PEXPIRE', K[i], math.ceil(caps[i] / rates[i] * 1000) + 1000)
+    table.insert(res, math.floor(left))
+    table.insert(res, math.ceil((caps[i] - left) / rates[i] * 1000))
+  end
+  if org_counted then redis.call('INCRBY', K[3], n) end
+  if key_counted then redis.call('INCRBY', K[4], n) end
+  return res
 end
-local out = {1}
-for i = 1, 2 do
-  local left = have[i] - n
-  redis.call('HSET', KEYS[i], 'tokens', left, 'ts', now)
-  redis.call('PEXPIRE', KEYS[i], math.ceil(caps[i] / rates[i] * 1000) + 1000)
-  table.insert(out, math.floor(left))
-  table.insert(out, math.ceil((caps[i] - left) / rates[i] * 1000))
+for r = 0, #KEYS / 4 - 1 do
+  local K = {KEYS[4 * r + 1], KEYS[4 * r + 2], KEYS[4 * r + 3], KEYS[4 * r + 4]}
+  local A = {}
+  for j = 1, 17 do A[j] = ARGV[17 * r + j] end
+  local res = admit(K, A)
+  for j = 1, 5 do table.insert(out, res[j]) end
 end
-redis.call('INCRBY', KEYS[3], n)
-redis.call('INCRBY', KEYS[4], n)
 return out
 """
 
-# KEYS: 1 the window index. ARGV: 1 group prefix (org|principal|model|), 2 n, 3 micros,
-# 4 cold (0/1), 5 window seconds. Returns the window number.
+# Commits a group of answered requests to the current window. KEYS: 1 the window index.
+# ARGV: 1 window seconds, then 4 per request: group prefix (org|principal|model|), n, micros,
+# cold (0/1). Returns the window number.
 _COMMIT = """
 local t = redis.call('TIME')
-local w = math.floor(tonumber(t[1]) / tonumber(ARGV[5]))
+local w = math.floor(tonumber(t[1]) / tonumber(ARGV[1]))
 local k = 'dp:mw:' .. w
-redis.call('HINCRBY', k, ARGV[1] .. 'n', ARGV[2])
-redis.call('HINCRBY', k, ARGV[1] .. 'r', 1)
-redis.call('HINCRBY', k, ARGV[1] .. 'us', ARGV[3])
-if tonumber(ARGV[4]) > 0 then redis.call('HINCRBY', k, ARGV[1] .. 'cold', 1) end
+for i = 2, #ARGV, 4 do
+  redis.call('HINCRBY', k, ARGV[i] .. 'n', ARGV[i + 1])
+  redis.call('HINCRBY', k, ARGV[i] .. 'r', 1)
+  redis.call('HINCRBY', k, ARGV[i] .. 'us', ARGV[i + 2])
+  if tonumber(ARGV[i + 3]) > 0 then redis.call('HINCRBY', k, ARGV[i] .. 'cold', 1) end
+end
 redis.call('EXPIRE', k, 604800)
 redis.call('ZADD', KEYS[1], w, w)
 return w
@@ -182,19 +215,77 @@ def _num(value) -> str:
     return format(value, "f") if value is not None else "-1"
 
 
+class Coalescer:
+    """Group commit for one Redis script: concurrent calls share one round trip.
+
+    When no call is in flight, a submitted item is sent at once (no added latency); items
+    submitted while one is in flight are sent together, in order, as soon as it returns, at
+    most ``max_items`` a call. The same idea as a database's group commit and as the model
+    batching in ``serve.runtime``: under load, round trips per request fall below one.
+    """
+
+    def __init__(self, call, max_items: int = 128) -> None:
+        self._call = call
+        self._max = max_items
+        self._pending: list[tuple[Any, asyncio.Future]] = []
+        self._busy = False
+
+    async def submit(self, item: Any) -> Any:
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append((item, fut))
+        if not self._busy:
+            self._busy = True
+            asyncio.ensure_future(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                group = self._pending[: self._max]
+                del self._pending[: self._max]
+                try:
+                    results = await self._call([item for item, _ in group])
+                except Exception as exc:  # every member gets the error: none was applied
+                    for _, fut in group:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, fut), result in zip(group, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(result)
+        finally:
+            self._busy = False
+
+
 class Admission:
     """The three scripts, bound to one ``redis.asyncio.Redis`` client.
 
-    Every method is one round trip and raises ``redis`` errors (the caller answers 503: a
-    request that cannot be metered is not served).
+    ``admit`` and ``commit`` are coalesced across concurrent requests (:class:`Coalescer`):
+    one round trip each, shared under load. Methods raise ``redis`` errors (the caller
+    answers 503: a request that cannot be metered is not served).
     """
 
     def __init__(self, client: Redis, *, rate_window_seconds: float) -> None:
         self.client = client
         self.rate_window_seconds = rate_window_seconds
-        self._admit = client.register_script(_ADMIT)
-        self._commit = client.register_script(_COMMIT)
+        self._admit_script = client.register_script(_ADMIT)
+        self._commit_script = client.register_script(_COMMIT)
         self._release = client.register_script(_RELEASE)
+        self._admits = Coalescer(self._admit_group)
+        self._commits = Coalescer(self._commit_group)
+
+    async def _admit_group(self, items: list[tuple[list[str], list[str | int | float]]]) -> list:
+        keys = [k for ks, _ in items for k in ks]
+        args = [a for _, as_ in items for a in as_]
+        raw = await self._admit_script(keys=keys, args=args)
+        return [raw[5 * i : 5 * i + 5] for i in range(len(items))]
+
+    async def _commit_group(self, items: list[list[str | int]]) -> list[int]:
+        args: list[str | int | float] = [WINDOW_SECONDS]
+        for item in items:
+            args.extend(item)
+        window = int(await self._commit_script(keys=[INDEX_KEY], args=args))
+        return [window] * len(items)
 
     async def admit(
         self, *, principal: ServingPrincipal, budget: PredictionBudget, inputs: int
@@ -229,7 +320,7 @@ class Admission:
             _num(budget.key_units),
             COUNTER_TTL_SECONDS,
         ]
-        raw = await self._admit(keys=keys, args=args)
+        raw = await self._admits.submit((keys, args))
         if int(raw[0]) == 1:
             rem_k, full_k, rem_o, full_o = (int(x) for x in raw[1:5])
             # Report the bucket with the fewest tokens left relative to its size.
@@ -247,7 +338,10 @@ class Admission:
                 reset_seconds=math.ceil(to_full / 1000),
             )
         reason = raw[1].decode() if isinstance(raw[1], bytes) else str(raw[1])
-        figure = raw[3].decode() if isinstance(raw[3], bytes) else str(raw[3])
+        if reason == "quota":
+            figure = str(int(raw[2]))  # the month's count so far
+        else:
+            figure = raw[3].decode() if isinstance(raw[3], bytes) else str(raw[3])
         return Refused(
             reason=reason,
             retry_after_seconds=max(1, math.ceil(int(raw[2]) / 1000)) if reason == "rate" else 0,
@@ -261,15 +355,8 @@ class Admission:
         """Count an answered request in the current metering window; returns the window."""
         prefix = SEP.join((admitted.organization_id, admitted.principal, model_id)) + SEP
         return int(
-            await self._commit(
-                keys=[INDEX_KEY],
-                args=[
-                    prefix,
-                    admitted.inputs,
-                    max(0, int(micros)),
-                    int(cold_start),
-                    WINDOW_SECONDS,
-                ],
+            await self._commits.submit(
+                [prefix, admitted.inputs, max(0, int(micros)), int(cold_start)]
             )
         )
 

@@ -20,6 +20,8 @@ class ServeConfig:
 
     max_batch: most inputs one model execution takes [TRAINYARD_SERVE_MAX_BATCH, 64]; a
         request with more is split into executions of at most this size.
+    batch_target_ms: the execution time the batch cap is steered to (AIMD, ``serve.runtime``)
+        [TRAINYARD_SERVE_BATCH_TARGET_MS, 50].
     max_wait_ms: how long a non-full batch waits for more requests [TRAINYARD_SERVE_MAX_WAIT_MS,
         0: never; batches form from whatever queued while the model was busy].
     batching: combine concurrent requests [TRAINYARD_SERVE_BATCHING, 1]; 0 runs each request
@@ -52,6 +54,7 @@ class ServeConfig:
     """
 
     max_batch: int
+    batch_target_ms: float
     max_wait_ms: float
     batching: bool
     slots: int
@@ -75,6 +78,7 @@ class ServeConfig:
         slots = max(1, _int("TRAINYARD_SERVE_SLOTS", os.cpu_count() or 1))
         return cls(
             max_batch=max(1, _int("TRAINYARD_SERVE_MAX_BATCH", 64)),
+            batch_target_ms=max(1.0, _float("TRAINYARD_SERVE_BATCH_TARGET_MS", 50)),
             max_wait_ms=max(0.0, _float("TRAINYARD_SERVE_MAX_WAIT_MS", 0)),
             batching=os.environ.get("TRAINYARD_SERVE_BATCHING", "1") not in ("0", "false", "no"),
             slots=slots,

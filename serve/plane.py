@@ -9,6 +9,7 @@ metadata from memory, one Redis call to admit, the model, one Redis call to comm
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from django.conf import settings
 from saas.common.ids import new_id
 from saas.inference import selectors
 from saas.inference.selectors import ServingModel, ServingPrincipal
+from saas.registry.services import PREWARM_CHANNEL
 from saas.tenancy.access import SUSPENDED_DETAIL
 
 from . import metrics
@@ -33,7 +35,6 @@ log = logging.getLogger(__name__)
 
 MODEL_TTL_SECONDS = 60.0
 MODEL_NEGATIVE_TTL_SECONDS = 1.0
-PREWARM_CHANNEL = "dp:prewarm"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class Plane:
         self.config = config
         self.db = Database()
         self.auth = AuthCache(config, self.db)
+        if not settings.REDIS_URL:
+            raise RuntimeError(
+                "serve needs REDIS_URL: admission and metering counts live in Redis."
+            )
         self.redis = aioredis.Redis.from_url(
             settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
         )
@@ -72,6 +77,9 @@ class Plane:
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        # Django, the ORM and their imports are long-lived too (see ModelStore.get).
+        gc.collect()
+        gc.freeze()
         self._tasks = [
             asyncio.create_task(self.auth.run(), name="auth-refresh"),
             asyncio.create_task(self._flush_loop(), name="metering-flush"),

@@ -16,6 +16,12 @@ queue. ``max_wait_ms`` can hold a non-full batch a little longer. This is the "d
 batching" of Triton (``max_queue_delay_microseconds``) and BentoML's adaptive batching, with
 the delay defaulting to zero.
 
+The batch size is guarded by latency: each model has a cap, at most ``max_batch``, adjusted
+after every execution by additive increase / multiplicative decrease (the TCP congestion
+rule, Jacobson 1988): an execution longer than ``batch_target_ms`` halves the cap, one under
+half of it raises the cap by one. A model whose big batches would push the tail latency up
+(long texts, large images) thus runs smaller ones, and large requests are chunked at the cap.
+
 Tenants are isolated at the slot level: a tenant holds at most ``tenant_slots`` executions at
 once (``slots - 1`` by default, so one slot is always free for everyone else), slots are
 granted round robin across tenants with queued work, and an execution is bounded by
@@ -25,6 +31,7 @@ granted round robin across tenants with queued work, and an execution is bounded
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import OrderedDict, deque
@@ -92,6 +99,10 @@ class ModelStore:
                 f"Model {model.id} could not be loaded ({type(exc).__name__}); retry later.",
                 headers={"Retry-After": "5"},
             ) from None
+        # TensorFlow's objects are long-lived: move them out of the cyclic collector's reach so
+        # a full collection does not pause the event loop for tens of milliseconds (gc.freeze).
+        gc.collect()
+        gc.freeze()
         if key not in self._models and loaded.size_bytes <= self.max_bytes:
             while self._models and self.total_bytes + loaded.size_bytes > self.max_bytes:
                 self._models.popitem(last=False)
@@ -129,6 +140,7 @@ class _Queue:
     jobs: deque[_Job] = field(default_factory=deque)
     running: int = 0
     timer: asyncio.TimerHandle | None = None
+    cap: int = 0  # the latency-guarded batch cap (0: not set yet, use max_batch)
 
 
 @dataclass(frozen=True)
@@ -172,7 +184,9 @@ class Scheduler:
             queue = _Queue(model_id=model.id, organization_id=organization_id, loaded=loaded)
             self._queues[model.id] = queue
         queue.loaded = loaded  # the same version, reloaded after an eviction
-        step = self.config.max_batch
+        if not queue.cap:
+            queue.cap = self.config.max_batch
+        step = queue.cap
         chunks = [inputs[i : i + step] for i in range(0, len(inputs), step)]
         jobs = [_Job(organization_id, chunk, loop.create_future()) for chunk in chunks]
         queue.jobs.extend(jobs)
@@ -236,7 +250,7 @@ class Scheduler:
         if not cfg.batching:
             return [queue.jobs.popleft()]
         pending = sum(len(j.inputs) for j in queue.jobs if not j.future.done())
-        if cfg.max_wait_ms > 0 and pending < cfg.max_batch:
+        if cfg.max_wait_ms > 0 and pending < queue.cap:
             waited = (time.perf_counter() - queue.jobs[0].enqueued) * 1000
             if waited < cfg.max_wait_ms:
                 if queue.timer is None:
@@ -255,7 +269,7 @@ class Scheduler:
             if job.future.done():
                 queue.jobs.popleft()
                 continue
-            if batch and size + len(job.inputs) > cfg.max_batch:
+            if batch and size + len(job.inputs) > queue.cap:
                 break
             batch.append(queue.jobs.popleft())
             size += len(job.inputs)
@@ -277,6 +291,7 @@ class Scheduler:
                 outcomes = f.result()
             except BaseException as exc:  # the executor itself failed
                 outcomes = [exc] * len(batch)
+            self._adapt(queue, batch, outcomes)
             for job, outcome in zip(batch, outcomes, strict=True):
                 if job.future.done():
                     continue
@@ -287,6 +302,19 @@ class Scheduler:
             self._dispatch()
 
         fut.add_done_callback(done)
+
+    def _adapt(self, queue: _Queue, batch: list[_Job], outcomes: list[Any]) -> None:
+        """AIMD on the model's batch cap from this execution's time (see the module doc)."""
+        done = [o for o in outcomes if isinstance(o, tuple)]
+        if not done:
+            return
+        seconds = done[0][1]
+        size = sum(len(j.inputs) for j in batch)
+        target = self.config.batch_target_ms / 1000
+        if seconds > target and size > 1:
+            queue.cap = max(1, min(queue.cap, size) // 2)
+        elif seconds < target / 2 and size >= queue.cap:
+            queue.cap = min(self.config.max_batch, queue.cap + 1)
 
 
 def _execute(loaded: Any, batch: list[_Job]) -> list[Any]:

@@ -200,8 +200,9 @@ def prediction_budget(
 ) -> PredictionBudget:
     """The figures the data plane's admission needs for the month holding ``on`` (today).
 
-    Costs a handful of aggregate queries over the month's ledger rows, which the data plane
-    runs in the background every few seconds per active organisation, never per request.
+    Costs a few small queries, plus aggregates over the month's ledger rows when a limit
+    applies (a hard quota, an organisation or key spend cap); the data plane runs it in the
+    background every few seconds per active organisation and key, never per request.
     Raises ``BillingAccount.DoesNotExist`` for an organisation without a billing account.
     """
     on = on or timezone.now().date()
@@ -216,7 +217,12 @@ def prediction_budget(
         on=on,
         contract=contract,
     )
-    totals = usage_totals(organization_id=organization_id, start=start, end=end)
+    # The month's aggregates are read only when a limit needs them: the admission script
+    # keeps no counter otherwise (``serve.admission``).
+    org_limited = account.plan.hard_limits or account.monthly_spend_cap is not None
+    totals = (
+        usage_totals(organization_id=organization_id, start=start, end=end) if org_limited else {}
+    )
     spent = (
         period_charges(organization=org, start=start, end=end).total
         if account.monthly_spend_cap is not None

@@ -8,6 +8,7 @@ state change; ``model_download`` is the one write a user triggers here, and it i
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tarfile
@@ -15,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -23,6 +26,28 @@ from saas.common.actor import Actor
 from saas.tenancy.audit import audit_record
 
 from .models import TrainedModel
+
+log = logging.getLogger(__name__)
+
+#: The data plane's replicas listen here for new models to load before their first request.
+PREWARM_CHANNEL = "dp:prewarm"
+
+
+def model_prewarm_announce(*, model_id: str) -> int:
+    """Tell the data plane's replicas that ``model_id`` exists, so each loads it into its
+    cache now rather than on the first prediction (the cold start moves off the customer's
+    request). Returns the number of replicas listening; 0 without Redis or on an error (a
+    pre-warm is an optimisation: the first request then loads it)."""
+    if not settings.REDIS_URL:
+        return 0
+    try:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+        )
+        return int(client.publish(PREWARM_CHANNEL, model_id))
+    except redis.RedisError as exc:
+        log.warning("pre-warm announcement for %s failed: %s", model_id, exc)
+        return 0
 
 
 @dataclass(frozen=True)
@@ -105,7 +130,11 @@ def model_register(
 ) -> TrainedModel:
     """Create the :class:`TrainedModel` of a succeeded job (inside the job's completing
     transaction, which the job's timeline records). A second model for the same job violates
-    the unique ``job`` (IntegrityError), so a redelivered completion cannot make two."""
+    the unique ``job`` (IntegrityError), so a redelivered completion cannot make two.
+
+    Once the transaction commits, the data plane is asked to pre-warm the model
+    (:func:`model_prewarm_announce`)."""
+    transaction.on_commit(lambda: model_prewarm_announce(model_id=model_id))
     return TrainedModel.objects.for_tenant(organization_id).create(
         id=model_id,
         organization_id=organization_id,

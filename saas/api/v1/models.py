@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 from django.http import FileResponse, HttpResponse
+from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from saas.common.errors import ValidationFailed
 from saas.inference import client as inference_client
 from saas.registry import selectors as model_selectors
 from saas.registry import services as model_services
@@ -120,11 +124,21 @@ class ModelPredictView(TenantAPIView):
                 organization_id=self.organization.pk, user_id=request.user.pk
             )
             authorization = f"Internal {token}"
+        content_type = request.META.get("CONTENT_TYPE", "application/json")
+        try:
+            body = request._request.body
+        except RawPostDataException:
+            # The base view already parsed it (an Idempotency-Key fingerprint): re-encode.
+            if request.FILES:
+                raise ValidationFailed(
+                    "Send multipart predictions to the data plane without an Idempotency-Key."
+                ) from None
+            body, content_type = json.dumps(request.data).encode(), "application/json"
         answer = inference_client.data_plane_predict(
             model_id=model_id,
             authorization=authorization,
-            content_type=request.META.get("CONTENT_TYPE", "application/json"),
-            body=request._request.body,
+            content_type=content_type,
+            body=body,
         )
         response = HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)
         for name, value in answer.headers.items():
