@@ -606,13 +606,29 @@ def noisy_neighbour(
     ) as flood:
         time.sleep(2)  # the flood's queue builds up first
         noisy = measure(System(B_NOISY, b.url, b.shape, b.auth), body, 1, 8, seconds)
+    drained = drain(a, payloads)
     fc = Cell.from_wrk("tenant A flood", f"b{FLOOD_INPUTS}-c{FLOOD_CONNS}", FLOOD_INPUTS, 32, flood)
     extra["flood"] = {k: v for k, v in asdict(fc).items() if k != "raw"}
+    extra.setdefault("drain_seconds_after_flood", []).append(round(drained, 2))
     log(
         f"  {'tenant A flooding':<32} {fc.rps:.1f} req/s, {fc.inputs_per_s:.0f} inputs/s, "
         f"p50 {fc.p50_ms:.0f} p99 {fc.p99_ms:.0f} ms, errors {fc.errors} ({fc.non2xx} non-2xx)"
     )
     return [alone, noisy]
+
+
+def drain(system: System, payloads: Payloads, timeout: float = 15.0) -> float:
+    """Wait until ``system`` answers a small request within 50 ms again: wrk exits without
+    waiting for the requests it has in flight, so a flood's last ones are still queued in the
+    server and would land in the next cell. Returns the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        t = time.monotonic()
+        check_answer(system, payloads)
+        if time.monotonic() - t < 0.05:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - t0
 
 
 def median_cell(cells: list[Cell]) -> Cell:
