@@ -80,6 +80,7 @@ bench: setup
 	$(BIN)/python bench/train_defaults.py
 	$(BIN)/python bench/apikey_auth.py
 	$(BIN)/python bench/dashboard_render.py
+	$(BIN)/python bench/control_plane.py
 
 # Trainyard's data plane vs BentoML and KServe on the same SavedModel (issue 10): trains on its
 # own database (BENCH_DATABASE_URL, default trainyard_bench) and Redis db 4, installs the peers

@@ -100,6 +100,18 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'trainyard.sqlite3'}")
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Persistent connections: a new PostgreSQL session costs a backend fork and the auth
+    # handshake (~5 ms here, more than the rest of an API request). Each gunicorn sync worker
+    # keeps its one connection for up to CONN_MAX_AGE seconds; the health check (a `SELECT 1`
+    # before the first query of a request) replaces a connection the server closed (restart,
+    # idle timeout) instead of failing that request. Not psycopg's pool: a sync worker serves
+    # one request at a time and a pool cannot be shared across forked workers, so it would be
+    # this same one connection per process plus a checkout per request and pool threads
+    # (README, "The request path"). Celery's Django fix-up closes the connection before and
+    # after every task regardless (celery/fixups/django.py), so workers hold none across tasks.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The demo's web server and worker share the file; wait on the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
@@ -306,6 +318,14 @@ TRAINYARD_RATE_LIMIT_WINDOW_SECONDS = env.int("TRAINYARD_RATE_LIMIT_WINDOW_SECON
 # How many reverse proxies in front of the web tier append to X-Forwarded-For (0 = none:
 # the socket's address is the client).
 TRAINYARD_TRUSTED_PROXIES = env.int("TRAINYARD_TRUSTED_PROXIES", default=0)
+# How long a web process trusts rows it read on the request path before reading them again: an
+# API key with its organisation's status and its creator's role, a plan's rate limits, and
+# (immutable) trained-model rows. A revoked key, a suspended organisation or a lowered limit
+# takes effect within this many seconds on every process (saas.common.ttlcache; at most 1,
+# 0 turns the caches off).
+TRAINYARD_REQUEST_CACHE_SECONDS = env.float("TRAINYARD_REQUEST_CACHE_SECONDS", default=1.0)
+if not 0 <= TRAINYARD_REQUEST_CACHE_SECONDS <= 1:
+    raise environ.ImproperlyConfigured("TRAINYARD_REQUEST_CACHE_SECONDS must be between 0 and 1")
 TRAINYARD_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 TRAINYARD_INVITATION_TTL_DAYS = env.int("TRAINYARD_INVITATION_TTL_DAYS", default=7)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

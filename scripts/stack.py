@@ -75,19 +75,31 @@ class Stack:
         self.web_port = self.port
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.procs: dict[str, subprocess.Popen] = {}
+        self._started: dict[str, tuple[list[str], dict[str, str]]] = {}  # for restart()
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        env = env if env is not None else self.env
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env=self.env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.procs[name] = proc
+        self._started[name] = (argv, env)
         return proc
+
+    def restart(self, name: str) -> subprocess.Popen:
+        """Start ``name`` again as it was started last (after :meth:`kill`, or a crash)."""
+        if name in self.procs and self.procs[name].poll() is None:
+            raise RuntimeError(f"{name} is still running")
+        argv, env = self._started[name]
+        return self._spawn(name, argv, env)
 
     def manage(self, *args: str) -> str:
         """Run ``manage.py`` with the stack's environment; returns stdout (raises on failure)."""
@@ -124,9 +136,18 @@ class Stack:
             ],
         )
 
-    def start_serve(self, *, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-        """The data plane on the public port, forwarding the rest to the web server."""
-        if self.web_port == self.port:
+    def start_serve(
+        self,
+        *,
+        extra_env: dict[str, str] | None = None,
+        name: str = "serve",
+        port: int | None = None,
+        upstream: bool = True,
+    ) -> subprocess.Popen:
+        """The data plane, by default on the public port forwarding the rest to the web server
+        (call :meth:`start_web` first). ``port`` (with ``name``, say ``serve-2``) starts another
+        replica on a port of its own; ``upstream=False`` forwards nothing (no web server)."""
+        if upstream and self.web_port == self.port:
             raise RuntimeError("start_web(behind_serve=True) first")
         argv = [
             str(BIN / "python"),
@@ -135,18 +156,11 @@ class Stack:
             "--host",
             "127.0.0.1",
             "--port",
-            str(self.port),
-            "--upstream",
-            f"http://127.0.0.1:{self.web_port}",
+            str(port or self.port),
         ]
-        if extra_env:
-            saved = self.env
-            self.env = {**saved, **extra_env}
-            try:
-                return self._spawn("serve", argv)
-            finally:
-                self.env = saved
-        return self._spawn("serve", argv)
+        if upstream:
+            argv += ["--upstream", f"http://127.0.0.1:{self.web_port}"]
+        return self._spawn(name, argv, {**self.env, **(extra_env or {})})
 
     def start_worker(self, name: str, queues: str, *, beat: bool = False) -> subprocess.Popen:
         argv = [
@@ -168,6 +182,20 @@ class Stack:
         if beat:
             argv += ["-B", "--schedule", str(self.log_dir / f"beat-{name}.db")]
         return self._spawn(f"worker-{name}", argv)
+
+    def wait_ready(self, name: str, url: str, timeout: float = 60) -> None:
+        """Wait until ``url`` answers 2xx, failing early if process ``name`` exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
+            try:
+                if requests.get(url, timeout=10).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{name} did not answer {url} in time")
 
     def wait_web(self, timeout: float = 60) -> None:
         """Wait until the public URL answers ``/healthz`` (and, with the data plane, until it

@@ -16,10 +16,20 @@
    request would pass it.
 
 If all pass it takes the tokens and *reserves* ``n`` on the month counters, so concurrent
-requests at a quota's edge can never overshoot it: each sees the others' reservations. After
-the answer, ``commit`` adds the count to the current metering window
-(``saas.metering.windows``); a failed request calls ``release`` instead, giving the reservation
-back. Counters are seeded from the ledger snapshot when absent (a new month, or an empty
+requests at a quota's edge can never overshoot it: each sees the others' reservations. A failed
+request calls ``release``, giving the reservation back.
+
+**Exactly once.** The count is committed to the current metering window
+(``saas.metering.windows``) *after* the answer has been written to the client's socket, by
+:class:`CommitWriter`, which writes the commit command to Redis synchronously in the same
+event-loop step (no ``await`` between the two writes). On loopback and on a LAN both writes
+reach their peers' sockets as they are made, so a ``serve`` killed at any instant has either
+not answered (nothing counted) or answered and sent the count: the window in which a kill could
+separate them is the few microseconds between two system calls, where committing first left a
+whole Redis round trip (and a group commit's wait) in which a killed ``serve`` had counted an
+answer the client never received. A commit Redis refuses (an error reply, or no connection)
+is retried through redis-py and, failing that, written to the ledger directly
+(``saas.inference.services.prediction_usage_record``), so an answered request is not lost. Counters are seeded from the ledger snapshot when absent (a new month, or an empty
 Redis), and exist only while a limit needs them (a hard quota or an organisation spend cap
 for the organisation's, a key spend cap for the key's): with no limit there is nothing to
 count, and a limit set later starts from the ledger's figure. A ``serve`` killed between admit and commit leaves its in-flight reservations on the
@@ -33,7 +43,10 @@ Networks*, §5.4; Stripe's and GitHub's API limiters weigh requests the same way
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +54,8 @@ from redis.asyncio import Redis
 
 from saas.inference.selectors import PredictionBudget, ServingPrincipal
 from saas.metering.windows import INDEX_KEY, SEP, WINDOW_SECONDS
+
+log = logging.getLogger(__name__)
 
 COUNTER_TTL_SECONDS = 40 * 24 * 3600  # outlives its month
 
@@ -215,6 +230,127 @@ def _num(value) -> str:
     return format(value, "f") if value is not None else "-1"
 
 
+@dataclass(frozen=True)
+class CommitItem:
+    """An answered request's count, as the commit script takes it."""
+
+    organization_id: str
+    principal: str
+    model_id: str
+    inputs: int
+    micros: int
+    cold_start: bool
+    prediction_id: str
+
+    def args(self) -> list[str | int]:
+        prefix = SEP.join((self.organization_id, self.principal, self.model_id)) + SEP
+        return [prefix, self.inputs, max(0, int(self.micros)), int(self.cold_start)]
+
+
+def _resp(*parts: str | int | bytes) -> bytes:
+    """A Redis command in RESP (https://redis.io/docs/latest/develop/reference/protocol-spec/)."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        raw = part if isinstance(part, bytes) else str(part).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(out)
+
+
+class CommitWriter:
+    """A Redis connection of its own whose commits are written synchronously.
+
+    :meth:`write` puts an ``EVALSHA`` of the commit script on the socket at once (asyncio's
+    ``transport.write`` hands the bytes to the kernel when the socket can take them, which
+    for a few hundred bytes is always) and returns; a reader task matches Redis's replies
+    to the commits in order. An error reply, or a connection lost before the reply, sends the
+    commit to ``fallback`` — except that a reply lost with the connection is ambiguous (Redis
+    may have applied it), and is then counted as applied and logged, never sent twice.
+    """
+
+    def __init__(self, url: str, fallback) -> None:
+        from redis.asyncio.connection import parse_url
+
+        self._options = parse_url(url)
+        self._fallback = fallback
+        self._sha = hashlib.sha1(_COMMIT.encode(), usedforsecurity=False).hexdigest()
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: deque[CommitItem | None] = deque()
+        self._task: asyncio.Task | None = None
+        self.ambiguous = 0
+
+    async def start(self, client: Redis) -> None:
+        """Load the script and connect, then keep reading replies (and reconnecting)."""
+        await client.script_load(_COMMIT)
+        self._task = asyncio.create_task(self._run(), name="commit-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._writer is not None:
+            self._writer.close()
+
+    def write(self, item: CommitItem) -> None:
+        """Commit ``item`` now (synchronously), or hand it to the fallback."""
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            asyncio.ensure_future(self._fallback(item))
+            return
+        writer.write(_resp("EVALSHA", self._sha, 1, INDEX_KEY, WINDOW_SECONDS, *item.args()))
+        self._pending.append(item)
+
+    async def _connect(self) -> asyncio.StreamReader:
+        o = self._options
+        if "path" in o:
+            reader, writer = await asyncio.open_unix_connection(o["path"])
+        else:
+            reader, writer = await asyncio.open_connection(
+                o.get("host", "localhost"), o.get("port", 6379)
+            )
+        if o.get("password"):
+            auth = [o["username"], o["password"]] if o.get("username") else [o["password"]]
+            writer.write(_resp("AUTH", *auth))
+            self._pending.append(None)
+        if o.get("db"):
+            writer.write(_resp("SELECT", o["db"]))
+            self._pending.append(None)
+        self._writer = writer
+        return reader
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                reader = await self._connect()
+                while True:
+                    line = await reader.readline()
+                    if not line:
+                        raise ConnectionError("Redis closed the connection")
+                    item = self._pending.popleft() if self._pending else None
+                    if line.startswith(b"-"):
+                        log.warning("metering commit refused by Redis: %s", line.strip()[:200])
+                        if item is not None:
+                            await self._fallback(item)
+                        elif b"NOAUTH" in line or b"WRONGPASS" in line or b"DB index" in line:
+                            raise ConnectionError(line.decode(errors="replace"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                writer, self._writer = self._writer, None
+                if writer is not None:
+                    writer.close()
+                lost = [i for i in self._pending if i is not None]
+                self._pending.clear()
+                if lost:
+                    self.ambiguous += len(lost)
+                    log.error(
+                        "Redis connection lost with %d metering commits unacknowledged "
+                        "(counted as applied): %s",
+                        len(lost),
+                        exc,
+                    )
+                await asyncio.sleep(0.5)
+
+
 class Coalescer:
     """Group commit for one Redis script: concurrent calls share one round trip.
 
@@ -349,16 +485,10 @@ class Admission:
             limit=min(per_key, per_org),
         )
 
-    async def commit(
-        self, admitted: Admitted, *, model_id: str, micros: int, cold_start: bool
-    ) -> int:
-        """Count an answered request in the current metering window; returns the window."""
-        prefix = SEP.join((admitted.organization_id, admitted.principal, model_id)) + SEP
-        return int(
-            await self._commits.submit(
-                [prefix, admitted.inputs, max(0, int(micros)), int(cold_start)]
-            )
-        )
+    async def commit(self, item: CommitItem) -> int:
+        """Count an answered request in the current metering window through redis-py (the
+        :class:`CommitWriter`'s fallback; coalesced); returns the window."""
+        return int(await self._commits.submit(item.args()))
 
     async def release(self, admitted: Admitted) -> None:
         """Give back an admitted request's reservation (it failed: nothing is billed)."""

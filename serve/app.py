@@ -30,6 +30,7 @@ django.setup()
 import orjson  # noqa: E402
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
+from starlette.background import BackgroundTask  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
@@ -37,16 +38,28 @@ from starlette.routing import Route  # noqa: E402
 from . import metrics, oip  # noqa: E402
 from .config import ServeConfig  # noqa: E402
 from .errors import Problem  # noqa: E402
-from .inputs import request_inputs  # noqa: E402
+from .inputs import request_inputs, request_weight  # noqa: E402
 from .plane import Plane  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
-def json_response(body, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body, status: int = 200, headers: dict[str, str] | None = None, background=None
+) -> Response:
     return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+        orjson.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+        background=background,
     )
+
+
+async def _commit(answer) -> None:
+    # Starlette awaits a response's background task right after its last byte was sent; the
+    # commit is written before anything else can run (serve.admission: exactly once).
+    answer.commit()
 
 
 async def predict(request: Request) -> Response:
@@ -61,12 +74,16 @@ async def predict(request: Request) -> Response:
         model = await plane.model_for(principal, model_id)
         label = model.id
         plane.enter(principal, model.id)
+        weight = 0
         try:
+            weight = await plane.wait_turn(principal, request_weight(request), started)
             inputs = await request_inputs(request, model, plane.config)
             answer = await plane.predict(
                 principal=principal, model=model, inputs=inputs, started=started
             )
         finally:
+            if weight:
+                plane.done(principal, weight)
             plane.leave(principal, model.id)
     except Problem as problem:
         metrics.REQUESTS.labels(model=label, status=str(problem.status)).inc()
@@ -87,6 +104,7 @@ async def predict(request: Request) -> Response:
             },
         },
         headers=answer.headers,
+        background=BackgroundTask(_commit, answer),
     )
 
 
@@ -130,6 +148,8 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
     event loop, after uvicorn has started (and forked) it.
     """
     config = config or ServeConfig.from_env()
+    # Read by TensorFlow when it starts (on the first model load, after this).
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(config.tf_threads))
 
     from contextlib import asynccontextmanager
 
@@ -137,7 +157,7 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
     async def lifespan(app: Starlette):
         plane = Plane(config)
         app.state.plane = plane
-        plane.start()
+        await plane.start()
         proxy = None
         if config.upstream:
             from .proxy import Upstream

@@ -27,10 +27,17 @@ class ServeConfig:
     batching: combine concurrent requests [TRAINYARD_SERVE_BATCHING, 1]; 0 runs each request
         alone (the benchmark's baseline).
     slots: model executions at once in this process [TRAINYARD_SERVE_SLOTS, CPU count].
+    tf_threads: TensorFlow's intra-op threads, i.e. cores one execution may use
+        [TRAINYARD_SERVE_TF_THREADS, CPU count // slots, at least 1], so that ``slots``
+        executions at once never ask for more cores than there are and one tenant's
+        execution cannot take the core left for the others.
     tenant_slots: most executions one tenant holds at once [TRAINYARD_SERVE_TENANT_SLOTS,
         slots - 1, at least 1], so one slot is always left for the others.
     tenant_inflight: requests one tenant may have in flight in this process
         [TRAINYARD_SERVE_TENANT_INFLIGHT, 128]; more is a 429 before the body is read.
+    tenant_active_bytes: request bytes one tenant may have being worked on at once per
+        process [TRAINYARD_SERVE_TENANT_ACTIVE_BYTES, 1 MiB]; later requests wait, unread,
+        for their turn (a request alone always goes; weight = its Content-Length).
     model_inflight: the same per model [TRAINYARD_SERVE_MODEL_INFLIGHT, 256] (503).
     deadline_s: a request not answered by then is a 504, unbilled
         [TRAINYARD_SERVE_DEADLINE_SECONDS, 30].
@@ -58,8 +65,10 @@ class ServeConfig:
     max_wait_ms: float
     batching: bool
     slots: int
+    tf_threads: int
     tenant_slots: int
     tenant_inflight: int
+    tenant_active_bytes: int
     model_inflight: int
     deadline_s: float
     max_inputs: int
@@ -82,8 +91,10 @@ class ServeConfig:
             max_wait_ms=max(0.0, _float("TRAINYARD_SERVE_MAX_WAIT_MS", 0)),
             batching=os.environ.get("TRAINYARD_SERVE_BATCHING", "1") not in ("0", "false", "no"),
             slots=slots,
+            tf_threads=max(1, _int("TRAINYARD_SERVE_TF_THREADS", (os.cpu_count() or 1) // slots)),
             tenant_slots=max(1, _int("TRAINYARD_SERVE_TENANT_SLOTS", max(1, slots - 1))),
             tenant_inflight=max(1, _int("TRAINYARD_SERVE_TENANT_INFLIGHT", 128)),
+            tenant_active_bytes=max(1, _int("TRAINYARD_SERVE_TENANT_ACTIVE_BYTES", 1024 * 1024)),
             model_inflight=max(1, _int("TRAINYARD_SERVE_MODEL_INFLIGHT", 256)),
             deadline_s=_float("TRAINYARD_SERVE_DEADLINE_SECONDS", 30.0),
             max_inputs=_int("TRAINYARD_PREDICT_MAX_INPUTS", 256),

@@ -42,6 +42,16 @@ def too_large(limit: int) -> Problem:
     )
 
 
+UNKNOWN_LENGTH_WEIGHT = 256 * 1024
+
+
+def request_weight(request: Request) -> int:
+    """How heavy a request is before its body is read: its ``Content-Length`` (a chunked
+    body without one counts as :data:`UNKNOWN_LENGTH_WEIGHT` bytes)."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else UNKNOWN_LENGTH_WEIGHT
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing (413) past ``limit`` bytes before or while reading."""
     declared = request.headers.get("content-length")

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import orjson
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -25,7 +26,7 @@ from saas.contract.tasks import TEXT
 
 from . import metrics
 from .errors import Problem, invalid
-from .inputs import model_inputs, parse_json, read_body
+from .inputs import model_inputs, parse_json, read_body, request_weight
 
 SERVER = {"name": "trainyard-serve", "version": "1", "extensions": []}
 
@@ -157,7 +158,9 @@ async def infer(request: Request) -> Response:
         plane, principal, model = await _principal_and_model(request)
         label = model.id
         plane.enter(principal, model.id)
+        weight = 0
         try:
+            weight = await plane.wait_turn(principal, request_weight(request), started)
             doc = parse_json(await read_body(request, plane.config.max_body_bytes))
             items = _tensor_inputs(doc, model)
             inputs = model_inputs(
@@ -181,6 +184,8 @@ async def infer(request: Request) -> Response:
                 principal=principal, model=model, inputs=inputs, started=started
             )
         finally:
+            if weight:
+                plane.done(principal, weight)
             plane.leave(principal, model.id)
     except Problem as problem:
         metrics.REQUESTS.labels(model=label, status=str(problem.status)).inc()
@@ -222,7 +227,16 @@ async def infer(request: Request) -> Response:
         },
         "outputs": outputs,
     }
-    return _json(body, headers=answer.headers)
+    return Response(
+        orjson.dumps(body),
+        media_type="application/json",
+        headers=answer.headers,
+        background=BackgroundTask(_commit, answer),
+    )
+
+
+async def _commit(answer) -> None:
+    answer.commit()  # right after the last byte is sent (serve.app._commit)
 
 
 def routes() -> list[Route]:

@@ -12,7 +12,9 @@ import asyncio
 import gc
 import logging
 import time
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -25,7 +27,7 @@ from saas.registry.services import PREWARM_CHANNEL
 from saas.tenancy.access import SUSPENDED_DETAIL
 
 from . import metrics
-from .admission import Admission, Admitted, Refused
+from .admission import Admission, Admitted, CommitItem, CommitWriter, Refused
 from .auth import AuthCache, Database
 from .config import ServeConfig
 from .errors import Problem, not_found
@@ -39,7 +41,8 @@ MODEL_NEGATIVE_TTL_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Answer:
-    """A served prediction: what the routes render."""
+    """A served prediction: what the routes render. Not counted until :attr:`commit` is
+    called, which the routes do once the response has been written."""
 
     id: str
     model: ServingModel
@@ -47,6 +50,8 @@ class Answer:
     inference_ms: float
     cold_start: bool
     headers: dict[str, str]
+    #: Count the answer: call right after its last byte is written (``serve.admission``).
+    commit: Callable[[], None] = field(repr=False, default=lambda: None)
 
 
 class Plane:
@@ -66,20 +71,27 @@ class Plane:
         self.admission = Admission(
             self.redis, rate_window_seconds=float(settings.TRAINYARD_RATE_LIMIT_WINDOW_SECONDS)
         )
+        self.commits = CommitWriter(settings.REDIS_URL, fallback=self._commit_fallback)
         self.store = ModelStore(config.cache_bytes)
         self.scheduler = Scheduler(config)
         self._models: dict[str, tuple[ServingModel | None, float]] = {}
         self._tenant_inflight: dict[str, int] = {}
         self._model_inflight: dict[str, int] = {}
+        self._active_bytes: dict[str, int] = {}
+        self._waiters: dict[str, deque[tuple[int, asyncio.Future]]] = {}
         self._tasks: list[asyncio.Task] = []
         self.last_flush_ok = 0.0
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
         # Django, the ORM and their imports are long-lived too (see ModelStore.get).
         gc.collect()
         gc.freeze()
+        try:
+            await self.commits.start(self.redis)
+        except Exception as exc:  # Redis down at start: readiness says so; commits fall back
+            log.warning("metering commit writer not started: %s", exc)
         self._tasks = [
             asyncio.create_task(self.auth.run(), name="auth-refresh"),
             asyncio.create_task(self._flush_loop(), name="metering-flush"),
@@ -94,6 +106,7 @@ class Plane:
             await self._flush()  # what this replica committed, before it goes
         except Exception as exc:
             log.warning("final flush failed (the next replica or beat will do it): %s", exc)
+        await self.commits.stop()
         await self.redis.aclose()
         self.db.shutdown()
 
@@ -171,6 +184,67 @@ class Plane:
         if not self._model_inflight[model_id]:
             del self._model_inflight[model_id]
 
+    async def wait_turn(self, principal: ServingPrincipal, weight: int, started: float) -> int:
+        """Wait, before the body is read, until the tenant's requests being worked on weigh
+        at most ``tenant_active_bytes`` with this one (a request alone always fits). Returns
+        the weight taken, to pass to :meth:`done`. A tenant flooding big requests thus queues
+        behind itself at the TCP level, unread, instead of taking the process's CPU from the
+        others; its wait counts towards the deadline (429 when it runs out)."""
+        org = principal.organization_id
+        weight = max(1, weight)
+        active = self._active_bytes.get(org, 0)
+        waiters = self._waiters.setdefault(org, deque())
+        if not waiters and (active == 0 or active + weight <= self.config.tenant_active_bytes):
+            self._active_bytes[org] = active + weight
+            return weight
+        fut = asyncio.get_running_loop().create_future()
+        waiters.append((weight, fut))
+        try:
+            await asyncio.wait_for(
+                fut, timeout=max(0.001, started + self.config.deadline_s - time.monotonic())
+            )
+        except TimeoutError:
+            metrics.REFUSALS.labels(reason="tenant_concurrency").inc()
+            raise Problem(
+                429,
+                "rate-limited",
+                "Too many requests",
+                "This organisation's requests in flight on this replica are too heavy to take "
+                "another before its deadline; retry shortly.",
+                headers={"Retry-After": "1"},
+            ) from None
+        finally:
+            if not fut.done():
+                fut.cancel()
+            if (weight, fut) in waiters:
+                waiters.remove((weight, fut))
+        if fut.cancelled():  # woken, but the wait was abandoned at the same time
+            raise Problem(503, "service-unavailable", "Cancelled", "The request was abandoned.")
+        return weight
+
+    def done(self, principal: ServingPrincipal, weight: int) -> None:
+        """Give back what :meth:`wait_turn` took and wake the tenant's next waiters that fit."""
+        org = principal.organization_id
+        active = self._active_bytes.get(org, 0) - weight
+        waiters = self._waiters.get(org)
+        while waiters:
+            w, fut = waiters[0]
+            if fut.done():
+                waiters.popleft()
+                continue
+            if active == 0 or active + w <= self.config.tenant_active_bytes:
+                waiters.popleft()
+                active += w
+                fut.set_result(None)
+            else:
+                break
+        if active > 0:
+            self._active_bytes[org] = active
+        else:
+            self._active_bytes.pop(org, None)
+        if waiters is not None and not waiters:
+            self._waiters.pop(org, None)
+
     # --- the hot path --------------------------------------------------------------------
 
     async def predict(
@@ -240,22 +314,47 @@ class Plane:
                 "The model could not run",
                 "The model failed on these inputs; nothing was billed.",
             ) from None
-        try:
-            await self.admission.commit(
-                decision, model_id=model.id, micros=execution.micros_share, cold_start=cold
-            )
-        except Exception as exc:
-            log.warning("metering commit failed: %s", exc)
-            await self._release(decision)
-            raise _redis_down() from None
+        prediction_id = new_id("pred")
+        item = CommitItem(
+            organization_id=decision.organization_id,
+            principal=decision.principal,
+            model_id=model.id,
+            inputs=decision.inputs,
+            micros=execution.micros_share,
+            cold_start=cold,
+            prediction_id=prediction_id,
+        )
         return Answer(
-            id=new_id("pred"),
+            commit=lambda: self.commits.write(item),
+            id=prediction_id,
             model=model,
             predictions=execution.predictions,
             inference_ms=round(execution.seconds * 1000, 3),
             cold_start=cold,
             headers=decision.headers(),
         )
+
+    async def _commit_fallback(self, item: CommitItem) -> None:
+        """A commit the writer could not make: through redis-py, else straight to the ledger."""
+        try:
+            await self.admission.commit(item)
+            return
+        except Exception as exc:
+            log.warning("metering commit through redis-py failed: %s", exc)
+        from saas.inference.services import prediction_usage_record
+
+        try:
+            await self.db.run(
+                prediction_usage_record,
+                organization_id=item.organization_id,
+                principal=item.principal,
+                model_id=item.model_id,
+                inputs=item.inputs,
+                micros=item.micros,
+                prediction_id=item.prediction_id,
+            )
+        except Exception:
+            log.exception("LOST a metering count: %s", item)
 
     async def _release(self, decision: Admitted) -> None:
         try:

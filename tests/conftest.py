@@ -51,6 +51,32 @@ def _fresh_rate_limits(settings):
         r.delete(k)
 
 
+@pytest.fixture(scope="session")
+def closed_port():
+    """A local port bound but never listening: connecting to it is refused at once, and no
+    other process (another helper's ``serve`` on the default 8001) can take it meanwhile."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_data_plane(settings, closed_port):
+    """The web tier forwards predictions to ``TRAINYARD_SERVE_URL``; unless a test starts a
+    data plane and points there, nothing answers (a 503), whatever runs on the default port."""
+    settings.TRAINYARD_SERVE_URL = f"http://127.0.0.1:{closed_port}"
+
+
+@pytest.fixture(autouse=True)
+def _no_request_cache(settings):
+    """The request path's per-process caches (API keys, plan limits: at most 1 s stale) are off:
+    tests change a row and send the next request at once. tests/saas/api/test_auth_cache.py
+    turns them on to test the bound itself."""
+    settings.TRAINYARD_REQUEST_CACHE_SECONDS = 0
+
+
 @pytest.fixture(autouse=True)
 def _storage(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "storage"

@@ -2,7 +2,7 @@
 
 from rest_framework import authentication, exceptions
 
-from saas.apikeys.services import InvalidApiKey, api_key_authenticate
+from saas.apikeys.services import InvalidApiKey, api_key_resolve
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -26,24 +26,26 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not token:
             raise exceptions.AuthenticationFailed("empty bearer token")
         try:
-            key = api_key_authenticate(raw=token)
+            resolved = api_key_resolve(raw=token)
         except InvalidApiKey as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from None
-        return (ApiKeyUser(key), key)
+        return (ApiKeyUser(resolved.api_key, resolved.creator_role), resolved.api_key)
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="trainyard"'
 
 
 class ApiKeyUser:
-    """The principal behind an API key (no human user)."""
+    """The principal behind an API key (no human user); ``creator_role`` is the key's
+    creator's role in its organisation, read with the key (None: not a member, or no creator)."""
 
     is_authenticated = True
     is_anonymous = False
     is_active = True
 
-    def __init__(self, api_key) -> None:
+    def __init__(self, api_key, creator_role: str | None = None) -> None:
         self.api_key = api_key
+        self.creator_role = creator_role
         self.pk = None
 
     def __str__(self) -> str:

@@ -49,7 +49,7 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, TenantModelAdmin):
             api_key=obj, monthly_spend_cap=obj.monthly_spend_cap, actor=operator(request)
         )
 
-    @admin.action(description="Revoke (the next request with the key gets 401)")
+    @admin.action(description="Revoke (requests with the key get 401 within 1 s)")
     def revoke(self, request, queryset) -> None:
         for key in queryset:
             api_key_revoke(api_key=key, actor=operator(request))

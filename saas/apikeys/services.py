@@ -8,6 +8,7 @@ the digest is compared in constant time (``hmac.compare_digest``).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import secrets
@@ -17,13 +18,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from saas.accounts.models import User
 from saas.common.actor import Actor
 from saas.common.errors import ValidationFailed
+from saas.common.ttlcache import TTLCache
 from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Organization
+from saas.tenancy.selectors import membership_role_subquery
 
 from .models import SCOPES, ApiKey
 
@@ -126,7 +130,8 @@ def api_key_spend_cap_set(
 
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
-    """Revoke a key; the next request with it gets 401. Revoking twice is a no-op (and is not
+    """Revoke a key; requests with it get 401 within 1 s (``TRAINYARD_REQUEST_CACHE_SECONDS``:
+    how long a web process trusts a key it has read). Revoking twice is a no-op (and is not
     audited again). ``actor`` is recorded with ``api_key.revoked``."""
     scoped = ApiKey.objects.for_tenant(api_key.organization_id).filter(pk=api_key.pk)
     if scoped.filter(revoked_at__isnull=True).update(revoked_at=timezone.now()):
@@ -141,10 +146,54 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
     return scoped.get()
 
 
-def api_key_authenticate(*, raw: str) -> ApiKey:
-    """Return the active key matching ``raw`` or raise :class:`InvalidApiKey`.
+@dataclass(frozen=True)
+class ResolvedKey:
+    """An authenticated API key as the request path needs it.
 
-    Updates ``last_used_at`` at most once a minute per key (one conditional UPDATE).
+    Attributes:
+        api_key: the key, with its ``organization`` loaded (this request's own copies: a
+            caller may not change the cached originals).
+        creator_role: the key's creator's current role in the key's organisation (None when
+            the creator is no longer a member, or the key was made on the command line).
+    """
+
+    api_key: ApiKey
+    creator_role: str | None
+
+
+# public id -> the key row with its organisation and its creator's role, trusted for at most
+# TRAINYARD_REQUEST_CACHE_SECONDS (≤ 1 s, see saas.common.ttlcache): so a key revoked, expired, or
+# whose creator was demoted or removed, or whose organisation was suspended, is refused (or
+# narrowed) by every web process within 1 s, while a steady stream of requests with one key
+# costs one query per process per second instead of two per request.
+_resolved_keys: TTLCache[str, ResolvedKey] = TTLCache()
+
+
+def _load_resolved(public_id: str) -> ResolvedKey | None:
+    key = (
+        ApiKey.objects.unscoped_all_tenants()  # authentication is what finds the tenant
+        .select_related("organization")
+        .annotate(
+            creator_role=membership_role_subquery(
+                organization_field="organization_id", user_field="created_by_id"
+            )
+        )
+        .filter(public_id=public_id)
+        .first()
+    )
+    if key is None:
+        return None
+    return ResolvedKey(api_key=key, creator_role=key.creator_role)
+
+
+def api_key_resolve(*, raw: str) -> ResolvedKey:
+    """Return the active key matching ``raw`` (and its creator's role) or raise
+    :class:`InvalidApiKey`.
+
+    The row is read at most once per ``TRAINYARD_REQUEST_CACHE_SECONDS`` (≤ 1 s) per process and
+    key (one query: key, organisation and role together); the secret's digest is checked on
+    every call, in constant time. Writes ``last_used_at`` at most once a minute per key
+    (one conditional UPDATE, a no-op if another process just did it).
     """
     if not raw.startswith(KEY_PREFIX):
         raise InvalidApiKey("malformed API key")
@@ -152,21 +201,31 @@ def api_key_authenticate(*, raw: str) -> ApiKey:
     public_id, sep, _ = body.partition("_")
     if not sep or len(public_id) != 12:
         raise InvalidApiKey("malformed API key")
-    key = (
-        ApiKey.objects.unscoped_all_tenants()  # authentication is what finds the tenant
-        .select_related("organization")
-        .filter(public_id=public_id)
-        .first()
-    )
+    cached = _resolved_keys.get(public_id, lambda: _load_resolved(public_id))
     # Compare against a dummy digest when the id is unknown so timing does not reveal it.
-    expected = key.secret_sha256 if key else "0" * 64
-    if not hmac.compare_digest(expected, _digest(raw)) or key is None:
+    expected = cached.api_key.secret_sha256 if cached else "0" * 64
+    if not hmac.compare_digest(expected, _digest(raw)) or cached is None:
         raise InvalidApiKey("invalid API key")
+    key = cached.api_key
     now = timezone.now()
     if key.revoked_at is not None:
         raise InvalidApiKey("API key revoked")
     if key.expires_at is not None and key.expires_at <= now:
         raise InvalidApiKey("API key expired")
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        ApiKey.objects.for_tenant(key.organization_id).filter(pk=key.pk).update(last_used_at=now)
-    return key
+        ApiKey.objects.for_tenant(key.organization_id).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION),
+            pk=key.pk,
+        ).update(last_used_at=now)
+        key.last_used_at = now  # the cached row too: the next write is a minute away
+    # Copies (Django copies the related-object cache with the instance), so nothing a request
+    # does to its key or organisation reaches the cache.
+    own = copy.copy(key)
+    own.organization = copy.copy(key.organization)
+    return ResolvedKey(api_key=own, creator_role=cached.creator_role)
+
+
+def api_key_authenticate(*, raw: str) -> ApiKey:
+    """Return the active key matching ``raw`` or raise :class:`InvalidApiKey` (see
+    :func:`api_key_resolve`, of which this is the key alone)."""
+    return api_key_resolve(raw=raw).api_key

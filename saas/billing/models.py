@@ -33,7 +33,8 @@ class Plan(models.Model):
     ``hard_limits``: quotas are hard caps (a request over them is a 402) rather than included
     units followed by paid overage.
 
-    The plan's limits (the one place they live; an edit applies to the next request):
+    The plan's limits (the one place they live; an edit reaches every web process within
+    ``TRAINYARD_REQUEST_CACHE_SECONDS``, ≤ 1 s, and job admission at once):
     ``requests_per_key`` and ``requests_per_organization`` are requests per rate-limit window
     (``TRAINYARD_RATE_LIMIT_WINDOW_SECONDS``) per API key or signed-in user, and per
     organisation; ``predictions_per_key`` and ``predictions_per_organization`` are prediction

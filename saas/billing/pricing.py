@@ -49,6 +49,21 @@ def month_bounds(day: datetime.date) -> tuple[datetime.date, datetime.date]:
     return start, start + datetime.timedelta(days=days)
 
 
+def occurred_in(start: datetime.date, end: datetime.date) -> dict[str, datetime.datetime]:
+    """Filter arguments for usage events that occurred on the UTC days ``[start, end)``.
+
+    Bounds on the column itself (``occurred_at >= start 00:00 UTC AND < end 00:00 UTC``) rather
+    than on its date (``occurred_at__date``, i.e. ``(occurred_at AT TIME ZONE 'UTC')::date``),
+    which no index can serve: with the date form PostgreSQL reads every event the organisation
+    ever had, so a month-to-date check grew with the whole ledger; with these bounds it is a
+    range scan of the ``(organization, occurred_at)`` index over the period alone.
+    """
+    return {
+        "occurred_at__gte": datetime.datetime.combine(start, datetime.time(), datetime.UTC),
+        "occurred_at__lt": datetime.datetime.combine(end, datetime.time(), datetime.UTC),
+    }
+
+
 @dataclass(frozen=True)
 class Price:
     """The price of one meter for one organisation on one day."""

@@ -16,6 +16,7 @@ from django.db.models import IntegerField, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from saas.common.errors import DomainError, NotFound
+from saas.common.ttlcache import TTLCache
 from saas.metering.models import Meter, UsageEvent
 from saas.tenancy.models import Organization
 
@@ -91,6 +92,24 @@ def plan_limits_get(*, organization: Organization | str) -> PlanLimits:
     return PlanLimits(*row)
 
 
+# organisation id -> its plan's limits, trusted for at most TRAINYARD_REQUEST_CACHE_SECONDS (≤ 1 s,
+# saas.common.ttlcache): read on every request for the rate limiter, so a plan change or an
+# edit of a Plan row in the admin reaches every web process within 1 s.
+_request_limits: TTLCache[str, PlanLimits] = TTLCache()
+
+
+def plan_limits_for_request(*, organization_id: str) -> PlanLimits:
+    """:func:`plan_limits_get` as the request path's rate limiter reads it: at most once per
+    ``TRAINYARD_REQUEST_CACHE_SECONDS`` (≤ 1 s) per process and organisation, so at most that
+    stale. Not for decisions taken under the organisation's lock (job admission reads
+    :func:`plan_limits_get`). Raises :class:`BillingAccountMissing` as it does."""
+    limits = _request_limits.get(
+        organization_id, lambda: plan_limits_get(organization=organization_id)
+    )
+    assert limits is not None  # plan_limits_get raises rather than returning None
+    return limits
+
+
 def plan_limit_subquery(*, organization_id: str, limit: str) -> Subquery:
     """One of the organisation's plan limits (``limit``: a :class:`PlanLimits` field other
     than ``plan``, e.g. ``"max_running_jobs"``) as a scalar subquery, for a list read to
@@ -132,9 +151,7 @@ def usage_totals(
     *, organization_id: str, start: datetime.date, end: datetime.date, api_key_id: str | None = None
 ) -> dict[str, Decimal]:
     """``{meter: quantity}`` summed over ``[start, end)`` (UTC days), optionally for one key."""
-    qs = UsageEvent.objects.for_tenant(organization_id).filter(
-        occurred_at__date__gte=start, occurred_at__date__lt=end
-    )
+    qs = UsageEvent.objects.for_tenant(organization_id).filter(**pricing.occurred_in(start, end))
     if api_key_id:
         qs = qs.filter(api_key_id=api_key_id)
     return {r["meter"]: r["q"] for r in qs.values("meter").annotate(q=Sum("quantity"))}
@@ -146,7 +163,7 @@ def usage_compute_cost(
     """What the organisation's usage in ``[start, end)`` cost the operator (rate card), unrounded."""
     agg = (
         UsageEvent.objects.for_tenant(organization_id)
-        .filter(occurred_at__date__gte=start, occurred_at__date__lt=end)
+        .filter(**pricing.occurred_in(start, end))
         .aggregate(c=Sum("compute_cost"))
     )
     return agg["c"] or Decimal(0)
@@ -177,7 +194,7 @@ def _charges(
             remaining = price.included_units
             events = (
                 UsageEvent.objects.for_tenant(organization_id)
-                .filter(meter=meter, occurred_at__date__gte=on, occurred_at__date__lt=end)
+                .filter(meter=meter, **pricing.occurred_in(on, end))
                 .order_by("occurred_at", "id")
                 .values_list("source_type", "source_id", "quantity")
             )

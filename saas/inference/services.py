@@ -11,6 +11,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from saas.billing import pricing
+from saas.metering.models import Meter
+from saas.metering.services import usage_record
 from saas.metering.windows import usage_windows_flush
 
 
@@ -31,3 +33,34 @@ def prediction_windows_flush() -> int:
         redis_client=_client(),
         cpu_second_cost=card.cpu_second_cost if card is not None else Decimal(0),
     )
+
+
+def prediction_usage_record(
+    *,
+    organization_id: str,
+    principal: str,
+    model_id: str,
+    inputs: int,
+    micros: int,
+    prediction_id: str,
+) -> bool:
+    """Write one answered request straight to the ledger (``prediction:<id>``): the data
+    plane's fallback when Redis refused its metering commit after the answer was sent, so the
+    count is not lost. Returns whether a row was written (False: it was already there)."""
+    card = pricing.rate_card_on(timezone.now().date())
+    cpu_seconds = Decimal(micros) / Decimal(1_000_000)
+    _event, created = usage_record(
+        organization_id=organization_id,
+        meter=Meter.PREDICTIONS,
+        quantity=inputs,
+        occurred_at=timezone.now(),
+        source_type="prediction",
+        source_id=prediction_id,
+        dimensions={"requests": 1, "cpu_seconds": float(cpu_seconds), "principal": principal},
+        api_key_id=principal if principal.startswith("key_") else None,
+        model_id=model_id,
+        compute_cost=(cpu_seconds * (card.cpu_second_cost if card else Decimal(0))).quantize(
+            Decimal("0.00000001")
+        ),
+    )
+    return created

@@ -28,7 +28,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from saas.metering.models import Meter
 from saas.metering.services import usage_record
@@ -100,32 +100,50 @@ def usage_windows_flush(
             elif measure == "cold":
                 g.cold_starts += amount
         occurred_at = datetime.datetime.fromtimestamp(window * WINDOW_SECONDS, tz=datetime.UTC)
-        with transaction.atomic():
-            for (org, principal, model_id), g in groups.items():
-                if g.inputs <= 0:
-                    continue
-                cpu_seconds = Decimal(g.micros) / Decimal(1_000_000)
-                _event, created = usage_record(
-                    organization_id=org,
-                    meter=Meter.PREDICTIONS,
-                    quantity=g.inputs,
-                    occurred_at=occurred_at,
-                    source_type="prediction_window",
-                    source_id=_source_id(window, principal, model_id),
-                    dimensions={
-                        "requests": g.requests,
-                        "cpu_seconds": float(cpu_seconds),
-                        "cold_starts": g.cold_starts,
-                        "window_seconds": WINDOW_SECONDS,
-                        "principal": principal,
-                    },
-                    api_key_id=principal if principal.startswith("key_") else None,
-                    model_id=model_id,
-                    compute_cost=(cpu_seconds * cpu_second_cost).quantize(Decimal("0.00000001")),
-                )
-                written += int(created)
+        try:
+            written += _write_window(window, groups, occurred_at, cpu_second_cost)
+        except DatabaseError:
+            # Nothing is lost (the hash stays for the next flush and for an operator); one
+            # window that cannot be written must not hold back the ones after it.
+            log.exception("metering window %s could not be written; kept in Redis", window)
+            continue
         pipe = redis_client.pipeline(transaction=True)
         pipe.delete(window_key(window))
         pipe.zrem(INDEX_KEY, window)
         pipe.execute()
+    return written
+
+
+def _write_window(
+    window: int,
+    groups: dict[tuple[str, str, str], _Group],
+    occurred_at: datetime.datetime,
+    cpu_second_cost: Decimal,
+) -> int:
+    """One window's rows, in one transaction; returns how many were new."""
+    written = 0
+    with transaction.atomic():
+        for (org, principal, model_id), g in groups.items():
+            if g.inputs <= 0:
+                continue
+            cpu_seconds = Decimal(g.micros) / Decimal(1_000_000)
+            _event, created = usage_record(
+                organization_id=org,
+                meter=Meter.PREDICTIONS,
+                quantity=g.inputs,
+                occurred_at=occurred_at,
+                source_type="prediction_window",
+                source_id=_source_id(window, principal, model_id),
+                dimensions={
+                    "requests": g.requests,
+                    "cpu_seconds": float(cpu_seconds),
+                    "cold_starts": g.cold_starts,
+                    "window_seconds": WINDOW_SECONDS,
+                    "principal": principal,
+                },
+                api_key_id=principal if principal.startswith("key_") else None,
+                model_id=model_id,
+                compute_cost=(cpu_seconds * cpu_second_cost).quantize(Decimal("0.00000001")),
+            )
+            written += int(created)
     return written

@@ -14,6 +14,7 @@ No HTTP here: refusals are domain errors (:class:`AccessDenied`, :class:`Organiz
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import Protocol
 
 from saas.common.actor import Actor
@@ -21,7 +22,7 @@ from saas.common.errors import DomainError
 
 from .models import Membership, Organization
 from .permissions import BLOCKED_WHEN_SUSPENDED, Action, key_allows, role_allows
-from .selectors import current_membership
+from .selectors import current_membership, membership_role
 
 
 class AccessDenied(DomainError):
@@ -83,18 +84,18 @@ class Access:
     memberships: tuple[Membership, ...] = field(default=(), repr=False)
 
     @classmethod
-    def for_api_key(cls, key: KeyPrincipal) -> Access:
+    def for_api_key(
+        cls, key: KeyPrincipal, *, creator_role: str | None | EllipsisType = ...
+    ) -> Access:
         """The access of an authenticated API key: its scopes, bounded by its creator's current
-        role in the key's organisation (one query; none for operator keys)."""
-        role = None
-        if key.created_by_id is not None:
-            role = (
-                Membership.objects.filter(
-                    organization_id=key.organization_id, user_id=key.created_by_id
-                )
-                .values_list("role", flat=True)
-                .first()
-            )
+        role in the key's organisation. ``creator_role`` is that role when the caller already
+        read it with the key (``saas.apikeys.services.api_key_resolve``; None: not a member);
+        left out, it is read here (one query; none for operator keys)."""
+        role: str | None = None
+        if isinstance(creator_role, str):
+            role = creator_role
+        elif creator_role is ... and key.created_by_id is not None:
+            role = membership_role(organization_id=key.organization_id, user_id=key.created_by_id)
         return cls(
             organization=key.organization,
             role=role,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from saas.accounts.models import User
@@ -26,6 +26,26 @@ def current_membership(
         (m for m in memberships if m.organization_id == wanted_organization_id), None
     ) or next(iter(memberships), None)
     return chosen, memberships
+
+
+def membership_role(*, organization_id: str, user_id: int) -> str | None:
+    """The role of user ``user_id`` in the organisation, or None if not a member (one query)."""
+    return (
+        Membership.objects.filter(organization_id=organization_id, user_id=user_id)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def membership_role_subquery(*, organization_field: str, user_field: str) -> Subquery:
+    """:func:`membership_role` as a scalar subquery over the outer query's columns
+    ``organization_field`` and ``user_field`` (NULL when not a member), so a read can carry a
+    principal's role in the same SQL statement (e.g. an API key's creator's)."""
+    return Subquery(
+        Membership.objects.filter(
+            organization_id=OuterRef(organization_field), user_id=OuterRef(user_field)
+        ).values("role")[:1]
+    )
 
 
 def membership_list(*, organization: Organization) -> QuerySet[Membership]:

@@ -1,5 +1,5 @@
 """``actor`` is a required keyword of every write service a principal calls in datasets, jobs,
-registry, inference, metering and billing (DESIGN §2: ``actor`` on every write), and of
+registry, metering and billing (DESIGN §2: ``actor`` on every write), and of
 ``billing_check``, which finds the calling key's spend cap from ``actor.api_key_id``.
 
 Not listed, by design: the worker-side job transitions (start, monitor, complete, stopped,
@@ -16,7 +16,6 @@ import pytest
 
 from saas.billing import services as billing
 from saas.datasets import services as datasets
-from saas.inference import services as inference
 from saas.jobs import services as jobs
 from saas.metering import services as metering
 from saas.registry import services as registry
@@ -27,7 +26,6 @@ WRITES = [
     jobs.training_job_create,
     jobs.training_job_cancel,
     registry.model_download,
-    inference.prediction_create,
     metering.usage_correct,
     billing.billing_account_ensure,
     billing.billing_account_update,

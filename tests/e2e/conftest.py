@@ -1,8 +1,13 @@
-"""A live Trainyard for end-to-end tests: gunicorn + Celery workers on the test database.
+"""A live Trainyard for end-to-end tests: gunicorn, the data plane and Celery workers on the
+test database.
 
 The processes share the pytest-django test database (PostgreSQL) and a Redis database of
-their own, and store artifacts in a temporary folder. A tiny MobileNetV2 hub module is built
-once per session with the ``build_hub_module`` management command.
+their own (``E2E_REDIS_URL``), and store artifacts in a temporary folder. The data plane
+(``python -m serve``) takes the public port and forwards what it does not answer to gunicorn,
+as ``make run`` does; predictions are counted in Redis and reach the ledger when a closed
+metering window is flushed (about 2–3 s), so ledger assertions wait with
+:func:`wait_predictions`. A tiny MobileNetV2 hub module is built once per session with the
+``build_hub_module`` management command.
 """
 
 from __future__ import annotations
@@ -63,7 +68,53 @@ def stack_env(django_db_setup, django_db_blocker, hub_module, tmp_path_factory) 
         "TRAINYARD_REAPER_INTERVAL_SECONDS": "2",
         "CELERY_VISIBILITY_TIMEOUT": "120",
         "TRAINYARD_PREDICT_TIMEOUT_SECONDS": "60",
+        # The machine is shared: a request waits for its model to load rather than time out.
+        "TRAINYARD_SERVE_DEADLINE_SECONDS": "120",
     }
+
+
+def wait_windows_flushed(timeout: float = 15.0) -> bool:
+    """Wait until no metering window is pending in the e2e Redis (True), or ``timeout``.
+
+    Call before a test's rows are deleted (``transactional_db``'s flush): a window still
+    counting a deleted organisation could never be written (its foreign keys are gone), and it
+    would hold back every later window in the flushers' queue."""
+    import redis
+
+    from saas.metering.windows import INDEX_KEY
+
+    r = redis.Redis.from_url(E2E_REDIS_URL)
+    deadline = time.monotonic() + timeout
+    while r.zcard(INDEX_KEY):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def ledger_predictions(org) -> int:
+    """Predictions in ``org``'s ledger (what the metering flushes have written so far)."""
+    from django.db.models import Sum
+
+    from saas.metering.models import Meter, UsageEvent
+
+    total = (
+        UsageEvent.objects.for_tenant(org)
+        .filter(meter=Meter.PREDICTIONS)
+        .aggregate(n=Sum("quantity"))["n"]
+    )
+    return int(total or 0)
+
+
+def wait_predictions(org, expected: int, timeout: float = 10.0) -> int:
+    """Poll the ledger until ``org`` has at least ``expected`` predictions or ``timeout``
+    seconds pass; returns the last total (a count still in Redis is flushed within ~3 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        total = ledger_predictions(org)
+        if total >= expected or time.monotonic() > deadline:
+            return total
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")
@@ -71,9 +122,9 @@ def stack(stack_env, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("logs")
     with Stack(env=stack_env, log_dir=log_dir) as s:
         s.start_web()
+        s.start_serve()
         s.start_worker("training", Queue.TRAINING_CPU)
         s.start_worker("maintenance", Queue.MAINTENANCE, beat=True)  # beat runs the reaper
-        s.start_worker("inference", Queue.INFERENCE)
         s.wait_web()
         print(f"\ne2e stack logs: {log_dir}")
         yield s
@@ -129,4 +180,5 @@ def api(stack, transactional_db):
     )
     client = Api(stack.base_url, api_key_create(organization=org, actor=Actor.system()).secret)
     client.org = org
-    return client
+    yield client
+    wait_windows_flushed()

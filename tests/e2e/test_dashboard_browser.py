@@ -1,5 +1,6 @@
 """The customer dashboard in a real browser (Debian's Chromium driven by Playwright) against the
-live stack: gunicorn, a training worker and an inference worker on PostgreSQL and Redis.
+live stack: gunicorn behind the data plane (serve), a training and a maintenance worker, on
+PostgreSQL and Redis.
 
 Screenshots of every page go to ``$TRAINYARD_SCREENSHOTS`` (default: a pytest temporary
 folder); the folder is printed. Chromium must be installed (``.ci/run`` installs Debian's
@@ -190,10 +191,19 @@ def test_sign_up_to_trained_model_to_api_call(page, stack, shots, transactional_
     assert r.status_code == 200, r.text
     assert len(r.json()["predictions"]) == 3
 
-    # The usage page counts the 1 + 3 predictions and shows the training.
+    # The usage page counts the 1 + 3 predictions (the try-it one too) and shows the training,
+    # once the data plane's metering windows are flushed to the ledger (within ~3 s).
     nav.get_by_role("link", name="Usage & billing").click()
     predictions = page.get_by_test_id("usage-predictions")
-    assert re.search(r"\b4 prediction", predictions.inner_text()), predictions.inner_text()
+
+    def shown() -> str:
+        return predictions.inner_text() if predictions.count() else ""
+
+    deadline = time.monotonic() + 10
+    while not re.search(r"\b4 prediction", shown()):
+        assert time.monotonic() < deadline, shown()
+        page.wait_for_timeout(500)
+        page.reload()
     assert page.get_by_test_id("usage-training_compute_seconds").count() == 1
     snap(page, shots, "09-usage-billing")
 

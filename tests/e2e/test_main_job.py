@@ -1,4 +1,5 @@
-"""The main job through real processes: gunicorn, Celery workers, PostgreSQL, Redis, TensorFlow."""
+"""The main job through real processes: gunicorn, the data plane (serve), Celery workers,
+PostgreSQL, Redis, TensorFlow."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from saas.jobs.models import TrainingJob
 from saas.metering.models import UsageEvent
 from saas.registry.models import TrainedModel
 from tests.conftest import DATA
+from tests.e2e.conftest import ledger_predictions, wait_predictions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tf]
 
@@ -110,7 +112,9 @@ def test_text_and_image_end_to_end(api):
             p["label"] == max(p["scores"], key=p["scores"].get)
             and p["score"] == p["scores"][p["label"]]
         )
-    assert UsageEvent.objects.for_tenant(api.org).get(meter="predictions").quantity == 2
+    # Answered by serve through the public port; metered once the 1-s window is flushed.
+    assert out["usage"]["predictions"] == 2
+    assert wait_predictions(api.org, 2) == 2
 
     # 7. download and misclassified
     r = api.call("GET", f"/v1/models/{model_id}/download")
@@ -159,6 +163,10 @@ def test_text_and_image_end_to_end(api):
             "POST", f"/v1/models/{finished['model']}/predict", files=[("files", ("a.png", png))]
         )
         assert len(out["predictions"]) == 1
+    # 2 texts + 2 images per image model, each counted exactly once (a later flush adds none).
+    assert wait_predictions(api.org, 6) == 6
+    time.sleep(3)
+    assert ledger_predictions(api.org) == 6
 
 
 def test_cancel_running_job_stops_within_a_batch(api):

@@ -17,7 +17,7 @@ from saas.registry import selectors as model_selectors
 from saas.registry import services as model_services
 from saas.tenancy.permissions import Action
 
-from ..base import PAGE_PARAMS, TenantAPIView, page_of
+from ..base import PAGE_PARAMS, TenantAPIView, page_of, represent
 from ..parsers import JSONParser
 
 
@@ -79,8 +79,10 @@ class ModelDetailView(TenantAPIView):
 
     @extend_schema(responses=ModelOut)
     def get(self, request, model_id: str):
-        model = model_selectors.model_get(organization_id=self.organization.pk, model_id=model_id)
-        return Response(ModelOut(model).data)
+        model = model_selectors.model_get_cached(
+            organization_id=self.organization.pk, model_id=model_id
+        )
+        return Response(represent(ModelOut, model))
 
 
 class ModelDownloadView(TenantAPIView):
@@ -111,6 +113,8 @@ class ModelPredictView(TenantAPIView):
     request that reaches the web tier anyway is forwarded to it unchanged (the caller's API key,
     or for a signed-in member a short-lived internal token), so the answer is the data plane's
     in every case: this view only documents the route in the OpenAPI schema and forwards.
+    The model is looked up first, so another tenant's or a missing one is this tier's 404
+    even when the data plane is down (tenant isolation never depends on it being up).
     """
 
     actions = {"POST": Action.MODELS_PREDICT}
@@ -118,6 +122,7 @@ class ModelPredictView(TenantAPIView):
 
     @extend_schema(request=PredictIn, responses=PredictOut)
     def post(self, request, model_id: str):
+        model_selectors.model_get(organization_id=self.organization.pk, model_id=model_id)
         authorization = request.META.get("HTTP_AUTHORIZATION", "")
         if self.api_key is None:
             token = inference_client.internal_token(
@@ -143,4 +148,8 @@ class ModelPredictView(TenantAPIView):
         response = HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)
         for name, value in answer.headers.items():
             response[name] = value
+        if any(name.lower().startswith("ratelimit-") for name in answer.headers):
+            # The data plane's input-weighted limit is the one predictions are held to: keep
+            # its RateLimit-* figures rather than this tier's per-request ones.
+            self._rate_headers = {}
         return response

@@ -123,8 +123,8 @@ def billing_plan_change(
 ) -> BillingAccount:
     """Move the organisation to the plan ``plan_code`` (an operator's change, e.g. from the
     admin): its account's plan changes, audited as ``billing_account.plan_changed``. That is
-    the one place that says which plan an organisation is on, so its rate limits and job caps
-    follow from the next request. No Stripe call: paid self-serve upgrades go through
+    the one place that says which plan an organisation is on, so its job caps follow from the
+    next submission and its rate limits within 1 s (``TRAINYARD_REQUEST_CACHE_SECONDS``). No Stripe call: paid self-serve upgrades go through
     Checkout (:func:`checkout_url`). A change to the current plan records nothing.
 
     Raises ValidationFailed for an unknown plan code."""

@@ -50,7 +50,7 @@ def training_charge(
             contract=contract,
         )
         used = UsageEvent.objects.for_tenant(organization_id).filter(
-            meter=meter, quantity__gt=0, occurred_at__date__gte=start, occurred_at__date__lt=end
+            meter=meter, quantity__gt=0, **pricing.occurred_in(start, end)
         ).aggregate(q=Sum("quantity"))["q"] or Decimal(0)
         billable = pricing.billable_units(
             Decimal(q), pricing.included_share(price.included_units - used, Decimal(q))

@@ -3,7 +3,7 @@
 Each example sends arbitrary JSON (or form data, or raw bytes) to a /v1 route, with arbitrary
 query parameters and headers that the API reads (Idempotency-Key, Content-Type); the only
 property is "a 4xx problem or a success, never a server error". Inference itself is not
-reached: a worker is not running, and the test keeps the predict timeout short.
+reached: no data plane listens (tests/conftest.py), and the test keeps the timeout short.
 """
 
 from urllib.parse import urlencode

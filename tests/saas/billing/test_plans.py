@@ -150,7 +150,7 @@ def test_the_layers_below_billing_neither_import_it_nor_read_limits_from_setting
 
 def test_the_migrated_database_has_every_seeded_plan_with_its_limits():
     assert set(seeds.LIMITS) == set(seeds.PLANS)
-    plans = {p.code: _limits(p) for p in Plan.objects.all()}
+    plans = {p.code: {f: getattr(p, f) for f in seeds.LIMITS[p.code]} for p in Plan.objects.all()}
     assert plans == seeds.LIMITS
 
 
@@ -165,7 +165,10 @@ def _state():
 def test_the_limits_migration_seeds_every_plan_with_the_former_settings_values(monkeypatch):
     monkeypatch.delenv("TRAINYARD_PLAN_LIMITS", raising=False)
     migration = _migration()
-    assert migration.DEFAULT_LIMITS == seeds.LIMITS  # the seed carries on what it set
+    # The seed carries on what it set (the prediction limits came later, with 0006).
+    assert migration.DEFAULT_LIMITS == {
+        code: {f: limits[f] for f in migration.FIELDS} for code, limits in seeds.LIMITS.items()
+    }
     Plan.objects.update(  # as right after the columns were added: the column defaults
         requests_per_key=120, requests_per_organization=300, max_running_jobs=1, max_active_jobs=10
     )
@@ -271,3 +274,11 @@ def test_the_admin_refuses_a_rate_limit_below_one(console):
     assert r.status_code == 200 and "errornote" in r.content.decode()
     free.refresh_from_db()
     assert _limits(free) == before
+
+
+def test_the_prediction_limits_migration_seeds_the_seeds_values():
+    migration = importlib.import_module("saas.billing.migrations.0006_plan_prediction_limits")
+    assert {
+        code: (limits["predictions_per_key"], limits["predictions_per_organization"])
+        for code, limits in seeds.LIMITS.items()
+    } == migration.VALUES

@@ -1,6 +1,6 @@
 """Model pages (saas/dashboard/views/models.py): the code snippets and the try-it box.
 
-A real worker training and predicting through these pages is in
+A real worker training and the data plane predicting through these pages are in
 tests/e2e/test_dashboard_browser.py.
 """
 
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import html
+from saas.metering.models import UsageEvent
+
+from .conftest import browser, html
 
 
 def test_model_page_has_snippets_with_this_host(workspace):
@@ -26,11 +28,19 @@ def test_try_it_bad_input_is_a_400_fragment(workspace, data, message):
     assert html(r).lstrip().startswith('<div id="prediction"')
 
 
-def test_try_it_without_an_inference_worker_explains_the_503(workspace, settings):
-    settings.TRAINYARD_PREDICT_TIMEOUT_SECONDS = 0.5
+def test_try_it_without_the_data_plane_explains_the_503(workspace):
+    # Nothing listens at TRAINYARD_SERVE_URL (tests/conftest.py): the page says so, bills nothing.
     r = workspace.client("developer").post(
         f"/app/models/{workspace.model.pk}/try", {"text": "fine"}, HTTP_HX_REQUEST="true"
     )
     assert r.status_code == 503
-    assert "No inference worker answered" in html(r)
+    assert "The prediction service did not answer" in html(r)
     assert html(r).lstrip().startswith('<div id="prediction"')
+    assert not UsageEvent.objects.for_tenant(workspace.org.org).filter(meter="predictions").exists()
+
+
+def test_try_it_on_another_tenants_model_is_a_404_without_asking_the_data_plane(workspace, globex):
+    r = browser(globex.users["owner"]).post(
+        f"/app/models/{workspace.model.pk}/try", {"text": "fine"}, HTTP_HX_REQUEST="true"
+    )
+    assert r.status_code == 404

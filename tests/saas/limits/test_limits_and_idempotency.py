@@ -212,3 +212,14 @@ def test_key_creation_replay_never_returns_or_stores_the_secret(acme):
     )
     assert other.status_code == 201 and "Idempotent-Replayed" not in other  # per caller, not shared
     assert other.json()["id"] != first.json()["id"]
+
+
+def test_rate_limits_fail_open_when_redis_is_unreachable(tenant, settings):
+    """Availability first: with Redis gone the request is served (and logged), not refused;
+    with Redis back the limiter's connection is made again and headers return."""
+    good = settings.REDIS_URL
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    r = tenant.client.get("/v1/datasets")
+    assert r.status_code == 200 and "RateLimit-Limit" not in r
+    settings.REDIS_URL = good
+    assert "RateLimit-Limit" in tenant.client.get("/v1/datasets")

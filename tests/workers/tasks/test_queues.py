@@ -69,8 +69,19 @@ def test_every_beat_task_routes_to_maintenance():
 def test_acks_late_only_on_idempotent_tasks():
     assert settings.CELERY_TASK_ACKS_LATE is False  # a new task opts in, with a reason
     assert app.tasks[TaskName.TRAIN].acks_late is True
-    assert app.tasks[TaskName.PREDICT].acks_late is False
-    assert app.tasks[TaskName.PREDICT].queue == Queue.INFERENCE
+
+
+def test_online_predictions_have_no_celery_queue():
+    # The data plane (serve) answers predictions; Celery only flushes its metering windows.
+    assert {q.value for q in Queue} == {"training-cpu", "training-gpu", "maintenance"}
+    ours = {name: task for name, task in app.tasks.items() if name.startswith("trainyard.")}
+    assert set(ours) == {t.value for t in TaskName}
+    for name, task in ours.items():
+        assert app.amqp.router.route({}, name)["queue"].name in set(Queue), name
+        assert getattr(task, "queue", None) in {None, *Queue}, name
+    flush = settings.CELERY_BEAT_SCHEDULE["flush-prediction-windows"]
+    assert flush["task"] == TaskName.FLUSH_PREDICTIONS and flush["schedule"] == 10.0
+    assert app.tasks[TaskName.FLUSH_PREDICTIONS].queue == Queue.MAINTENANCE
 
 
 def test_beat_tasks_run_while_the_training_queue_is_busy(db):
