@@ -20,7 +20,7 @@ PIP_COMPILE := $(PIP_TOOLS)/bin/pip-compile -q --strip-extras --allow-unsafe --n
 	--no-emit-find-links
 
 .PHONY: setup lock migrate run worker worker-maintenance demo test test-fast lint format bench \
-	hub-module clean
+	bench-serving hub-module clean
 
 $(STAMP): requirements/dev.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -81,6 +81,12 @@ bench: setup
 	$(BIN)/python bench/apikey_auth.py
 	$(BIN)/python bench/dashboard_render.py
 	$(BIN)/python bench/control_plane.py
+
+# Trainyard's data plane vs BentoML and KServe on the same SavedModel (issue 10): trains on its
+# own database (BENCH_DATABASE_URL, default trainyard_bench) and Redis db 4, installs the peers
+# into var/bench/venvs/, drives all with wrk; BENCH_SECONDS a cell (default 8). Not run by CI.
+bench-serving: setup
+	$(BIN)/python bench/serving.py
 
 hub-module: setup
 	$(BIN)/python manage.py build_hub_module var/hub/mobilenet_v2
