@@ -67,7 +67,11 @@ async def predict(request: Request) -> Response:
             weight = await plane.wait_turn(principal, request_weight(request), started)
             inputs = await request_inputs(request, model, plane.config)
             answer = await plane.predict(
-                principal=principal, model=model, inputs=inputs, started=started
+                principal=principal,
+                model=model,
+                inputs=inputs,
+                started=started,
+                receive=request.receive,
             )
         finally:
             if weight:
@@ -94,6 +98,7 @@ async def predict(request: Request) -> Response:
             }
         ),
         commit=answer.commit,
+        release=answer.release,
         headers=answer.headers,
     )
 

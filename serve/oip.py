@@ -181,7 +181,11 @@ async def infer(request: Request) -> Response:
                         ],
                     )
             answer = await plane.predict(
-                principal=principal, model=model, inputs=inputs, started=started
+                principal=principal,
+                model=model,
+                inputs=inputs,
+                started=started,
+                receive=request.receive,
             )
         finally:
             if weight:
@@ -227,7 +231,9 @@ async def infer(request: Request) -> Response:
         },
         "outputs": outputs,
     }
-    return CommittedResponse(orjson.dumps(body), commit=answer.commit, headers=answer.headers)
+    return CommittedResponse(
+        orjson.dumps(body), commit=answer.commit, release=answer.release, headers=answer.headers
+    )
 
 
 def routes() -> list[Route]:

@@ -13,7 +13,7 @@ import gc
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from .admission import Admission, Admitted, CommitItem, CommitWriter, Refused
 from .auth import AuthCache, Database
 from .config import ServeConfig
 from .errors import Problem, not_found
+from .responses import until_disconnected
 from .runtime import InputError, ModelStore, Scheduler
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class Answer:
     headers: dict[str, str]
     #: Count the answer: call right after its last byte is written (``serve.admission``).
     commit: Callable[[], None] = field(repr=False, default=lambda: None)
+    #: Give the reservation back instead (the client went away before the answer).
+    release: Callable[[], Awaitable[None]] = field(repr=False, default=None)  # type: ignore[assignment]
 
 
 class Plane:
@@ -254,6 +257,7 @@ class Plane:
         model: ServingModel,
         inputs: list[bytes],
         started: float,
+        receive=None,
     ) -> Answer:
         """Admit, run and meter ``inputs`` (already validated) for ``principal``.
 
@@ -278,15 +282,19 @@ class Plane:
             loaded, cold = await asyncio.wait_for(
                 self.store.get(model), timeout=max(0.001, deadline - time.monotonic())
             )
-            execution = await asyncio.wait_for(
-                self.scheduler.run(
-                    model=model,
-                    loaded=loaded,
-                    organization_id=principal.organization_id,
-                    inputs=inputs,
-                ),
-                timeout=max(0.001, deadline - time.monotonic()),
+            work = self.scheduler.run(
+                model=model,
+                loaded=loaded,
+                organization_id=principal.organization_id,
+                inputs=inputs,
             )
+            remaining = max(0.001, deadline - time.monotonic())
+            if receive is not None and self.scheduler.backlog(model.id) >= self.config.max_batch:
+                # It will wait behind at least one execution: give it up, unrun, if its client
+                # goes away meanwhile (a flood whose clients time out must not keep the CPU).
+                execution = await _unless_disconnected(receive, work, remaining)
+            else:
+                execution = await asyncio.wait_for(work, timeout=remaining)
         except BaseException as exc:
             await self._release(decision)
             if isinstance(exc, TimeoutError):
@@ -326,6 +334,7 @@ class Plane:
         )
         return Answer(
             commit=lambda: self.commits.write(item),
+            release=lambda: self._release(decision),
             id=prediction_id,
             model=model,
             predictions=execution.predictions,
@@ -404,6 +413,27 @@ class Plane:
             except Exception as exc:
                 log.warning("pre-warm subscription lost: %s; retrying", exc)
                 await asyncio.sleep(2)
+
+
+async def _unless_disconnected(receive, work, timeout: float):
+    """``work``'s result, unless the client disconnects first (then ``work`` is cancelled and
+    a 499 problem raised) or ``timeout`` passes (``TimeoutError``)."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(until_disconnected(receive))
+    try:
+        done, _pending = await asyncio.wait(
+            {task, watch}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        watch.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    if watch in done:
+        metrics.REFUSALS.labels(reason="client_gone").inc()
+        raise Problem(499, "client-closed-request", "Client closed request", "Not run.")
+    raise TimeoutError
 
 
 def _redis_down() -> Problem:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+import anyio
 from starlette.responses import Response
 
 
@@ -20,12 +21,23 @@ class CommittedResponse(Response):
     """
 
     def __init__(
-        self, content: bytes, *, commit: Callable[[], None], headers: dict[str, str]
+        self,
+        content: bytes,
+        *,
+        commit: Callable[[], None],
+        release: Callable[[], Awaitable[None]],
+        headers: dict[str, str],
     ) -> None:
         super().__init__(content, media_type="application/json", headers=headers)
         self._commit = commit
+        self._release = release
 
     async def __call__(self, scope, receive, send) -> None:
+        if await _disconnected(receive):
+            # Nobody to answer (the client gave up, e.g. a timeout): not counted, and its
+            # reservation goes back. A send now would be dropped by the server silently.
+            await self._release()
+            return
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
@@ -33,3 +45,21 @@ class CommittedResponse(Response):
         await send({"type": "http.response.body", "body": body[:-1], "more_body": True})
         self._commit()
         await send({"type": "http.response.body", "body": body[-1:], "more_body": False})
+
+
+async def _disconnected(receive) -> bool:
+    """Whether the client has gone, without waiting: a ``receive`` that would block is
+    cancelled at once (what Starlette's ``Request.is_disconnected`` does)."""
+    message: dict = {}
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        message = await receive()
+    return message.get("type") == "http.disconnect"
+
+
+async def until_disconnected(receive) -> None:
+    """Return when the client disconnects (the body having been read already)."""
+    while True:
+        message = await receive()
+        if message.get("type") == "http.disconnect":
+            return

@@ -174,6 +174,11 @@ class Scheduler:
         self._running = 0
         self._rr: deque[str] = deque()  # tenants in round-robin order
 
+    def backlog(self, model_id: str) -> int:
+        """Inputs queued for ``model_id`` (not yet running)."""
+        queue = self._queues.get(model_id)
+        return sum(len(j.inputs) for j in queue.jobs) if queue is not None else 0
+
     def queued_inputs(self) -> int:
         return sum(len(j.inputs) for q in self._queues.values() for j in q.jobs)
 
