@@ -38,8 +38,9 @@ class ServeConfig:
     tenant_inflight: requests one tenant may have in flight in this process
         [TRAINYARD_SERVE_TENANT_INFLIGHT, 128]; more is a 429 before the body is read.
     tenant_active_bytes: request bytes one tenant may have being worked on at once per
-        process [TRAINYARD_SERVE_TENANT_ACTIVE_BYTES, 1 MiB]; later requests wait, unread,
-        for their turn (a request alone always goes; weight = its Content-Length).
+        process while other tenants have requests in flight there
+        [TRAINYARD_SERVE_TENANT_ACTIVE_BYTES, 512 KiB]; later requests wait, unread, for their
+        turn (a request alone always goes; weight = its Content-Length).
     model_inflight: the same per model [TRAINYARD_SERVE_MODEL_INFLIGHT, 256] (503).
     deadline_s: a request not answered by then is a 504, unbilled
         [TRAINYARD_SERVE_DEADLINE_SECONDS, 30].
@@ -98,7 +99,7 @@ class ServeConfig:
             exec_nice=max(0, _int("TRAINYARD_SERVE_EXEC_NICE", 5)),
             tenant_slots=max(1, _int("TRAINYARD_SERVE_TENANT_SLOTS", max(1, slots - 1))),
             tenant_inflight=max(1, _int("TRAINYARD_SERVE_TENANT_INFLIGHT", 128)),
-            tenant_active_bytes=max(1, _int("TRAINYARD_SERVE_TENANT_ACTIVE_BYTES", 1024 * 1024)),
+            tenant_active_bytes=max(1, _int("TRAINYARD_SERVE_TENANT_ACTIVE_BYTES", 512 * 1024)),
             model_inflight=max(1, _int("TRAINYARD_SERVE_MODEL_INFLIGHT", 256)),
             deadline_s=_float("TRAINYARD_SERVE_DEADLINE_SECONDS", 30.0),
             max_inputs=_int("TRAINYARD_PREDICT_MAX_INPUTS", 256),

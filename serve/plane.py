@@ -183,21 +183,33 @@ class Plane:
         self._tenant_inflight[org] -= 1
         if not self._tenant_inflight[org]:
             del self._tenant_inflight[org]
+            for other in list(self._waiters):  # one tenant fewer: others may fit now
+                self._wake(other)
         self._model_inflight[model_id] -= 1
         if not self._model_inflight[model_id]:
             del self._model_inflight[model_id]
 
+    def _fits(self, org: str, active: int, weight: int) -> bool:
+        # Alone on this replica a tenant is not held back (nobody to protect, and its big
+        # requests batch together); with others in flight, its work is bounded by bytes.
+        return (
+            active == 0
+            or active + weight <= self.config.tenant_active_bytes
+            or len(self._tenant_inflight) <= 1
+        )
+
     async def wait_turn(self, principal: ServingPrincipal, weight: int, started: float) -> int:
-        """Wait, before the body is read, until the tenant's requests being worked on weigh
-        at most ``tenant_active_bytes`` with this one (a request alone always fits). Returns
-        the weight taken, to pass to :meth:`done`. A tenant flooding big requests thus queues
-        behind itself at the TCP level, unread, instead of taking the process's CPU from the
-        others; its wait counts towards the deadline (429 when it runs out)."""
+        """Wait, before the body is read, while other tenants have requests in flight here and
+        this tenant's requests being worked on would weigh over ``tenant_active_bytes`` with
+        this one (a request alone always fits). Returns the weight taken, for :meth:`done`. A
+        tenant flooding big requests thus queues behind itself at the TCP level, unread,
+        instead of taking the process's CPU from the others; its wait counts towards the
+        deadline (429 when it runs out)."""
         org = principal.organization_id
         weight = max(1, weight)
         active = self._active_bytes.get(org, 0)
         waiters = self._waiters.setdefault(org, deque())
-        if not waiters and (active == 0 or active + weight <= self.config.tenant_active_bytes):
+        if not waiters and self._fits(org, active, weight):
             self._active_bytes[org] = active + weight
             return weight
         fut = asyncio.get_running_loop().create_future()
@@ -217,34 +229,35 @@ class Plane:
                 headers={"Retry-After": "1"},
             ) from None
         finally:
-            if not fut.done():
-                fut.cancel()
             if (weight, fut) in waiters:
                 waiters.remove((weight, fut))
-        if fut.cancelled():  # woken, but the wait was abandoned at the same time
-            raise Problem(503, "service-unavailable", "Cancelled", "The request was abandoned.")
         return weight
 
     def done(self, principal: ServingPrincipal, weight: int) -> None:
         """Give back what :meth:`wait_turn` took and wake the tenant's next waiters that fit."""
         org = principal.organization_id
         active = self._active_bytes.get(org, 0) - weight
+        if active > 0:
+            self._active_bytes[org] = active
+        else:
+            self._active_bytes.pop(org, None)
+        self._wake(org)
+
+    def _wake(self, org: str) -> None:
         waiters = self._waiters.get(org)
+        active = self._active_bytes.get(org, 0)
         while waiters:
             w, fut = waiters[0]
             if fut.done():
                 waiters.popleft()
                 continue
-            if active == 0 or active + w <= self.config.tenant_active_bytes:
-                waiters.popleft()
-                active += w
-                fut.set_result(None)
-            else:
+            if not self._fits(org, active, w):
                 break
+            waiters.popleft()
+            active += w
+            fut.set_result(None)
         if active > 0:
             self._active_bytes[org] = active
-        else:
-            self._active_bytes.pop(org, None)
         if waiters is not None and not waiters:
             self._waiters.pop(org, None)
 
