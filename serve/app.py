@@ -39,7 +39,7 @@ from .config import ServeConfig  # noqa: E402
 from .errors import Problem  # noqa: E402
 from .inputs import request_inputs, request_weight  # noqa: E402
 from .plane import Plane  # noqa: E402
-from .responses import CommittedResponse  # noqa: E402
+from .responses import SLOW_ANSWER_SECONDS, CommittedResponse  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ async def predict(request: Request) -> Response:
         ),
         commit=answer.commit,
         release=answer.release,
+        check_disconnect=time.monotonic() - started > SLOW_ANSWER_SECONDS,
         headers=answer.headers,
     )
 

@@ -26,7 +26,7 @@ from saas.contract.tasks import TEXT
 from . import metrics
 from .errors import Problem, invalid
 from .inputs import model_inputs, parse_json, read_body, request_weight
-from .responses import CommittedResponse
+from .responses import SLOW_ANSWER_SECONDS, CommittedResponse
 
 SERVER = {"name": "trainyard-serve", "version": "1", "extensions": []}
 
@@ -232,7 +232,11 @@ async def infer(request: Request) -> Response:
         "outputs": outputs,
     }
     return CommittedResponse(
-        orjson.dumps(body), commit=answer.commit, release=answer.release, headers=answer.headers
+        orjson.dumps(body),
+        commit=answer.commit,
+        release=answer.release,
+        headers=answer.headers,
+        check_disconnect=time.monotonic() - started > SLOW_ANSWER_SECONDS,
     )
 
 

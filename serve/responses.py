@@ -7,6 +7,9 @@ from collections.abc import Awaitable, Callable
 import anyio
 from starlette.responses import Response
 
+#: Answers slower than this check first that their client is still there.
+SLOW_ANSWER_SECONDS = 0.25
+
 
 class CommittedResponse(Response):
     """A prediction's answer, counted as it is delivered.
@@ -18,6 +21,10 @@ class CommittedResponse(Response):
     incomplete response, which no client takes for an answer. So the only instant at which a
     kill can make the ledger and the client disagree is the few microseconds between the two
     writes, instead of the whole of a Redis round trip (``serve.admission``).
+
+    With ``check_disconnect`` (the routes set it for requests that took long enough for a
+    client to give up: queued, loading, or a flood), a client already gone is neither
+    answered nor counted, and the reservation is released.
     """
 
     def __init__(
@@ -27,13 +34,15 @@ class CommittedResponse(Response):
         commit: Callable[[], None],
         release: Callable[[], Awaitable[None]],
         headers: dict[str, str],
+        check_disconnect: bool = True,
     ) -> None:
         super().__init__(content, media_type="application/json", headers=headers)
         self._commit = commit
         self._release = release
+        self._check = check_disconnect
 
     async def __call__(self, scope, receive, send) -> None:
-        if await _disconnected(receive):
+        if self._check and await _disconnected(receive):
             # Nobody to answer (the client gave up, e.g. a timeout): not counted, and its
             # reservation goes back. A send now would be dropped by the server silently.
             await self._release()
