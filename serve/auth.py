@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from saas.inference import client as internal
 from saas.inference import selectors
@@ -87,6 +87,11 @@ class _Budget:
     refreshed_at: float
     used_at: float
     refreshing: bool = False
+
+
+def _ping() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 def _digest(token: str) -> str:
@@ -235,6 +240,8 @@ class AuthCache:
         for k in [k for k, e in self._users.items() if now - e.used_at > IDLE_EVICT_SECONDS]:
             self._users.pop(k, None)
         ids = {e.principal.api_key_id: d for d, e in self._keys.items() if e.principal}
+        if not ids:
+            await self.db.run(_ping)  # readiness: the database is reachable even with no keys
         fresh = await self.db.run(selectors.serving_principals, api_key_ids=list(ids))
         done = time.monotonic()
         for key_id, digest in ids.items():
