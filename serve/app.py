@@ -79,6 +79,8 @@ async def predict(request: Request) -> Response:
             plane.leave(principal, model.id)
     except Problem as problem:
         metrics.REQUESTS.labels(model=label, status=str(problem.status)).inc()
+        if problem.status == 401:
+            metrics.REFUSALS.labels(reason="unauthenticated").inc()
         return problem.response()
     metrics.REQUESTS.labels(model=label, status="200").inc()
     metrics.INPUTS.labels(model=label).inc(len(inputs))

@@ -178,8 +178,9 @@ def model_inputs(
 
 async def request_inputs(request: Request, model: ServingModel, config: ServeConfig) -> list[bytes]:
     """The inputs of a ``/v1/models/{id}/predict`` request (JSON or multipart ``files``)."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
+    content_type = request.headers.get("content-type", "").strip()
+    media_type = content_type.lower()  # media types are case-insensitive (RFC 9110 §8.3.1)
+    if media_type.startswith("multipart/form-data"):
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > config.max_body_bytes:
             raise too_large(config.max_body_bytes)
@@ -210,7 +211,7 @@ async def request_inputs(request: Request, model: ServingModel, config: ServeCon
         if not files:
             raise invalid("Send inputs.", [{"field": "files", "message": "no files were sent"}])
         return model_inputs(model=model, items=files, config=config, field="files")
-    if content_type and not content_type.startswith("application/json"):
+    if media_type and not media_type.startswith("application/json"):
         raise Problem(
             415,
             "unsupported-media-type",

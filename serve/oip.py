@@ -193,6 +193,8 @@ async def infer(request: Request) -> Response:
             plane.leave(principal, model.id)
     except Problem as problem:
         metrics.REQUESTS.labels(model=label, status=str(problem.status)).inc()
+        if problem.status == 401:
+            metrics.REFUSALS.labels(reason="unauthenticated").inc()
         return _problem(problem)
     metrics.REQUESTS.labels(model=label, status="200").inc()
     metrics.INPUTS.labels(model=label).inc(len(inputs))

@@ -48,7 +48,9 @@ class Upstream:
 async def forward(request: Request) -> Response:
     """Pass ``request`` to the upstream and stream its answer back (502 if it is down)."""
     upstream: Upstream = request.app.state.upstream
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+    # Values are stripped: HTTP ignores surrounding whitespace (RFC 9110 §5.5), and httpx
+    # refuses to send a value that keeps it ("Authorization: Bearer " from an empty variable).
+    headers = [(k, v.strip()) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
     client_host = request.client.host if request.client else ""
     headers.append(("x-forwarded-for", client_host))
     headers.append(("x-forwarded-proto", request.url.scheme))

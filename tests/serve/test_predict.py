@@ -429,3 +429,25 @@ def test_a_streamed_multipart_body_over_the_limit_is_413(
             headers={**bearer(tenant.key), "Content-Type": request.headers["content-type"]},
         )
         assert_problem(r, 413)
+
+
+def test_media_types_are_case_insensitive(serve_client, tenant, text_model):
+    r = serve_client.post(
+        f"/v1/models/{text_model}/predict",
+        content=b'{"inputs": ["fine"]}',
+        headers={**bearer(tenant.key), "Content-Type": "Application/JSON; charset=UTF-8"},
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_unauthenticated_requests_are_counted_as_refusals(serve_client, text_model):
+    def refused() -> float:
+        for line in serve_client.get("/metrics").text.splitlines():
+            if line.startswith('trainyard_serve_refusals_total{reason="unauthenticated"}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = refused()
+    r = serve_client.post(f"/v1/models/{text_model}/predict", json={"inputs": ["x"]})
+    assert_problem(r, 401)
+    assert refused() == before + 1
