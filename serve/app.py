@@ -61,10 +61,7 @@ async def predict(request: Request) -> Response:
         plane.check_access(principal)
         model = await plane.model_for(principal, model_id)
         label = model.id
-        plane.enter(principal, model.id)
-        weight = 0
-        try:
-            weight = await plane.wait_turn(principal, request_weight(request), started)
+        async with plane.gate.request(principal, model.id, request_weight(request), started):
             inputs = await request_inputs(request, model, plane.config)
             answer = await plane.predict(
                 principal=principal,
@@ -73,10 +70,6 @@ async def predict(request: Request) -> Response:
                 started=started,
                 receive=request.receive,
             )
-        finally:
-            if weight:
-                plane.done(principal, weight)
-            plane.leave(principal, model.id)
     except Problem as problem:
         metrics.REQUESTS.labels(model=label, status=str(problem.status)).inc()
         if problem.status == 401:

@@ -157,10 +157,7 @@ async def infer(request: Request) -> Response:
     try:
         plane, principal, model = await _principal_and_model(request)
         label = model.id
-        plane.enter(principal, model.id)
-        weight = 0
-        try:
-            weight = await plane.wait_turn(principal, request_weight(request), started)
+        async with plane.gate.request(principal, model.id, request_weight(request), started):
             doc = parse_json(await read_body(request, plane.config.max_body_bytes))
             items = _tensor_inputs(doc, model)
             inputs = model_inputs(
@@ -187,10 +184,6 @@ async def infer(request: Request) -> Response:
                 started=started,
                 receive=request.receive,
             )
-        finally:
-            if weight:
-                plane.done(principal, weight)
-            plane.leave(principal, model.id)
     except Problem as problem:
         metrics.REQUESTS.labels(model=label, status=str(problem.status)).inc()
         if problem.status == 401:
