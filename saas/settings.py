@@ -327,6 +327,9 @@ TRAINYARD_REQUEST_CACHE_SECONDS = env.float("TRAINYARD_REQUEST_CACHE_SECONDS", d
 if not 0 <= TRAINYARD_REQUEST_CACHE_SECONDS <= 1:
     raise environ.ImproperlyConfigured("TRAINYARD_REQUEST_CACHE_SECONDS must be between 0 and 1")
 TRAINYARD_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# How long a first request holds its Idempotency-Key in flight before a retry may take it over
+# (its holder was killed): above gunicorn's --timeout (120 s), far below the 24 h TTL.
+TRAINYARD_IDEMPOTENCY_LEASE_SECONDS = env.int("TRAINYARD_IDEMPOTENCY_LEASE_SECONDS", default=300)
 TRAINYARD_INVITATION_TTL_DAYS = env.int("TRAINYARD_INVITATION_TTL_DAYS", default=7)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Trainyard <no-reply@trainyard.local>")

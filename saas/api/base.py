@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import logging
 from urllib.parse import parse_qs, urlparse
 
 from django.conf import settings
@@ -23,7 +24,12 @@ from saas.apikeys.models import ApiKey
 from saas.billing.selectors import plan_limits_for_request
 from saas.common.actor import Actor, client_ip
 from saas.common.errors import DomainError, ValidationFailed
-from saas.limits.idempotency import Replay, idempotency_begin, idempotency_finish
+from saas.limits.idempotency import (
+    Replay,
+    idempotency_begin,
+    idempotency_finish,
+    idempotency_release,
+)
 from saas.limits.ratelimit import rate_limit_check
 from saas.tenancy.access import Access, AccessDenied, NotAMember, OrganizationSuspended
 from saas.tenancy.models import Organization
@@ -32,6 +38,8 @@ from saas.tenancy.permissions import Action
 from .fingerprint import request_fingerprint
 
 __all__ = ["OrganizationSuspended", "RateLimited", "TenantAPIView"]
+
+log = logging.getLogger(__name__)
 
 HANDLER_METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -216,6 +224,25 @@ class TenantAPIView(APIView):
                 key=key_header,
                 fingerprint=request_fingerprint(request),
             )
+
+    def dispatch(self, request, *args, **kwargs):
+        """DRF's dispatch, plus: a request that leaves without a response releases its
+        ``Idempotency-Key``. DRF turns every ``Exception`` into a (problem) response, which
+        :meth:`finalize_response` records or releases; what escapes is a ``BaseException``
+        (gunicorn's worker timeout is ``SystemExit`` raised in the request, a Ctrl-C is
+        ``KeyboardInterrupt``) or an error while finalising, and then the claim is dropped here
+        so the client's retry runs instead of answering 409 for the lease's length."""
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except BaseException:
+            record = getattr(self, "_idempotency", None)
+            if record is not None:
+                self._idempotency = None
+                try:
+                    idempotency_release(record=record)
+                except Exception:  # the database is what failed: the lease frees the key
+                    log.exception("could not release an idempotency key")
+            raise
 
     def handle_exception(self, exc):
         if isinstance(exc, Replay):
