@@ -143,6 +143,17 @@ TRAINYARD_ZIP_MAX_UNCOMPRESSED_BYTES = env.int(
 )
 TRAINYARD_ZIP_MAX_ENTRIES = env.int("TRAINYARD_ZIP_MAX_ENTRIES", default=50_000)
 TRAINYARD_MAX_IMAGE_PIXELS = env.int("TRAINYARD_MAX_IMAGE_PIXELS", default=40_000_000)
+# Upload validation budgets, decided before the costly work so that no upload holds a web
+# worker more than a few seconds (README, "Upload budgets", has the measured worst cases):
+# lines of a CSV (a bound on its rows, counted before parsing); pixels of one dataset image and of a whole archive, read from the images'
+# headers before anything is decoded; and a backstop on the time validation may take at all.
+# A refusal is a 413 problem naming the budget, its setting, the limit and the value.
+TRAINYARD_CSV_MAX_LINES = env.int("TRAINYARD_CSV_MAX_LINES", default=250_000)
+TRAINYARD_DATASET_MAX_IMAGE_PIXELS = env.int(
+    "TRAINYARD_DATASET_MAX_IMAGE_PIXELS", default=4096 * 4096
+)
+TRAINYARD_ZIP_MAX_TOTAL_PIXELS = env.int("TRAINYARD_ZIP_MAX_TOTAL_PIXELS", default=100_000_000)
+TRAINYARD_VALIDATION_MAX_SECONDS = env.float("TRAINYARD_VALIDATION_MAX_SECONDS", default=10.0)
 # Django refuses bodies above this before our validation sees them; keep it above the limit
 # so our 413 problem (not Django's 400) is what the client gets.
 # JSON bodies (e.g. a predict request of 256 base64 images) up to 64 MiB; above, a 413 problem.

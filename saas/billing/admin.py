@@ -52,6 +52,7 @@ class PlanAdmin(admin.ModelAdmin):
         "requests_per_organization",
         "max_running_jobs",
         "max_active_jobs",
+        "max_classes",
     )
     fieldsets = (
         (
@@ -72,12 +73,14 @@ class PlanAdmin(admin.ModelAdmin):
             "Limits",
             {
                 "description": "Requests are per rate-limit window "
-                "(TRAINYARD_RATE_LIMIT_WINDOW_SECONDS); jobs are training jobs.",
+                "(TRAINYARD_RATE_LIMIT_WINDOW_SECONDS); jobs are training jobs; classes are per "
+                "uploaded dataset.",
                 "fields": (
                     "requests_per_key",
                     "requests_per_organization",
                     "max_running_jobs",
                     "max_active_jobs",
+                    "max_classes",
                 ),
             },
         ),

@@ -40,7 +40,10 @@ class Plan(models.Model):
     organisation; ``predictions_per_key`` and ``predictions_per_organization`` are prediction
     inputs per window (the data plane weighs a request by its number of inputs);
     ``max_running_jobs`` is how many training jobs run at once,
-    ``max_active_jobs`` how many may be queued or running. Defaults are the free plan's.
+    ``max_active_jobs`` how many may be queued or running; ``max_classes`` how many classes
+    an uploaded dataset may have (checked at upload, a 422 naming the limit and the count: a
+    model's size, its training time and its confusion matrix grow with it, the matrix with its
+    square). Defaults are the free plan's.
     """
 
     code = models.SlugField(max_length=32, unique=True)
@@ -64,6 +67,11 @@ class Plan(models.Model):
     )
     max_running_jobs = models.PositiveIntegerField(default=1)
     max_active_jobs = models.PositiveIntegerField(default=10, help_text="queued or running")
+    max_classes = models.PositiveIntegerField(
+        default=100,
+        validators=[MinValueValidator(2)],
+        help_text="classes per uploaded dataset (a classifier needs at least 2)",
+    )
 
     class Meta:
         constraints = [

@@ -53,8 +53,9 @@ PLANS = {
 }
 # code: the plan's limits (prediction inputs per window per key and per organisation (migration
 # 0006); requests per rate-limit window per key or user and per organisation;
-# training jobs running at once, and queued or running). Seeded by migration 0004, which moved
-# them here from the former TRAINYARD_PLAN_LIMITS setting with the same values.
+# training jobs running at once, and queued or running; classes per uploaded dataset (migration
+# 0007)). Seeded by migration 0004, which moved them here from the former TRAINYARD_PLAN_LIMITS
+# setting with the same values.
 LIMITS = {
     "free": {
         "predictions_per_key": 600,
@@ -63,6 +64,7 @@ LIMITS = {
         "requests_per_organization": 300,
         "max_running_jobs": 1,
         "max_active_jobs": 10,
+        "max_classes": 100,
     },
     "pro": {
         "predictions_per_key": 60000,
@@ -71,6 +73,7 @@ LIMITS = {
         "requests_per_organization": 2000,
         "max_running_jobs": 2,
         "max_active_jobs": 50,
+        "max_classes": 1000,
     },
     "enterprise": {
         "predictions_per_key": 600000,
@@ -79,6 +82,8 @@ LIMITS = {
         "requests_per_organization": 10000,
         "max_running_jobs": 8,
         "max_active_jobs": 500,
+        # A contract's own figure is set on its plan in the admin; this is the starting point.
+        "max_classes": 5000,
     },
 }
 # $0.072 per CPU-hour and $2.88 per GPU-hour: typical cloud on-demand prices.

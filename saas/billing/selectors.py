@@ -66,6 +66,7 @@ class PlanLimits:
         requests_per_organization: requests per rate-limit window for the whole organisation.
         max_running_jobs: training jobs that may run at once.
         max_active_jobs: training jobs that may be queued or running at once.
+        max_classes: classes an uploaded dataset may have.
     """
 
     plan: str
@@ -73,6 +74,7 @@ class PlanLimits:
     requests_per_organization: int
     max_running_jobs: int
     max_active_jobs: int
+    max_classes: int
 
 
 _LIMIT_FIELDS = tuple(f.name for f in fields(PlanLimits))

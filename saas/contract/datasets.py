@@ -17,11 +17,12 @@ Normalisations and refusals (each has a test in ``tests/saas/contract/``):
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from saas.contract.errors import ContractError
 from saas.contract.tasks import IMAGE_EXTENSIONS
@@ -104,6 +105,74 @@ def decode_text(data: bytes) -> str:
             "The file is not valid UTF-8; save it as UTF-8 and upload again.",
             errors=[{"field": "file", "message": msg, "line": line}],
         ) from None
+
+
+def check_utf8_stream(stream: BinaryIO, *, chunk_size: int = 1 << 20) -> int:
+    """:func:`decode_text`'s checks on a binary stream, in bounded memory (``chunk_size``
+    bytes at a time, never the whole file): the same refusals with the same messages. Reads
+    from the stream's current position to its end and leaves it there.
+
+    Returns:
+        The number of line feeds (``\\n``) in the file: a bound on its records that costs no
+        parsing (a record ends with one, and a text may hold more).
+
+    Raises:
+        ContractError: as :func:`decode_text` (empty or blank file; not UTF-8, naming the byte
+            and its line, the error carrying ``line``).
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 1  # the line the next chunk starts on
+    blank = True
+    first = True
+    while True:
+        chunk = stream.read(chunk_size)
+        final = not chunk
+        if blank and chunk.strip():  # before the BOM is dropped, as decode_text looks
+            blank = False
+        if first and chunk.startswith(BOM):
+            chunk = chunk[3:]  # dropped, as utf-8-sig does
+        first = False
+        pending = len(decoder.getstate()[0])  # a split character's first bytes, held over
+        try:
+            decoder.decode(chunk, final)
+        except UnicodeDecodeError as exc:
+            # exc.object is the held-over bytes (no newline among them) then this chunk.
+            line = lines + exc.object[pending : exc.start].count(b"\n")
+            byte = exc.object[exc.start]
+            msg = f"the file is not UTF-8: byte 0x{byte:02x} on line {line} cannot be decoded"
+            raise ContractError(
+                "The file is not valid UTF-8; save it as UTF-8 and upload again.",
+                errors=[{"field": "file", "message": msg, "line": line}],
+            ) from None
+        if final:
+            break
+        lines += chunk.count(b"\n")
+    if blank:
+        raise ContractError(
+            "The file is empty.", errors=[{"field": "file", "message": "the file is empty"}]
+        )
+    return lines - 1
+
+
+def open_text_records(
+    stream: TextIO, *, text_column: str = "text", label_column: str = "label"
+) -> tuple[list[str], Iterator[tuple[TextExample | None, list[tuple[str, str, int]]]]]:
+    """Stream a CSV's records by :func:`parse_text_csv`'s rules without holding them: for
+    upload validation, which must read a large file in bounded memory and stop at a budget.
+
+    Args:
+        stream: a text stream opened with ``newline=""`` (UTF-8 already checked).
+
+    Returns:
+        ``(columns, records)``: the stripped header names and an iterator yielding, per
+        non-blank record, ``(example, [])`` for a usable row or ``(None, [(kind, message,
+        line), …])`` (``kind`` one of :data:`ROW_PROBLEM_KINDS`; a ``csv`` problem ends it).
+
+    Raises:
+        ContractError, MissingColumns: as :func:`parse_text_csv`, for the header.
+    """
+    reader, names, ti, li = _open_csv(stream, text_column, label_column)
+    return names, _records(reader, names, ti, li)
 
 
 def parse_text_csv(

@@ -36,6 +36,7 @@ def dataset_create(
     name: str,
     text_column: str = "text",
     label_column: str = "label",
+    max_classes: int | None = None,
     actor: Actor,
 ) -> Dataset:
     """Validate an upload, store it and create the :class:`Dataset` (status ``ready``).
@@ -43,11 +44,15 @@ def dataset_create(
     Args:
         file: a seekable binary file (Django's UploadedFile), ``size`` its length in bytes.
         task: ``text-classification`` or ``image-classification``.
+        max_classes: the organisation's plan's class limit (the HTTP layers pass
+            ``PlanLimits.max_classes``; billing sits above this app); None: no limit.
         actor: who uploads it: stored as ``created_by`` / ``created_by_key`` and audited
             (``dataset.created``) in the same transaction.
 
     Raises:
         PayloadTooLarge: ``size`` over ``TRAINYARD_MAX_UPLOAD_BYTES`` (413).
+        BudgetExceeded: over a validation budget (rows, pixels, entries, bytes; 413 naming it).
+        TooManyClasses: more classes than ``max_classes`` (422).
         ValidationFailed: the file cannot be trained on; every problem is listed (400).
 
     Nothing is stored when validation fails; if the database write fails after the file was
@@ -66,10 +71,10 @@ def dataset_create(
     file.seek(0)
     if task == Task.TEXT_CLASSIFICATION:
         validated = validate_text_csv(
-            file.read(), text_column=text_column, label_column=label_column
+            file, text_column=text_column, label_column=label_column, max_classes=max_classes
         )
     else:
-        validated = validate_image_zip(file)
+        validated = validate_image_zip(file, max_classes=max_classes)
 
     file.seek(0)
     digest = hashlib.sha256()

@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from saas.billing.selectors import plan_limits_get
 from saas.common.errors import PayloadTooLarge
 from saas.contract import TASKS
 from saas.datasets import selectors as dataset_selectors
@@ -77,6 +78,7 @@ class DatasetListView(TenantAPIView):
             name=data.get("name") or upload.name or "dataset",
             text_column=data["text_column"],
             label_column=data["label_column"],
+            max_classes=plan_limits_get(organization=self.organization).max_classes,
             actor=self.actor,
         )
         return Response(DatasetOut(dataset).data, status=status.HTTP_201_CREATED)

@@ -14,11 +14,15 @@ from typing import Any
 OFFENDING_LINE_CHARS = 200
 
 
-def offending_lines(data: bytes, problems: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def offending_lines(
+    data: bytes | Iterable[bytes], problems: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     """Attach the raw text of each CSV problem's ``line`` for display.
 
     Args:
-        data: the uploaded CSV's bytes (any encoding; undecodable bytes are replaced).
+        data: the uploaded CSV's bytes, or a binary file positioned at its start, read line
+            by line only up to the last wanted line (any encoding; undecodable bytes are
+            replaced).
         problems: ``[{"message", "line"?: int (1-based, physical line of the file)}]``.
 
     Returns:
@@ -33,7 +37,8 @@ def offending_lines(data: bytes, problems: Iterable[Mapping[str, Any]]) -> list[
         return rows
     last = max(wanted)
     texts: dict[int, str] = {}
-    for number, raw in enumerate(io.BytesIO(data), start=1):
+    lines = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    for number, raw in enumerate(lines, start=1):
         if number in wanted:
             texts[number] = raw.decode("utf-8", "replace").rstrip("\r\n")[:OFFENDING_LINE_CHARS]
         if number >= last:

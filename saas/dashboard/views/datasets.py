@@ -10,10 +10,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from saas.billing.selectors import plan_limits_get
 from saas.common.errors import DomainError, PayloadTooLarge, ValidationFailed
 from saas.datasets import selectors as dataset_selectors
 from saas.datasets import services as dataset_services
 from saas.datasets.models import Task
+from saas.datasets.validation import TooManyClasses
 from saas.jobs import selectors as job_selectors
 from saas.tenancy.permissions import Action
 
@@ -58,15 +60,19 @@ def dataset_new(request):
                     name=data["name"] or upload.name or "dataset",
                     text_column=data["text_column"] or "text",
                     label_column=data["label_column"] or "label",
+                    max_classes=plan_limits_get(
+                        organization=request.tenant.organization
+                    ).max_classes,
                     actor=request.tenant.actor,
                 )
-            except (ValidationFailed, PayloadTooLarge) as exc:
+            except (ValidationFailed, PayloadTooLarge, TooManyClasses) as exc:
                 status = exc.status
                 summary = exc.detail
                 problems = problem_list(exc.errors)
                 if data["task"] == Task.TEXT_CLASSIFICATION:
                     upload.seek(0)
-                    problems = offending_lines(upload.read(), problems)
+                    # The underlying file, line by line (a 50 MB upload is never read whole).
+                    problems = offending_lines(upload.file, problems)
             else:
                 messages.success(
                     request,

@@ -37,6 +37,8 @@ LIMIT_FIELDS = (
     "max_running_jobs",
     "max_active_jobs",
 )
+# The admin's limits: those of migration 0004 above, and the class limit (0007).
+ADMIN_LIMIT_FIELDS = (*LIMIT_FIELDS, "max_classes")
 
 
 def _limits(plan: Plan) -> dict[str, int]:
@@ -84,6 +86,7 @@ def test_changing_the_plan_moves_the_rate_limit_and_the_job_caps_at_once(acme):
         requests_per_organization=10**6,
         max_running_jobs=2,
         max_active_jobs=3,
+        max_classes=1000,
     )
 
 
@@ -219,7 +222,7 @@ def _plan_form(plan: Plan, **changes) -> dict:
         "currency": plan.currency,
         "monthly_fee": str(plan.monthly_fee),
         "stripe_price_id": plan.stripe_price_id,
-        **{f: str(v) for f, v in _limits(plan).items()},
+        **{f: str(getattr(plan, f)) for f in ADMIN_LIMIT_FIELDS},
         # The prices inline, left as it is.
         "prices-TOTAL_FORMS": "0",
         "prices-INITIAL_FORMS": "0",
@@ -239,7 +242,7 @@ def test_the_admin_edits_a_plans_limits_and_the_next_request_uses_them(console, 
     url = f"/admin/billing/plan/{quote(free.pk)}/change/"
     page = console.get(url)
     assert page.status_code == 200
-    for field in LIMIT_FIELDS:
+    for field in ADMIN_LIMIT_FIELDS:
         assert f'name="{field}"' in page.content.decode()
     prices = free.prices.count()
     r = console.post(
@@ -260,6 +263,7 @@ def test_the_admin_edits_a_plans_limits_and_the_next_request_uses_them(console, 
         "max_running_jobs": 3,
         "max_active_jobs": 30,
     }
+    assert free.max_classes == 100
     assert free.prices.count() == prices
     assert acme.key("owner").get("/v1/datasets")["RateLimit-Limit"] == "4"
     assert console.get("/admin/billing/plan/").status_code == 200  # the list shows limits too

@@ -193,10 +193,6 @@ def truncated_jpeg() -> bytes:
             {**digit_files(), "digits/1/broken.jpg": truncated_jpeg()},
             ["broken.jpg", "cannot be decoded"],
         ),
-        (
-            {**digit_files(), "digits/1/huge.png": huge_png_header(30000, 30000)},
-            ["huge.png", "pixel"],
-        ),
         ({"0.png": png_bytes(), "1.png": png_bytes()}, ["not inside a class folder"]),
         ({"only/0.png": png_bytes(), "only/1.png": png_bytes(1)}, ["at least 2 classes"]),
         (
@@ -210,7 +206,6 @@ def truncated_jpeg() -> bytes:
         "absolute",
         "non-image",
         "truncated-jpeg",
-        "pixel-bomb",
         "no-class-folder",
         "single-class",
         "one-example-class",
@@ -239,14 +234,25 @@ def test_zip_bomb_is_stopped_by_the_decompression_budget(tenant, settings):
         zf.writestr("a/bomb.png", b"\0" * 20_000_000)  # 20 MB of zeros, ~20 KB compressed
     assert len(buf.getvalue()) < 100_000
     r = upload(tenant.client, buf.getvalue(), task="image-classification", name="x.zip")
-    assert_problem(r, 400, "zip bomb")
+    body = assert_problem(r, 413, "zip bomb")
+    assert body["budget"] == "archive_bytes" and body["limit"] == 1_000_000
+    assert body["setting"] == "TRAINYARD_ZIP_MAX_UNCOMPRESSED_BYTES"
+    assert_nothing_created(tenant, settings)
+
+
+def test_pixel_bomb_is_refused_from_its_header(tenant, settings):
+    files = {**digit_files(), "digits/1/huge.png": huge_png_header(30000, 30000)}
+    r = upload(tenant.client, image_zip(files), task="image-classification", name="x.zip")
+    body = assert_problem(r, 413, "huge.png", "pixel")
+    assert body["budget"] == "image_pixels" and body["value"] == 30000 * 30000
     assert_nothing_created(tenant, settings)
 
 
 def test_too_many_entries(tenant, settings):
     settings.TRAINYARD_ZIP_MAX_ENTRIES = 5
     r = upload(tenant.client, image_zip(digit_files()), task="image-classification", name="x.zip")
-    assert_problem(r, 400, "entries")
+    body = assert_problem(r, 413, "entries")
+    assert body["budget"] == "archive_entries" and body["limit"] == 5 and body["value"] == 9
 
 
 def test_delete_dataset(tenant, settings, django_capture_on_commit_callbacks):
