@@ -154,6 +154,11 @@ TRAINYARD_DATASET_MAX_IMAGE_PIXELS = env.int(
 )
 TRAINYARD_ZIP_MAX_TOTAL_PIXELS = env.int("TRAINYARD_ZIP_MAX_TOTAL_PIXELS", default=100_000_000)
 TRAINYARD_VALIDATION_MAX_SECONDS = env.float("TRAINYARD_VALIDATION_MAX_SECONDS", default=10.0)
+# A job read alone (GET /v1/training-jobs/{id}) embeds its confusion matrix up to this many
+# classes (2,500 cells); past it, and in every list, only the download link.
+TRAINYARD_CONFUSION_MATRIX_INLINE_CLASSES = env.int(
+    "TRAINYARD_CONFUSION_MATRIX_INLINE_CLASSES", default=50
+)
 # Django refuses bodies above this before our validation sees them; keep it above the limit
 # so our 413 problem (not Django's 400) is what the client gets.
 # JSON bodies (e.g. a predict request of 256 base64 images) up to 64 MiB; above, a 413 problem.

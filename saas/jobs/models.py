@@ -65,11 +65,14 @@ class TrainingJob(TenantModel):
 
     # Computed in SQL by ``saas.jobs.selectors.training_job_list`` (absent on a row read
     # elsewhere): queued jobs ahead on its device queue (None unless queued), the
-    # organisation's running jobs, the id of its model, and its plan's running-job limit.
+    # organisation's running jobs, the id of its model, and its plan's running-job limit; its
+    # metrics without the per-class parts, and its confusion matrix's number of classes.
     queue_ahead: int | None
     org_running: int
     trained_model_id: str | None
     max_running_jobs: int
+    metrics_summary: dict | None
+    metrics_classes: int | None
 
     class Meta:
         indexes = [

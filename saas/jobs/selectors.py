@@ -7,18 +7,35 @@ the same SQL query, what its API and dashboard views show beside its own columns
   tenants; only the count is revealed); None for any other status;
 - ``org_running``: how many of the organisation's jobs are running;
 - ``trained_model_id``: the id of the job's model, or None;
-- ``max_running_jobs``: the organisation's plan's limit (from billing), read once per query.
+- ``max_running_jobs``: the organisation's plan's limit (from billing), read once per query;
+- ``metrics_summary``: ``metrics`` without its per-class parts (``per_class``,
+  ``confusion_matrix``), cut in SQL: a list leaves ``metrics`` and ``misclassified`` unread
+  (deferred), so a page costs the same with 2 classes or 2,000 (whose matrix alone is ~8 MB);
+- ``metrics_classes``: how many classes the confusion matrix has (None without metrics).
 
-So a page of jobs costs one query whatever its length.
+So a page of jobs costs one query whatever its length. :func:`training_job_get` reads the
+whole row.
 """
 
 from __future__ import annotations
 
-from django.db.models import Case, Count, IntegerField, OuterRef, QuerySet, Subquery, When
+from typing import Any
+
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    When,
+)
 from django.db.models.functions import Coalesce
 
 from saas.billing.selectors import plan_limit_subquery
 from saas.common.errors import NotFound
+from saas.common.jsonb import MatrixClasses, MetricsSummary
 from saas.registry.models import TrainedModel
 
 from .models import JobEvent, TrainingJob
@@ -53,7 +70,10 @@ def training_job_list(
         jobs = jobs.filter(dataset_id=dataset_id)
     return (
         jobs.select_related("organization")  # type: ignore[no-redef]
+        .defer("metrics", "misclassified")
         .annotate(
+            metrics_summary=MetricsSummary(F("metrics")),
+            metrics_classes=MatrixClasses(F("metrics")),
             # CASE so PostgreSQL runs the correlated count for queued rows only.
             queue_ahead=Case(
                 When(status=Status.QUEUED, then=Coalesce(_count(ahead, "device"), 0)),
@@ -71,8 +91,9 @@ def training_job_list(
 
 
 def training_job_get(*, organization_id: str, job_id: str) -> TrainingJob:
-    """One job, annotated like the list. Raises NotFound if missing or another tenant's."""
-    job = training_job_list(organization_id=organization_id).filter(pk=job_id).first()
+    """One job, annotated like the list, with every column (its metrics and misclassified
+    examples too). Raises NotFound if missing or another tenant's."""
+    job = training_job_list(organization_id=organization_id).defer(None).filter(pk=job_id).first()
     if job is None:
         raise NotFound(f"No training job {job_id!r}.")
     return job
@@ -110,6 +131,21 @@ def training_job_queue_info(*, job: TrainingJob) -> tuple[int | None, str | None
     if job.org_running >= job.max_running_jobs:
         return (job.queue_ahead or 0) + 1, "tenant_limit"
     return (job.queue_ahead or 0) + 1, "capacity"
+
+
+def training_job_confusion_matrix(*, organization_id: str, job_id: str) -> dict[str, Any] | None:
+    """The job's full confusion matrix, ``{"labels": [C], "matrix": C x C counts}`` (rows: true
+    class, columns: predicted), read alone (not the rest of the metrics); None before the job
+    has metrics. Raises NotFound if the job is missing or another tenant's."""
+    rows = list(
+        TrainingJob.objects.for_tenant(organization_id)
+        .filter(pk=job_id)
+        .values_list("metrics__confusion_matrix", flat=True)[:1]
+    )
+    if not rows:
+        raise NotFound(f"No training job {job_id!r}.")
+    matrix = rows[0]
+    return matrix if isinstance(matrix, dict) and "labels" in matrix else None
 
 
 def training_job_model_id(*, job: TrainingJob) -> str | None:

@@ -2,9 +2,10 @@
 
 import copy
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from saas.common.errors import NotFound
+from saas.common.jsonb import MetricsSummary
 from saas.common.ttlcache import TTLCache
 
 from .models import TrainedModel
@@ -12,6 +13,17 @@ from .models import TrainedModel
 
 def model_list(*, organization_id: str) -> QuerySet[TrainedModel]:
     return TrainedModel.objects.for_tenant(organization_id)
+
+
+def model_list_summaries(*, organization_id: str) -> QuerySet[TrainedModel]:
+    """:func:`model_list` for list pages: ``metrics`` is left unread (deferred) and each row has
+    ``metrics_summary``, the metrics without ``per_class`` and ``confusion_matrix`` (cut in
+    SQL), so a page costs the same whatever the models' number of classes."""
+    return (
+        model_list(organization_id=organization_id)
+        .defer("metrics")
+        .annotate(metrics_summary=MetricsSummary(F("metrics")))
+    )
 
 
 def model_get(*, organization_id: str, model_id: str) -> TrainedModel:
@@ -46,4 +58,8 @@ def model_get_cached(*, organization_id: str, model_id: str) -> TrainedModel:
 
 
 def model_for_job(*, organization_id: str, job_id: str) -> TrainedModel | None:
-    return model_list(organization_id=organization_id).filter(job_id=job_id).first()
+    """The job's model, or None; its ``metrics`` (the job's own, which the caller has) are
+    read only if used (deferred: with 2,000 classes they are ~8 MB)."""
+    return (
+        model_list(organization_id=organization_id).filter(job_id=job_id).defer("metrics").first()
+    )

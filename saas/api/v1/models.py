@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -28,7 +29,11 @@ class ModelOut(serializers.Serializer):
     base_model = serializers.CharField()
     training_job = serializers.CharField(source="job_id")
     classes = serializers.ListField(child=serializers.CharField())
-    metrics = serializers.JSONField()
+    metrics = serializers.SerializerMethodField(
+        help_text="accuracy, macro_f1, per_class; confusion_matrix when it has at most "
+        "TRAINYARD_CONFUSION_MATRIX_INLINE_CLASSES classes (all of it: "
+        "GET /v1/training-jobs/{training_job}/confusion-matrix)"
+    )
     version = serializers.IntegerField()
     artifact_bytes = serializers.IntegerField()
     artifact_sha256 = serializers.CharField()
@@ -36,6 +41,26 @@ class ModelOut(serializers.Serializer):
 
     def get_object(self, obj) -> str:
         return "model"
+
+    def get_metrics(self, obj) -> dict | None:
+        metrics = obj.metrics
+        if not metrics:
+            return metrics
+        cm = metrics.get("confusion_matrix") or {}
+        if len(cm.get("labels", [])) <= settings.TRAINYARD_CONFUSION_MATRIX_INLINE_CLASSES:
+            return metrics
+        return {k: v for k, v in metrics.items() if k != "confusion_matrix"}
+
+
+class ModelListOut(ModelOut):
+    """A model in a list: ``metrics`` without ``per_class`` and ``confusion_matrix``."""
+
+    metrics = serializers.SerializerMethodField(
+        help_text="accuracy, macro_f1 and the other summary figures (no per-class parts)"
+    )
+
+    def get_metrics(self, obj) -> dict | None:
+        return obj.metrics_summary
 
 
 class PredictIn(serializers.Serializer):
@@ -65,10 +90,13 @@ class ModelListView(TenantAPIView):
 
     actions = {"GET": Action.TRAINING_READ}
 
-    @extend_schema(operation_id="models_list", responses=page_of(ModelOut), parameters=PAGE_PARAMS)
+    @extend_schema(
+        operation_id="models_list", responses=page_of(ModelListOut), parameters=PAGE_PARAMS
+    )
     def get(self, request):
         return self.paginate(
-            model_selectors.model_list(organization_id=self.organization.pk), ModelOut
+            model_selectors.model_list_summaries(organization_id=self.organization.pk),
+            ModelListOut,
         )
 
 

@@ -1,12 +1,29 @@
 """/v1/training-jobs: start (or estimate) a job, list and read jobs, cancel, the timeline, the
-misclassified validation examples."""
+misclassified validation examples, the confusion matrix (JSON or CSV).
+
+A job's metrics grow with its classes, its confusion matrix with their square (2,000 classes:
+4 M cells, ~8 MB). So lists carry the metrics without ``per_class`` and ``confusion_matrix``
+(cut in SQL, never read); one job carries ``per_class``, and ``confusion_matrix`` only up to
+``TRAINYARD_CONFUSION_MATRIX_INLINE_CLASSES`` classes; every job with a matrix links
+``confusion_matrix_url``, the download of the whole matrix.
+"""
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterator
 from typing import Any, cast
 
-from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import serializers, status
+from django.conf import settings
+from django.http import Http404, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
+from rest_framework import exceptions, renderers, serializers, status
 from rest_framework.response import Response
 
 from saas.common.errors import Conflict, ValidationFailed
@@ -96,7 +113,13 @@ class TrainingJobOut(serializers.Serializer):
     wait_reason = serializers.SerializerMethodField()
     cancel_requested = serializers.SerializerMethodField()
     attempt = serializers.IntegerField()
-    metrics = serializers.JSONField()
+    metrics = serializers.SerializerMethodField(
+        help_text="accuracy, macro_f1 and the other summary figures; a list never carries "
+        "per_class or confusion_matrix (one job does: GET /v1/training-jobs/{id})"
+    )
+    confusion_matrix_url = serializers.SerializerMethodField(
+        help_text="the full confusion matrix (JSON, or CSV with ?format=csv); null without one"
+    )
     model = serializers.SerializerMethodField()
     usage = JobUsageField()
     error = serializers.JSONField()
@@ -106,6 +129,20 @@ class TrainingJobOut(serializers.Serializer):
 
     def get_object(self, obj) -> str:
         return "training_job"
+
+    def get_metrics(self, obj) -> dict | None:
+        summary = getattr(obj, "metrics_summary", None)
+        if summary is not None or "metrics" in obj.get_deferred_fields():
+            return summary
+        if not obj.metrics:  # a row read elsewhere (not annotated): cut it here
+            return obj.metrics
+        return {k: v for k, v in obj.metrics.items() if k not in ("per_class", "confusion_matrix")}
+
+    def get_confusion_matrix_url(self, obj) -> str | None:
+        classes = getattr(obj, "metrics_classes", None)
+        if classes is None and "metrics" not in obj.get_deferred_fields():
+            classes = len(((obj.metrics or {}).get("confusion_matrix") or {}).get("labels", []))
+        return f"/v1/training-jobs/{obj.pk}/confusion-matrix" if classes else None
 
     def get_progress(self, obj) -> dict:
         return {"epoch": obj.epoch, "epochs": obj.hyperparameters.get("epochs")}
@@ -129,6 +166,65 @@ class TrainingJobOut(serializers.Serializer):
 
     def get_model(self, obj) -> str | None:
         return job_selectors.training_job_model_id(job=obj)
+
+
+class TrainingJobDetailOut(TrainingJobOut):
+    """One job: the list's fields, with ``per_class`` in ``metrics``, and ``confusion_matrix``
+    when it has at most ``TRAINYARD_CONFUSION_MATRIX_INLINE_CLASSES`` classes (otherwise
+    only ``confusion_matrix_url`` has it)."""
+
+    metrics = serializers.SerializerMethodField(
+        help_text="accuracy, macro_f1, per_class; confusion_matrix when it is small (at most "
+        "TRAINYARD_CONFUSION_MATRIX_INLINE_CLASSES classes), else see confusion_matrix_url"
+    )
+
+    def get_metrics(self, obj) -> dict | None:
+        metrics = obj.metrics
+        if not metrics:
+            return metrics
+        cm = metrics.get("confusion_matrix") or {}
+        if len(cm.get("labels", [])) <= settings.TRAINYARD_CONFUSION_MATRIX_INLINE_CLASSES:
+            return metrics
+        return {k: v for k, v in metrics.items() if k != "confusion_matrix"}
+
+
+class ConfusionMatrixOut(serializers.Serializer):
+    object = serializers.CharField(default="confusion_matrix")
+    training_job = serializers.CharField()
+    labels = serializers.ListField(child=serializers.CharField())
+    matrix = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="rows: true class, columns: predicted class, in the order of labels",
+    )
+
+
+class CSVRenderer(renderers.BaseRenderer):
+    """Lets content negotiation pick CSV (``Accept: text/csv`` or ``?format=csv``). The CSV
+    itself is streamed by the view; what this renders is only an error's problem details,
+    as JSON (the problem response sets its own content type)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return renderers.JSONRenderer().render(data)
+
+
+class _Echo:
+    """A file whose write returns what it was given: csv.writer for a streamed response."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def confusion_matrix_csv(labels: list[str], matrix: list[list[int]]) -> Iterator[str]:
+    """The matrix as CSV lines: a header ``true \\ predicted,<label>…``, then one row per true
+    class, ``<label>,<count>…`` (RFC 4180 quoting for labels with commas or quotes)."""
+    writer = csv.writer(_Echo(), lineterminator="\r\n")
+    yield writer.writerow(["true \\ predicted", *labels])
+    for label, row in zip(labels, matrix, strict=False):
+        yield writer.writerow([label, *row])
 
 
 class JobEventOut(serializers.Serializer):
@@ -208,10 +304,69 @@ class TrainingJobDetailView(TenantAPIView):
 
     actions = {"GET": Action.TRAINING_READ}
 
-    @extend_schema(responses=TrainingJobOut)
+    @extend_schema(responses=TrainingJobDetailOut)
     def get(self, request, job_id: str):
         job = job_selectors.training_job_get(organization_id=self.organization.pk, job_id=job_id)
-        return Response(TrainingJobOut(job).data)
+        return Response(TrainingJobDetailOut(job).data)
+
+
+class TrainingJobConfusionMatrixView(TenantAPIView):
+    """The job's whole confusion matrix: JSON, or CSV with ``?format=csv`` or ``Accept:
+    text/csv`` (a download). 409 before the job has metrics."""
+
+    actions = {"GET": Action.TRAINING_READ}
+    renderer_classes = [renderers.JSONRenderer, CSVRenderer]
+
+    def perform_content_negotiation(self, request, force=False):
+        # An explicit ?format= wins over Accept: a browser following the dashboard's download
+        # link asks for text/html first.
+        fmt = request.query_params.get("format")
+        for renderer in self.get_renderers():
+            if fmt == renderer.format:
+                return renderer, renderer.media_type
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:  # DRF's answer to an unknown ?format=: a 406 that says what is known
+            raise exceptions.NotAcceptable("format must be json or csv.") from None
+
+    @extend_schema(
+        operation_id="training_jobs_confusion_matrix",
+        parameters=[
+            OpenApiParameter(
+                "format", str, enum=["json", "csv"], description="csv: the matrix as a CSV file"
+            )
+        ],
+        responses={
+            (200, "application/json"): ConfusionMatrixOut,
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="header `true \\ predicted,<labels>`, then a row per true class",
+            ),
+        },
+    )
+    def get(self, request, job_id: str):
+        cm = job_selectors.training_job_confusion_matrix(
+            organization_id=self.organization.pk, job_id=job_id
+        )
+        if cm is None:
+            raise Conflict("The job has no confusion matrix yet; it has one once it has succeeded.")
+        labels, matrix = list(cm.get("labels", [])), list(cm.get("matrix", []))
+        if request.accepted_renderer.format == "csv":
+            response = StreamingHttpResponse(
+                confusion_matrix_csv(labels, matrix), content_type="text/csv; charset=utf-8"
+            )
+            response["Content-Disposition"] = (
+                f'attachment; filename="{job_id}-confusion-matrix.csv"'
+            )
+            return response
+        return Response(
+            {
+                "object": "confusion_matrix",
+                "training_job": job_id,
+                "labels": labels,
+                "matrix": matrix,
+            }
+        )
 
 
 class TrainingJobCancelView(TenantAPIView):

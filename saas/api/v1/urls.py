@@ -24,6 +24,10 @@ urlpatterns = [
     path("training-jobs/<str:job_id>/cancel", training_jobs.TrainingJobCancelView.as_view()),
     path("training-jobs/<str:job_id>/events", training_jobs.TrainingJobEventsView.as_view()),
     path(
+        "training-jobs/<str:job_id>/confusion-matrix",
+        training_jobs.TrainingJobConfusionMatrixView.as_view(),
+    ),
+    path(
         "training-jobs/<str:job_id>/misclassified",
         training_jobs.TrainingJobMisclassifiedView.as_view(),
     ),

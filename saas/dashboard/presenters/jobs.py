@@ -17,6 +17,13 @@ LIVE_STATUSES = ("queued", "running")
 #: Events shown in a job's timeline (the most recent ones).
 TIMELINE_EVENTS = 30
 
+#: Classes of the confusion matrix the job page draws: a larger matrix is cut to the classes
+#: with the most validation examples (400 cells, not 4 M), the whole one is a download.
+HEAT_MAX_CLASSES = 20
+#: Rows of the per-class table: past it, the classes with the most support (the API's job and
+#: the matrix download have them all).
+PER_CLASS_MAX_ROWS = 100
+
 
 def latest_epochs(epochs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """A job's ``epoch`` events' data, one per epoch number, ascending.
@@ -46,6 +53,44 @@ def job_progress(*, status: str, epoch: int, epochs: int | None) -> tuple[int, i
     if status == "succeeded":
         return total, 100
     return total, min(100, int(epoch * 100 / total))
+
+
+def confusion_top(
+    confusion: Mapping[str, Any] | None,
+    per_class: Mapping[str, Mapping[str, Any]] | None,
+    limit: int = HEAT_MAX_CLASSES,
+) -> tuple[dict[str, Any], int]:
+    """The confusion matrix cut to its ``limit`` classes with the most support.
+
+    Args:
+        confusion: ``{"labels": [label], "matrix": [[count]]}`` (rows: true class), or None.
+        per_class: ``{label: {"support": int, …}}``; a label missing from it has the sum of
+            its matrix row as its support.
+        limit: how many classes to keep.
+
+    Returns:
+        ``(matrix, total classes)``: ``matrix`` in the same shape, with the kept classes in
+        their original order and only their rows and columns (so a kept row's counts need
+        not sum to its support); unchanged when it has at most ``limit`` classes. Ties in
+        support keep the earlier label.
+    """
+    cm = confusion or {}
+    labels = list(cm.get("labels", []))
+    rows = list(cm.get("matrix", []))
+    total = len(labels)
+    if total <= limit:
+        return {"labels": labels, "matrix": rows}, total
+    support = per_class or {}
+
+    def weight(i: int) -> int:
+        known = (support.get(labels[i]) or {}).get("support")
+        return int(known) if known is not None else sum(rows[i]) if i < len(rows) else 0
+
+    keep = sorted(sorted(range(total), key=lambda i: (-weight(i), i))[:limit])
+    return {
+        "labels": [labels[i] for i in keep],
+        "matrix": [[rows[i][j] for j in keep] for i in keep if i < len(rows)],
+    }, total
 
 
 def confusion_heat(confusion: Mapping[str, Any] | None) -> tuple[list[str], list[dict[str, Any]]]:
@@ -101,22 +146,34 @@ def job_context(
 
     Returns:
         ``{"epochs", "percent", "total_epochs", "metrics", "per_class", "heat_labels", "heat",
-        "live", "validation_examples"}``; ``epochs`` is the series the training curves are
-        drawn from, ``per_class`` ``[(label, {"precision", "recall", "f1", "support"})]`` by
-        label, ``validation_examples`` the sum of the classes' supports.
+        "heat_classes", "heat_total", "per_class_total", "live", "validation_examples"}``;
+        ``epochs`` is the series the training curves are drawn from, ``per_class``
+        ``[(label, {"precision", "recall", "f1", "support"})]`` by label (at most
+        :data:`PER_CLASS_MAX_ROWS`, those with the most support, of ``per_class_total``), the
+        heat map at most :data:`HEAT_MAX_CLASSES` classes
+        (``heat_classes`` of ``heat_total``; see :func:`confusion_top`), ``validation_examples``
+        the sum of the classes' supports.
     """
     metrics = dict(metrics or {})
     per_class = metrics.get("per_class") or {}
     total, percent = job_progress(status=status, epoch=epoch, epochs=hyperparameters.get("epochs"))
-    heat_labels, heat = confusion_heat(metrics.get("confusion_matrix"))
+    top, heat_total = confusion_top(metrics.get("confusion_matrix"), per_class)
+    heat_labels, heat = confusion_heat(top)
+    rows = sorted(per_class.items())
+    if len(rows) > PER_CLASS_MAX_ROWS:
+        by_support = sorted(rows, key=lambda kv: -int((kv[1] or {}).get("support", 0)))
+        rows = sorted(by_support[:PER_CLASS_MAX_ROWS])
     return {
         "epochs": latest_epochs(epoch_reports),
         "percent": percent,
         "total_epochs": total,
         "metrics": metrics,
-        "per_class": sorted(per_class.items()),
+        "per_class": rows,
+        "per_class_total": len(per_class),
         "heat_labels": heat_labels,
         "heat": heat,
+        "heat_classes": len(heat_labels),
+        "heat_total": heat_total,
         "live": status in LIVE_STATUSES,
         "validation_examples": sum(int(m.get("support", 0)) for m in per_class.values()),
     }

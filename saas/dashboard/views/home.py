@@ -23,7 +23,9 @@ def home(request):
     can = request.tenant.can
     datasets = dataset_selectors.dataset_list(organization=org) if can.datasets_read else None
     jobs = job_selectors.training_job_list(organization_id=org.pk) if can.training_read else None
-    models = model_selectors.model_list(organization_id=org.pk) if can.training_read else None
+    models = (
+        model_selectors.model_list_summaries(organization_id=org.pk) if can.training_read else None
+    )
     keys = (
         key_selectors.api_key_list(organization_id=org.pk, active_only=True)
         if can.keys_read

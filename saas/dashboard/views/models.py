@@ -26,7 +26,7 @@ TRY_IMAGE_MAX_BYTES = 10 * 1024 * 1024
 @require_GET
 def models(request):
     """Trained models, newest first."""
-    rows = model_selectors.model_list(organization_id=request.tenant.organization.pk)
+    rows = model_selectors.model_list_summaries(organization_id=request.tenant.organization.pk)
     return page(request, "dashboard/models/list.html", {"models": rows[:LIST_LIMIT]})
 
 
