@@ -3,8 +3,9 @@
 Builds each file in memory (nothing is committed as a binary), validates it with the web
 tier's own code (:mod:`saas.datasets.validation`, the default budgets from settings) in a
 fresh subprocess, and prints per case: the outcome (admitted, or the status and budget of the
-refusal), the validation wall time and the subprocess's peak RSS (its baseline, Django
-imported and the file built, is printed beside it).
+refusal), the validation wall time and CPU time (what the wall time is on an idle core; a
+shared machine's load shows as the difference) and the subprocess's peak RSS (its baseline,
+Django imported, is printed beside it).
 
 Usage: ``python bench/upload_budgets.py [CASE ...]`` (all cases when none is named). No
 database, broker or storage is touched.
@@ -164,6 +165,7 @@ def run_case(name: str, kind: str, path: str) -> dict:
     f = open(path, "rb")  # noqa: SIM115 - open for the whole case
     baseline = _peak_mib()
     start = time.perf_counter()
+    cpu_start = time.process_time()
     try:
         if kind == "text":
             v = validate_text_csv(f, max_classes=100)
@@ -174,10 +176,12 @@ def run_case(name: str, kind: str, path: str) -> dict:
         outcome = {"admitted": False, "status": exc.status, **exc.extra}
         outcome.pop("report", None)
     seconds = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     return {
         "case": name,
         "upload_mib": round(os.path.getsize(path) / 2**20, 1),
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
         "peak_rss_mib": round(_peak_mib(), 1),
         "baseline_rss_mib": round(baseline, 1),
         "budgets": {
@@ -216,7 +220,8 @@ def main(argv: list[str]) -> None:
             else f"refused {r['status']} {r.get('budget', r.get('limit'))} (value {r.get('value', r.get('count'))})"
         )
         print(
-            f"{name:34s} {r['upload_mib']:6.1f} MiB  {r['seconds']:7.3f} s  "
+            f"{name:34s} {r['upload_mib']:6.1f} MiB  {r['seconds']:7.3f} s "
+            f"(CPU {r['cpu_seconds']:6.3f} s)  "
             f"peak RSS {r['peak_rss_mib']:7.1f} MiB (baseline {r['baseline_rss_mib']:.1f})  {verdict}"
         )
 

@@ -141,7 +141,7 @@ TRAINYARD_MAX_UPLOAD_BYTES = env.int("TRAINYARD_MAX_UPLOAD_BYTES", default=50 * 
 TRAINYARD_ZIP_MAX_UNCOMPRESSED_BYTES = env.int(
     "TRAINYARD_ZIP_MAX_UNCOMPRESSED_BYTES", default=512 * 1024 * 1024
 )
-TRAINYARD_ZIP_MAX_ENTRIES = env.int("TRAINYARD_ZIP_MAX_ENTRIES", default=50_000)
+TRAINYARD_ZIP_MAX_ENTRIES = env.int("TRAINYARD_ZIP_MAX_ENTRIES", default=20_000)
 TRAINYARD_MAX_IMAGE_PIXELS = env.int("TRAINYARD_MAX_IMAGE_PIXELS", default=40_000_000)
 # Upload validation budgets, decided before the costly work so that no upload holds a web
 # worker more than a few seconds (README, "Upload budgets", has the measured worst cases):

@@ -22,7 +22,7 @@ import warnings
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from django.conf import settings
 from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
@@ -343,7 +343,7 @@ def _repeated_texts(
 _HEADER_READERS = (PngImagePlugin.PngImageFile, JpegImagePlugin.JpegImageFile)
 
 
-def _header_size(fp: BinaryIO) -> tuple[int, int] | None:
+def _header_size(fp: IO[bytes]) -> tuple[int, int] | None:
     """``(width, height)`` from a PNG or JPEG header, nothing decoded; None for anything else."""
     for reader in _HEADER_READERS:
         fp.seek(0)
