@@ -567,7 +567,10 @@ def validate_image_zip(fileobj: BinaryIO, *, max_classes: int | None = None) -> 
                             member=name,
                         )
                         continue
-                    img.load()
+                    if fmt in IMAGE_FORMATS:
+                        # Only what the header pass counted is decoded: a GIF, TIFF or WebP
+                        # is refused below without spending the pixel budget's time on it.
+                        img.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 problems.add(
                     "too_large",

@@ -15,6 +15,7 @@ import zipfile
 
 import pytest
 
+from saas.common.errors import ValidationFailed
 from saas.datasets.models import Dataset
 from saas.datasets.validation import BudgetExceeded, validate_image_zip, validate_text_csv
 from tests.conftest import image_zip, png_bytes, set_plan_limits, small_text_rows, text_csv, upload
@@ -171,3 +172,18 @@ def test_the_dashboard_upload_shows_the_class_limit(acme, settings):
     assert r.status_code == 422
     assert "3 classes" in r.content.decode() and "at most 2" in r.content.decode()
     assert Dataset.objects.for_tenant(acme.org).count() == 0
+
+
+def test_other_formats_are_refused_without_being_decoded(tenant, settings):
+    """A GIF is not counted by the header pass (JPEG and PNG only), so it must not be
+    decoded either: 40 blank 4000x4000 GIFs are refused as "not supported" at once."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (4000, 4000)).save(buf, format="GIF")
+    files = {f"c{i % 2}/{i}.png": buf.getvalue() for i in range(40)}
+    start = time.perf_counter()
+    with pytest.raises(ValidationFailed) as exc:
+        validate_image_zip(io.BytesIO(image_zip(files)))
+    assert time.perf_counter() - start < 2.0
+    assert "GIF images are not supported" in exc.value.errors[0]["message"]
