@@ -16,7 +16,9 @@ from .common import count, form_problems, problem_list, split_field_problems
 from .datasets import OFFENDING_LINE_CHARS, class_rows, offending_lines, thumbnails
 from .home import getting_started_steps
 from .jobs import (
+    HEAT_MAX_CLASSES,
     LIVE_STATUSES,
+    PER_CLASS_MAX_ROWS,
     TIMELINE_EVENTS,
     confusion_heat,
     confusion_top,
@@ -28,8 +30,10 @@ from .models import prediction_result, snippets
 from .usage import cap_percent, days_between, quantity_total, usage_series
 
 __all__ = [
+    "HEAT_MAX_CLASSES",
     "LIVE_STATUSES",
     "OFFENDING_LINE_CHARS",
+    "PER_CLASS_MAX_ROWS",
     "TIMELINE_EVENTS",
     "cap_percent",
     "class_rows",

@@ -105,8 +105,11 @@ def test_job_context_of_a_queued_job_without_metrics():
         "total_epochs": 1,
         "metrics": {},
         "per_class": [],
+        "per_class_total": 0,
         "heat_labels": [],
         "heat": [],
+        "heat_classes": 0,
+        "heat_total": 0,
         "live": True,
         "validation_examples": 0,
     }
@@ -147,3 +150,42 @@ def test_job_context_is_live_while_queued_or_running(status, live):
         status=status, epoch=0, hyperparameters={"epochs": 0}, metrics={}, epoch_reports=[]
     )
     assert ctx["live"] is live
+
+
+def test_confusion_top_keeps_the_classes_with_the_most_support_in_their_order():
+    cm = {
+        "labels": ["a", "b", "c", "d"],
+        "matrix": [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16]],
+    }
+    support = {"a": {"support": 1}, "b": {"support": 9}, "c": {"support": 3}, "d": {"support": 9}}
+    top, total = p.confusion_top(cm, support, limit=2)
+    assert total == 4
+    assert top == {"labels": ["b", "d"], "matrix": [[6, 8], [14, 16]]}
+    # ties keep the earlier label; a label without support weighs its row's sum
+    top, _ = p.confusion_top(cm, {"a": {"support": 9}}, limit=2)
+    assert top["labels"] == ["c", "d"]  # rows c (42) and d (58) outweigh a's 9 and b's 26
+    small, total = p.confusion_top(cm, support, limit=4)
+    assert small == cm and total == 4
+    assert p.confusion_top(None, None) == ({"labels": [], "matrix": []}, 0)
+
+
+def test_job_context_cuts_a_large_matrix_and_per_class_table():
+    labels = [f"k{i:03d}" for i in range(150)]
+    metrics = {
+        "per_class": {
+            lab: {"precision": 1, "recall": 1, "f1": 1, "support": 150 - i}
+            for i, lab in enumerate(labels)
+        },
+        "confusion_matrix": {
+            "labels": labels,
+            "matrix": [[1 if i == j else 0 for j in range(150)] for i in range(150)],
+        },
+    }
+    ctx = p.job_context(
+        status="succeeded", epoch=1, hyperparameters={}, metrics=metrics, epoch_reports=[]
+    )
+    assert ctx["heat_labels"] == labels[: p.HEAT_MAX_CLASSES]
+    assert ctx["heat_classes"] == p.HEAT_MAX_CLASSES and ctx["heat_total"] == 150
+    assert [lab for lab, _m in ctx["per_class"]] == labels[: p.PER_CLASS_MAX_ROWS]
+    assert ctx["per_class_total"] == 150
+    assert ctx["validation_examples"] == sum(range(1, 151))
