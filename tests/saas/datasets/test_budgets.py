@@ -187,3 +187,14 @@ def test_other_formats_are_refused_without_being_decoded(tenant, settings):
         validate_image_zip(io.BytesIO(image_zip(files)))
     assert time.perf_counter() - start < 2.0
     assert "GIF images are not supported" in exc.value.errors[0]["message"]
+
+
+def test_the_dashboard_upload_names_a_budget(acme, settings):
+    settings.TRAINYARD_CSV_MAX_LINES = 10
+    c = acme.session("owner")
+    f = io.BytesIO(text_csv(small_text_rows(12)))
+    f.name = "d.csv"
+    r = c.post("/app/datasets/new", {"file": f, "task": "text-classification", "name": "big"})
+    assert r.status_code == 413
+    assert "25 lines; the limit is 10" in r.content.decode()
+    assert Dataset.objects.for_tenant(acme.org).count() == 0
