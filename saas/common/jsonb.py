@@ -1,4 +1,5 @@
-"""PostgreSQL jsonb expressions shared by the list reads of jobs and models."""
+"""JSON expressions shared by the list reads of jobs and models: PostgreSQL's jsonb operators,
+and SQLite's JSON1 functions for a development database."""
 
 from __future__ import annotations
 
@@ -16,9 +17,25 @@ class MetricsSummary(Func):
     template = "(%(expressions)s - '{per_class,confusion_matrix}'::text[])"
     output_field = JSONField()
 
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return super().as_sql(
+            compiler,
+            connection,
+            template="json_remove(%(expressions)s, '$.per_class', '$.confusion_matrix')",
+            **extra_context,
+        )
+
 
 class MatrixClasses(Func):
     """How many labels ``metrics``' confusion matrix has (NULL without one)."""
 
     template = "jsonb_array_length(%(expressions)s -> 'confusion_matrix' -> 'labels')"
     output_field = IntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return super().as_sql(
+            compiler,
+            connection,
+            template="json_array_length(%(expressions)s, '$.confusion_matrix.labels')",
+            **extra_context,
+        )
