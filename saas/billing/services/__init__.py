@@ -5,7 +5,8 @@
 - ``quotas``: hard quotas and spend caps when work is accepted (``PaymentRequired``): an
   accepted job reserves its estimate (``quota_reserve``) until it ends (``quota_release``),
   and a running one is stopped when it uses up what is left (``quota_exhausted``)
-- ``period_close``: the monthly invoice, numbered, pushed to Stripe; ``invoices``: emailing it
+- ``period_close``: the monthly invoice, numbered, pushed to Stripe; ``stripe_push``: that
+  push retried with exponential backoff until it succeeds; ``invoices``: emailing it
 - ``storage``: the hourly storage sample
 - ``usage_alerts``: 80 % / 100 % emails
 - ``stripe_events``: webhook events applied once, in order; ``grace``: dunning
@@ -47,6 +48,7 @@ from .quotas import (
 )
 from .storage import storage_sample
 from .stripe_events import InvalidStripeEvent, stripe_event_process, stripe_webhook_receive
+from .stripe_push import invoice_stripe_push, stripe_push_retry
 from .usage_alerts import WARNING_THRESHOLDS, usage_warnings_send, usage_warnings_send_all
 
 __all__ = [
@@ -77,6 +79,8 @@ __all__ = [
     "quota_reserve",
     "storage_sample",
     "stripe_event_process",
+    "stripe_push_retry",
+    "invoice_stripe_push",
     "stripe_webhook_receive",
     "training_charge",
     "usage_levels",
