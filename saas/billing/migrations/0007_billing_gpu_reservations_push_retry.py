@@ -16,7 +16,9 @@ def forwards(apps, schema_editor):
         apps.get_model("billing", "RateCard"),
     )
     Invoice = apps.get_model("billing", "Invoice")
-    Invoice.objects.filter(contract__isnull=True, total__gt=0, stripe_invoice_id="").update(
+    # Every tenant's invoices (a data migration); the base manager, as the tenant-scoped default
+    # one refuses unscoped queries whenever the real model stands in for the historical one.
+    Invoice._base_manager.filter(contract__isnull=True, total__gt=0, stripe_invoice_id="").update(
         stripe_next_attempt_at=timezone.now()
     )
 
