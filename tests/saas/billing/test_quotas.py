@@ -188,7 +188,7 @@ def test_spend_cap_counts_the_estimate_and_other_reservations(db):
 # --- concurrency ---------------------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_submissions_racing_for_the_last_of_a_quota_one_wins():
     if not Plan.objects.exists():  # a transactional test may start after a flush
         seed(Plan, PlanPrice, RateCard)
