@@ -42,6 +42,7 @@ class TaskName(enum.StrEnum):
     STORAGE_SAMPLE = "trainyard.billing.storage_sample"
     ENFORCE_GRACE = "trainyard.billing.enforce_grace"
     USAGE_WARNINGS = "trainyard.billing.usage_warnings"
+    STRIPE_PUSH_RETRY = "trainyard.billing.stripe_push_retry"
     FLUSH_PREDICTIONS = "trainyard.inference.flush_prediction_windows"
 
 
@@ -54,6 +55,7 @@ MAINTENANCE_TASKS = frozenset(
         TaskName.STORAGE_SAMPLE,
         TaskName.ENFORCE_GRACE,
         TaskName.USAGE_WARNINGS,
+        TaskName.STRIPE_PUSH_RETRY,
         TaskName.FLUSH_PREDICTIONS,
     }
 )

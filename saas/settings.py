@@ -269,6 +269,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="25"),
         "options": {"queue": _MAINTENANCE, "expires": 3000},
     },
+    # Invoices whose Stripe push failed, each retried when its exponential backoff has passed
+    # (saas.billing.services.stripe_push); safe to run at any time, twice.
+    "retry-stripe-pushes": {
+        "task": "trainyard.billing.stripe_push_retry",
+        "schedule": 300.0,
+        "options": {"queue": _MAINTENANCE, "expires": 240},
+    },
     # The data plane's replicas flush every second; this is the backstop when none runs.
     "flush-prediction-windows": {
         "task": "trainyard.inference.flush_prediction_windows",

@@ -25,6 +25,7 @@ from .models import (
     InvoiceLine,
     Plan,
     PlanPrice,
+    QuotaReservation,
     RateCard,
 )
 from .selectors import margins
@@ -266,6 +267,9 @@ class InvoiceAdmin(TenantModelAdmin):
         "due_on",
         "paid_at",
         "stripe_invoice_id",
+        "stripe_push_attempts",
+        "stripe_next_attempt_at",
+        "stripe_last_error",
         "lines",
     )
 
@@ -287,6 +291,33 @@ class InvoiceAdmin(TenantModelAdmin):
             "<th>Unit price</th><th>Amount</th></tr>"
         )
         return format_html("<table>{}{}</table>", head, body)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(QuotaReservation)
+class QuotaReservationAdmin(TenantModelAdmin):
+    """Read-only: what accepted jobs hold against the quotas and spend caps (written at
+    submission, released when the job ends, by the services only)."""
+
+    list_display = ("source_id", "organization", "amount", "created_at", "released_at")
+    list_filter = (("released_at", admin.EmptyFieldListFilter),)
+    fields = readonly_fields = (
+        "organization",
+        "source_type",
+        "source_id",
+        "quantities",
+        "amount",
+        "created_at",
+        "released_at",
+    )
 
     def has_add_permission(self, request):
         return False

@@ -150,6 +150,44 @@ class BillingAccount(TenantModel):
         return f"{self.organization_id} on {self.plan_id}"
 
 
+class QuotaReservation(TenantModel):
+    """Units and money held for accepted work not billed yet (a queued or running job).
+
+    Job submission reserves the job's estimate (``quantities``: ``{meter: "units"}``, and
+    ``amount``: its expected charge beyond the included units, in the plan's currency) under
+    the billing account's row lock, so the quotas and spend caps count work already accepted,
+    not only work billed; the job's end (any terminal status) releases it (``released_at``),
+    in the transaction that writes its usage events. One per source (``training_job`` id).
+    """
+
+    source_type = models.CharField(max_length=32)
+    source_id = models.CharField(max_length=64)
+    quantities = models.JSONField(default=dict)
+    amount = models.DecimalField(**MONEY, default=0)
+    api_key = models.ForeignKey(
+        "apikeys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "source_type", "source_id"], name="uniq_quota_reservation"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization"],
+                condition=models.Q(released_at__isnull=True),
+                name="quota_reservation_active",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_type}:{self.source_id}"
+
+
 class Contract(TenantModel):
     """A B2B contract: negotiated prices, a committed monthly minimum, prepaid credits, terms."""
 
@@ -227,6 +265,12 @@ class Invoice(TenantModel):
     due_on = models.DateField()
     po_number = models.CharField(max_length=100, blank=True, default="")
     stripe_invoice_id = models.CharField(max_length=100, blank=True, default="")
+    # The push to Stripe is retried with exponential backoff until it succeeds
+    # (``services.stripe_push``): attempts made, when the next is due (None once pushed or
+    # when there is nothing to push), and the last failure, for the operator.
+    stripe_push_attempts = models.PositiveIntegerField(default=0)
+    stripe_next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    stripe_last_error = models.CharField(max_length=300, blank=True, default="")
     paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -18,6 +18,8 @@ PLANS = {
         False,
         {
             "training_compute_seconds": (D("3600"), D("0")),
+            # No GPU time on the free plan: its hard quota of 0 refuses GPU jobs (402).
+            "training_gpu_seconds": (D("0"), D("0")),
             "training_examples": (D("1000000"), D("0")),
             "predictions": (D("10000"), D("0")),
             "batch_prediction_rows": (D("10000"), D("0")),
@@ -31,6 +33,8 @@ PLANS = {
         False,
         {
             "training_compute_seconds": (D("36000"), D("0.0005")),
+            # 1.5× the operator's GPU cost, nothing included (the fee does not cover GPUs).
+            "training_gpu_seconds": (D("0"), D("0.0012")),
             "training_examples": (D("10000000"), D("0.000001")),
             "predictions": (D("100000"), D("0.0005")),
             "batch_prediction_rows": (D("100000"), D("0.0002")),
@@ -44,6 +48,7 @@ PLANS = {
         True,
         {
             "training_compute_seconds": (D("0"), D("0.0004")),
+            "training_gpu_seconds": (D("0"), D("0.0010")),
             "training_examples": (D("0"), D("0.0000008")),
             "predictions": (D("0"), D("0.0004")),
             "batch_prediction_rows": (D("0"), D("0.00015")),
@@ -88,6 +93,16 @@ LIMITS = {
 }
 # $0.072 per CPU-hour and $2.88 per GPU-hour: typical cloud on-demand prices.
 RATE_CARD = {"cpu_second_cost": D("0.00002"), "gpu_second_cost": D("0.0008")}
+# Which rate-card cost each compute meter is sold against (the margin rule below).
+METER_COSTS = {
+    "training_compute_seconds": "cpu_second_cost",
+    "training_gpu_seconds": "gpu_second_cost",
+}
+# The margin rule (tests/saas/billing/test_rate_card.py checks every seeded plan against it):
+# a metered compute unit is never sold below its cost, and a plan's included compute at full
+# use costs no more than its monthly fee, or, for a plan without a fee, this much a month
+# (the free plan's 3,600 CPU seconds cost $0.072).
+FREE_TIER_MONTHLY_COST_CAP = D("0.10")
 
 
 def _has_limits(Plan) -> bool:

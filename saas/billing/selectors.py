@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from saas.common.errors import DomainError, NotFound
 from saas.common.ttlcache import TTLCache
-from saas.metering.models import Meter, UsageEvent
+from saas.metering.models import Meter, UsageEvent, compute_meter_for
 from saas.tenancy.models import Organization
 
 from . import pricing
@@ -26,12 +26,17 @@ from .models import BillingAccount, Contract, Invoice, Plan
 
 METER_LABELS: dict[str, str] = {
     Meter.TRAINING_COMPUTE_SECONDS: "Training compute",
+    Meter.TRAINING_GPU_SECONDS: "Training GPU compute",
     Meter.TRAINING_EXAMPLES: "Training examples",
     Meter.PREDICTIONS: "Predictions",
     Meter.BATCH_PREDICTION_ROWS: "Batch prediction rows",
     Meter.STORAGE_GB_HOURS: "Storage",
 }
-TRAINING_METERS = (Meter.TRAINING_COMPUTE_SECONDS, Meter.TRAINING_EXAMPLES)
+TRAINING_METERS = (
+    Meter.TRAINING_COMPUTE_SECONDS,
+    Meter.TRAINING_GPU_SECONDS,
+    Meter.TRAINING_EXAMPLES,
+)
 
 
 class BillingAccountMissing(DomainError):
@@ -295,16 +300,22 @@ def usage_levels(*, organization: Organization, on: datetime.date | None = None)
 
 
 def job_charge(
-    *, organization_id: str, seconds: Decimal, examples: int, on: datetime.date
+    *,
+    organization_id: str,
+    seconds: Decimal,
+    examples: int,
+    on: datetime.date,
+    device: str = "cpu",
 ) -> Decimal:
     """A job's charge at the marginal list price (before included units), rounded once, in
-    the currency of the plan's (or contract's) compute price."""
+    the currency of the plan's (or contract's) compute price; ``seconds`` are priced on the
+    meter of ``device`` (``training_gpu_seconds`` for ``"gpu"``)."""
     account = billing_account_get(organization=organization_id)
     contract = pricing.contract_active(organization_id=organization_id, on=on)
     p_sec = pricing.price_for(
         organization_id=organization_id,
         plan=account.plan,
-        meter=Meter.TRAINING_COMPUTE_SECONDS,
+        meter=compute_meter_for(device),
         on=on,
         contract=contract,
     )

@@ -5,7 +5,8 @@ Every place that writes ``TrainingJob.usage`` builds a :class:`JobUsage` and sto
 the one the API has always returned, including which keys are absent and which are ``null``:
 
 - while running: ``cost_so_far``, ``seconds_so_far``, ``billing_reason: null``;
-- measured (succeeded, cancelled while running, failed on its input): ``billable_seconds``,
+- measured (succeeded, cancelled while running, failed on its input, stopped by the time
+  limit or an exhausted quota): ``billable_seconds``,
   ``charge``, ``cost_so_far``, ``wall_seconds``, ``cpu_seconds``, ``examples_processed``,
   ``device``, ``peak_memory_bytes``, ``billing_reason`` and, once priced, ``charge_lines``;
 - refused at start (402): ``billing_reason: "not_billed"``, ``charge``, ``billable_seconds``;

@@ -6,11 +6,21 @@ from saas.tenancy.models import TenantModel
 
 
 class Meter(models.TextChoices):
+    """What is billed. Training compute has one meter per device class, since a GPU second
+    costs the operator 40× a CPU second (``saas.billing.seed.RATE_CARD``):
+    ``training_compute_seconds`` is CPU time, ``training_gpu_seconds`` GPU time."""
+
     TRAINING_COMPUTE_SECONDS = "training_compute_seconds"
+    TRAINING_GPU_SECONDS = "training_gpu_seconds"
     TRAINING_EXAMPLES = "training_examples"
     PREDICTIONS = "predictions"
     BATCH_PREDICTION_ROWS = "batch_prediction_rows"
     STORAGE_GB_HOURS = "storage_gb_hours"
+
+
+def compute_meter_for(device: str) -> Meter:
+    """The meter that bills training compute on ``device`` (``"gpu"`` or anything else, CPU)."""
+    return Meter.TRAINING_GPU_SECONDS if device == "gpu" else Meter.TRAINING_COMPUTE_SECONDS
 
 
 class UsageEvent(TenantModel):

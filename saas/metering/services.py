@@ -21,6 +21,7 @@ from .models import Meter, UsageEvent
 
 UNITS: dict[str, str] = {
     Meter.TRAINING_COMPUTE_SECONDS: "second",
+    Meter.TRAINING_GPU_SECONDS: "second",
     Meter.TRAINING_EXAMPLES: "example",
     Meter.PREDICTIONS: "prediction",
     Meter.BATCH_PREDICTION_ROWS: "row",

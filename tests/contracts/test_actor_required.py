@@ -34,6 +34,7 @@ WRITES = [
     billing.billing_plan_change,
     billing.checkout_url,
     billing.billing_check,
+    billing.quota_reserve,
     billing.billing_enforce_grace,
     billing.invoice_send,
     billing.period_close,

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from saas.billing.services import (
     period_close_previous_month,
+    stripe_push_retry,
     usage_warnings_send_all,
 )
 from saas.billing.services import storage_sample as billing_storage_sample
@@ -77,6 +78,17 @@ def period_close() -> list[str]:
     (unique per organisation and period); only a Stripe push that failed earlier is retried.
     """
     return period_close_previous_month(actor=Actor.system())
+
+
+@shared_task(name=TaskName.STRIPE_PUSH_RETRY, **_MAINTENANCE)
+def retry_stripe_pushes() -> dict[str, int]:
+    """Push the invoices whose Stripe push failed and whose backoff has passed (Celery beat,
+    every 5 minutes). Returns ``{"pushed", "failed"}``.
+
+    Idempotent: each invoice is claimed by a conditional update before its push, and the push
+    uses Stripe idempotency keys derived from our ids and skips what Stripe already has.
+    """
+    return stripe_push_retry()
 
 
 @shared_task(name=TaskName.STORAGE_SAMPLE, **_MAINTENANCE)

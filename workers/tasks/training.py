@@ -9,6 +9,7 @@ import logging
 from dataclasses import asdict
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from saas.celery import TaskName
 from saas.common.storage import local_copy
@@ -74,8 +75,15 @@ def run_training(start: jobs.JobStart) -> None:
     except TrainingCancelled as stop:
         assert meter is not None  # raised inside the with statement, so meter is bound
         jobs.training_job_stopped(
-            start=start, resources=asdict(meter), examples=getattr(stop, "examples_processed", 0)
+            start=start,
+            resources=asdict(meter),
+            examples=getattr(stop, "examples_processed", 0),
+            exhausted=monitor.exhausted,  # billing: the quota or spend cap ran out mid-job
         )
+    except SoftTimeLimitExceeded:
+        # Billing: the time limit is the tenant's job being too long, so its compute is billed
+        # (left unbilled, a free tenant could loop limit-long jobs forever).
+        jobs.training_job_time_limited(start=start, resources=asdict(meter) if meter else {})
     except TrainingInputError as exc:
         jobs.training_job_fail(
             start=start, code="input", message=str(exc), resources=asdict(meter) if meter else None

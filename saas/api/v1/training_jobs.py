@@ -283,6 +283,7 @@ class TrainingJobListView(TenantAPIView):
                     base_model=data.get("base_model"),
                     hyperparameters=data.get("hyperparameters"),
                     device=data["device"],
+                    actor=self.actor,
                 )
             )
         job = job_services.training_job_create(

@@ -2,8 +2,11 @@
 
 - ``accounts``: the account created with the organisation, plan changes, spend cap, Checkout
 - ``charges``: pricing a finished training job inside its usage transaction
-- ``quotas``: hard quotas and spend caps when work is accepted (``PaymentRequired``)
-- ``period_close``: the monthly invoice, numbered, pushed to Stripe; ``invoices``: emailing it
+- ``quotas``: hard quotas and spend caps when work is accepted (``PaymentRequired``): an
+  accepted job reserves its estimate (``quota_reserve``) until it ends (``quota_release``),
+  and a running one is stopped when it uses up what is left (``quota_exhausted``)
+- ``period_close``: the monthly invoice, numbered, pushed to Stripe; ``stripe_push``: that
+  push retried with exponential backoff until it succeeds; ``invoices``: emailing it
 - ``storage``: the hourly storage sample
 - ``usage_alerts``: 80 % / 100 % emails
 - ``stripe_events``: webhook events applied once, in order; ``grace``: dunning
@@ -36,9 +39,16 @@ from .charges import training_charge
 from .grace import billing_enforce_grace
 from .invoices import invoice_recipients, invoice_send
 from .period_close import ISSUER, period_close, period_close_all, period_close_previous_month
-from .quotas import PaymentRequired, billing_check
+from .quotas import (
+    PaymentRequired,
+    billing_check,
+    quota_exhausted,
+    quota_release,
+    quota_reserve,
+)
 from .storage import storage_sample
 from .stripe_events import InvalidStripeEvent, stripe_event_process, stripe_webhook_receive
+from .stripe_push import invoice_stripe_push, stripe_push_retry
 from .usage_alerts import WARNING_THRESHOLDS, usage_warnings_send, usage_warnings_send_all
 
 __all__ = [
@@ -64,8 +74,13 @@ __all__ = [
     "period_close_all",
     "period_close_previous_month",
     "pricing",
+    "quota_exhausted",
+    "quota_release",
+    "quota_reserve",
     "storage_sample",
     "stripe_event_process",
+    "stripe_push_retry",
+    "invoice_stripe_push",
     "stripe_webhook_receive",
     "training_charge",
     "usage_levels",

@@ -13,10 +13,11 @@ from saas.common.actor import Actor
 from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Organization
 
-from .. import pricing, stripe_sync
+from .. import pricing
 from ..models import Contract, Invoice, InvoiceLine, InvoiceNumberSequence
 from ..selectors import period_charges, usage_compute_cost, usage_totals
 from .accounts import billing_account_ensure
+from .stripe_push import invoice_stripe_push
 
 log = logging.getLogger(__name__)
 ISSUER = "TY"
@@ -39,13 +40,16 @@ def period_close(
     records ``invoice.issued`` for ``actor`` (``Actor.system()`` when Celery beat or an
     operator's command closes the month). Numbers are sequential
     per issuer. Pushes the invoice to Stripe after commit when Stripe is configured (SaaS plans
-    only; contract invoices are sent on terms).
+    only; contract invoices are sent on terms); a failed push is retried with backoff until it
+    succeeds (:mod:`.stripe_push`).
     """
     start, end = pricing.month_bounds(period_start)
     existing = Invoice.objects.for_tenant(organization).filter(period_start=start).first()
     if existing:
-        if existing.contract_id is None and existing.total > 0 and not existing.stripe_invoice_id:
-            _push_to_stripe(existing.pk, organization.pk)  # a push that failed earlier is retried
+        if existing.stripe_next_attempt_at is not None:
+            # A push that failed earlier is tried again if its backoff has passed (the beat
+            # task stripe_push_retry does this every few minutes anyway).
+            invoice_stripe_push(organization_id=organization.pk, invoice_id=existing.pk)
         return existing
     with transaction.atomic():
         Organization.objects.select_for_update().get(pk=organization.pk)
@@ -79,6 +83,10 @@ def period_close(
             compute_cost=pricing.round_money(cost, currency),
             due_on=end + datetime.timedelta(days=terms),
             po_number=contract.po_number if contract else "",
+            # Due for its Stripe push at once; kept due (with backoff) until a push succeeds.
+            stripe_next_attempt_at=timezone.now()
+            if contract is None and computed.total > 0
+            else None,
         )
         InvoiceLine.objects.for_tenant(organization).bulk_create(
             [
@@ -120,18 +128,10 @@ def period_close(
             {k: str(v) for k, v in totals.items()},
         )
         if contract is None and invoice.total > 0:
-            transaction.on_commit(lambda: _push_to_stripe(invoice.pk, organization.pk))
+            transaction.on_commit(
+                lambda: invoice_stripe_push(organization_id=organization.pk, invoice_id=invoice.pk)
+            )
     return invoice
-
-
-def _push_to_stripe(invoice_id: str, organization_id: str) -> None:
-    if not stripe_sync.stripe_enabled():
-        return
-    invoice = Invoice.objects.for_tenant(organization_id).get(pk=invoice_id)
-    try:
-        stripe_sync.invoice_push(invoice=invoice)
-    except Exception:  # retried by the next period-close run; never lose the local invoice
-        log.exception("pushing invoice %s to Stripe failed; will retry", invoice.number)
 
 
 def period_close_all(*, period_start: datetime.date, actor: Actor) -> list[str]:

@@ -6,6 +6,7 @@ register = template.Library()
 
 METER_LABELS = {
     "training_compute_seconds": "Training compute (seconds)",
+    "training_gpu_seconds": "Training GPU compute (seconds)",
     "training_examples": "Training examples processed",
     "predictions": "Predictions",
     "batch_prediction_rows": "Batch prediction rows",

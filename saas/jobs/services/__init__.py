@@ -15,7 +15,12 @@ or record a result twice. By concern:
 public names are re-exported here.
 """
 
-from .completion import training_job_complete, training_job_fail, training_job_stopped
+from .completion import (
+    training_job_complete,
+    training_job_fail,
+    training_job_stopped,
+    training_job_time_limited,
+)
 from .create import TooManyJobs, training_job_cancel, training_job_create, training_job_estimate
 from .monitor import JobMonitor
 from .reaper import training_jobs_reap_stuck
@@ -35,5 +40,6 @@ __all__ = [
     "training_job_fail",
     "training_job_start",
     "training_job_stopped",
+    "training_job_time_limited",
     "training_jobs_reap_stuck",
 ]

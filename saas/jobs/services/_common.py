@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from saas.billing.services import quota_release
 from saas.celery import TaskName, app, training_queue
 
 from ..models import JobEvent, TrainingJob
@@ -38,11 +39,13 @@ def stale(job: TrainingJob, now: datetime) -> bool:
 
 
 def finish(job: TrainingJob, status: str, **fields: Any) -> None:
-    """Move the (already locked and checked) job to a terminal ``status``."""
+    """Move the (already locked and checked) job to a terminal ``status``, releasing the quota
+    its submission reserved (in the same transaction as its usage events, if any)."""
     now = timezone.now()
     TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(
         status=status, finished_at=now, heartbeat_at=now, **fields
     )
+    quota_release(organization_id=job.organization_id, source_type="training_job", source_id=job.pk)
 
 
 def lock_attempt(*, organization_id: str, job_id: str) -> TrainingJob | None:

@@ -7,16 +7,18 @@ are system transitions (the job's creator is on its row), so they take no actor.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from saas.billing.pricing import compute_cost
 from saas.billing.services import training_charge
 from saas.common.ids import new_id
 from saas.contract.spec import TrainResult
-from saas.metering.models import Meter
+from saas.metering.models import Meter, compute_meter_for
 from saas.metering.services import usage_record
 from saas.registry.services import model_artifact_delete, model_artifact_store, model_register
 
@@ -35,9 +37,12 @@ def _record_training_usage(
     assert isinstance(usage.examples_processed, int) and isinstance(usage.device, str)
     seconds = Decimal(str(usage.wall_seconds))
     examples = Decimal(usage.examples_processed)
+    # GPU time is sold on its own meter (it costs the operator 40× a CPU second); the device
+    # is the one the attempt measured itself running on.
+    compute_meter = compute_meter_for(usage.device)
     charge, lines, now = training_charge(
         organization_id=job.organization_id,
-        quantities={Meter.TRAINING_COMPUTE_SECONDS: seconds, Meter.TRAINING_EXAMPLES: examples},
+        quantities={compute_meter: seconds, Meter.TRAINING_EXAMPLES: examples},
     )
     common: dict[str, Any] = {
         "organization_id": job.organization_id,
@@ -48,7 +53,7 @@ def _record_training_usage(
         "model_id": model_id,
     }
     usage_record(
-        meter=Meter.TRAINING_COMPUTE_SECONDS,
+        meter=compute_meter,
         quantity=seconds,
         compute_cost=compute_cost(seconds=seconds, device=usage.device, day=now.date()),
         dimensions={
@@ -126,15 +131,24 @@ def training_job_complete(
     return True
 
 
-def training_job_stopped(*, start: JobStart, resources: dict, examples: int) -> None:
+def training_job_stopped(
+    *, start: JobStart, resources: dict, examples: int, exhausted: str | None = None
+) -> None:
     """Worker side: the runner stopped early. Mark ``cancelled`` if the user asked for it.
 
-    Compute used before a user's cancel is recorded (billing reason ``cancelled_by_user``). If
-    the attempt was superseded by another, nothing is written.
+    Compute used before a user's cancel is recorded (billing reason ``cancelled_by_user``).
+    ``exhausted`` is set when the monitor stopped the job because the organisation's quota or
+    spend cap ran out (:meth:`JobMonitor.should_stop`; the message saying which): the job is
+    ``failed`` with code ``quota_exhausted`` and the compute used is billed (billing reason
+    ``quota_exhausted``), unless the user's cancel came first. If the attempt was superseded
+    by another, nothing is written.
     """
     with transaction.atomic():
         job = lock_attempt(organization_id=start.organization_id, job_id=start.job_id)
         if job is None or not _current(job, start):
+            return
+        if exhausted is not None and job.cancel_requested_at is None:
+            _fail_billed(job, resources, examples, code="quota_exhausted", message=exhausted)
             return
         usage = JobUsage().measured(
             resources=resources, examples=examples, reason="cancelled_by_user"
@@ -144,14 +158,63 @@ def training_job_stopped(*, start: JobStart, resources: dict, examples: int) -> 
         event(job, "cancelled", "Stopped by the user's cancel request")
 
 
+def _examples_done(job: TrainingJob) -> int:
+    """Training examples the job's completed epochs processed (``job.epoch`` × its training
+    split), for a stop that interrupted the runner before it could say (a time limit)."""
+    n = job.dataset.num_examples
+    train = n - math.ceil(n * float(job.hyperparameters.get("validation_split", 0)))
+    return max(0, train) * job.epoch
+
+
+def _fail_billed(
+    job: TrainingJob, resources: dict, examples: int, *, code: str, message: str
+) -> None:
+    """Fail the locked job with ``code``, billing the compute it used (reason = ``code``)."""
+    usage = JobUsage.from_dict(job.usage).measured(
+        resources=resources, examples=examples, reason=code
+    )
+    usage = _record_training_usage(job, usage, reason=code, model_id=None)
+    finish(
+        job, Status.FAILED, error={"code": code, "message": message[:2000]}, usage=usage.to_dict()
+    )
+    event(job, "failed", message[:500], code=code)
+
+
+def training_job_time_limited(*, start: JobStart, resources: dict) -> None:
+    """Worker side: the training time limit stopped the attempt (Celery's soft limit).
+
+    The job is ``failed`` with code ``time_limit`` and its compute is billed (billing reason
+    ``time_limit``): the tenant chose a job that long, so it is not the platform's loss (left
+    unbilled, a free tenant could train for hours again and again). ``resources`` as for
+    :func:`training_job_complete` (empty when the limit struck before measuring began); the
+    examples billed are those of the epochs completed.
+    Nothing is written if the attempt is no longer current.
+    """
+    with transaction.atomic():
+        job = lock_attempt(organization_id=start.organization_id, job_id=start.job_id)
+        if job is None or not _current(job, start):
+            return
+        limit = settings.CELERY_TASK_SOFT_TIME_LIMIT
+        # Stopped before the measurement began (still copying the dataset): nothing to bill.
+        resources = resources or {"wall_seconds": 0.0, "cpu_seconds": 0.0, "device": job.device}
+        _fail_billed(
+            job,
+            resources,
+            _examples_done(job),
+            code="time_limit",
+            message=f"Training ran past the {limit} s time limit after {job.epoch} epochs; "
+            "the compute used is billed. Train fewer epochs or less data.",
+        )
+
+
 def training_job_fail(
     *, start: JobStart, code: str, message: str, resources: dict | None = None
 ) -> None:
     """Worker side: mark the attempt ``failed`` with ``error = {"code", "message"}``.
 
     ``code`` is ``input`` (the data could not be trained on: the compute used is billed, like
-    a user's cancel) or ``platform`` (our fault: not billed). Nothing is written if the attempt
-    is no longer current.
+    a user's cancel) or ``platform`` (our fault: not billed). A time limit is
+    :func:`training_job_time_limited`. Nothing is written if the attempt is no longer current.
     """
     with transaction.atomic():
         job = lock_attempt(organization_id=start.organization_id, job_id=start.job_id)

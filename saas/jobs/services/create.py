@@ -7,23 +7,21 @@ Both are one transaction that records its actor: ``training_job.created`` and
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
 from saas.billing.selectors import plan_limits_get
-from saas.billing.services import billing_check
+from saas.billing.services import quota_release, quota_reserve
 from saas.celery import training_queue
 from saas.common.actor import Actor
 from saas.common.errors import Conflict, DomainError, ValidationFailed
 from saas.datasets.models import Dataset
-from saas.metering.models import Meter
 from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Organization
 
 from .. import hyperparameters as hp
-from ..estimates import training_estimate
+from ..estimates import Estimate, training_estimate
 from ..models import TrainingJob
 from ..usage import JobUsage
 from ._common import Status, enqueue, event
@@ -50,11 +48,14 @@ def training_job_create(
 
     ``dataset`` must already be resolved through the tenant-scoped selector. ``actor`` is
     stored on the job (``created_by``, ``created_by_key``) and in the audit log
-    (``training_job.created``); an API key's monthly spend cap is checked.
+    (``training_job.created``). The job's estimate (compute seconds on its device's meter,
+    examples × epochs) is reserved against the plan's hard quotas and the organisation's and
+    API key's monthly spend caps (``saas.billing.services.quota_reserve``) until it ends.
 
     Raises:
         ValidationFailed: an unusable base model, hyperparameters, split or device (400).
-        PaymentRequired: the organisation or key cannot be billed for more training (402).
+        PaymentRequired: the estimate does not fit what is left of a quota (``meter`` named)
+            or a spend cap (402).
         TooManyJobs: the plan's ``max_active_jobs`` are queued or running (429).
     """
     if device not in ("cpu", "gpu"):
@@ -65,12 +66,7 @@ def training_job_create(
         task=dataset.task, base_model=base_model, hyperparameters=hyperparameters
     )
     _check_split(dataset, params["validation_split"])
-    billing_check(
-        organization=organization,
-        meter=Meter.TRAINING_COMPUTE_SECONDS,
-        quantity=Decimal(0),
-        actor=actor,
-    )
+    est = _estimate(organization, dataset, base_model, params, device)
     # Serialise submissions per organisation so two concurrent requests cannot both pass the cap.
     org = Organization.objects.select_for_update().get(pk=organization.pk)
     limits = plan_limits_get(organization=org)  # under the lock billing_plan_change takes too
@@ -95,6 +91,16 @@ def training_job_create(
         created_by_key_id=actor.api_key_id,
         created_by_id=actor.user_id,
     )
+    # The estimate is held against every quota and spend cap until the job ends (any terminal
+    # status releases it); a 402 here rolls the job back. After the job's insert, under the
+    # organisation's lock, so a racing submission sees this one's reservation.
+    quota_reserve(
+        organization=organization,
+        source_type="training_job",
+        source_id=job.pk,
+        quantities=est.quantities,
+        actor=actor,
+    )
     audit_record(
         organization_id=organization.pk,
         action="training_job.created",
@@ -117,28 +123,34 @@ def training_job_estimate(
     base_model: str | None,
     hyperparameters: dict | None,
     device: str = "cpu",
+    actor: Actor | None = None,
 ) -> dict:
-    """What a job would cost, without creating anything (``"dry_run": true``; a read, so no
-    actor).
+    """What a job would cost, without creating anything (``"dry_run": true``; a read: nothing
+    is written or audited).
 
-    Validates exactly as :func:`training_job_create` does (same 400s), then returns
+    Validates and admits exactly as :func:`training_job_create` does (same 400s, and the same
+    402 naming the meter when the estimate does not fit a quota or the spend caps of the
+    organisation and of ``actor``'s API key), then returns
     ``{"object": "training_job.estimate", "estimated_seconds", "price": {"low", "high",
     "currency"}, "basis": {...}}`` — examples × epochs × measured seconds per example.
     """
+    if device not in ("cpu", "gpu"):
+        raise ValidationFailed(
+            "Unknown device.", errors=[{"field": "device", "message": "must be 'cpu' or 'gpu'"}]
+        )
     base_model, params = hp.resolve(
         task=dataset.task, base_model=base_model, hyperparameters=hyperparameters
     )
     _check_split(dataset, params["validation_split"])
-    train_examples = dataset.num_examples - math.ceil(
-        dataset.num_examples * params["validation_split"]
-    )
-    est = training_estimate(
+    est = _estimate(organization, dataset, base_model, params, device)
+    # The same admission as a real submission, without holding anything: a dry run that would
+    # be refused is refused (402 naming the meter), not answered with a price.
+    quota_reserve(
         organization=organization,
-        task=dataset.task,
-        base_model=base_model,
-        device=device,
-        examples=train_examples,
-        epochs=params["epochs"],
+        source_type="training_job",
+        source_id=None,
+        quantities=est.quantities,
+        actor=actor or Actor.system(),
     )
     return {
         "object": "training_job.estimate",
@@ -149,6 +161,22 @@ def training_job_estimate(
         "price": {"low": str(est.low_price), "high": str(est.high_price), "currency": est.currency},
         "basis": est.basis,
     }
+
+
+def _estimate(
+    organization: Organization, dataset: Dataset, base_model: str, params: dict, device: str
+) -> Estimate:
+    train_examples = dataset.num_examples - math.ceil(
+        dataset.num_examples * params["validation_split"]
+    )
+    return training_estimate(
+        organization=organization,
+        task=dataset.task,
+        base_model=base_model,
+        device=device,
+        examples=train_examples,
+        epochs=params["epochs"],
+    )
 
 
 def _check_split(dataset: Dataset, validation_split: float) -> None:
@@ -191,6 +219,9 @@ def training_job_cancel(*, job: TrainingJob, actor: Actor) -> TrainingJob:
             fields.update(status=Status.CANCELLED, finished_at=now)
             locked.usage = JobUsage.cancelled_while_queued(device=locked.device).to_dict()
             fields["usage"] = locked.usage
+            quota_release(
+                organization_id=job.organization_id, source_type="training_job", source_id=job.pk
+            )
         TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(**fields)
         audit_record(
             organization_id=job.organization_id,

@@ -379,3 +379,87 @@ def test_stripe_errors_become_domain_errors(db, fake_stripe):
     with pytest.raises(StripeCallFailed) as info:
         portal_session_create(account=make_account())
     assert info.value.status == 502
+
+
+# --- a failed push is retried with backoff until it is pushed ------------------------------
+
+
+def _due(inv: Invoice) -> Invoice:
+    return Invoice.objects.for_tenant(inv.organization_id).get(pk=inv.pk)
+
+
+def test_a_failed_push_is_retried_with_backoff_until_pushed(
+    db, fake_stripe, localstripe_url, settings, closed_port, django_capture_on_commit_callbacks
+):
+    from saas.billing.services import period_close
+    from saas.billing.services.stripe_push import BACKOFF_BASE, backoff, stripe_push_retry
+
+    account = make_account(plan="pro")
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{closed_port}"  # Stripe unreachable
+    with django_capture_on_commit_callbacks(execute=True):
+        inv = period_close(
+            organization=account.organization,
+            period_start=dt.date(2026, 1, 1),
+            actor=Actor.system(),
+        )
+    inv = _due(inv)
+    assert inv.total == Decimal("49.00") and inv.stripe_invoice_id == ""
+    assert inv.stripe_push_attempts == 1 and "StripeCallFailed" in inv.stripe_last_error
+    first_retry = inv.stripe_next_attempt_at
+    assert first_retry is not None
+
+    # Not due yet: nothing is tried (a rerun of period close neither).
+    assert stripe_push_retry(now=first_retry - dt.timedelta(seconds=1)) == {
+        "pushed": 0,
+        "failed": 0,
+    }
+    period_close(
+        organization=account.organization, period_start=dt.date(2026, 1, 1), actor=Actor.system()
+    )
+    assert _due(inv).stripe_push_attempts == 1
+
+    # Due and still failing: the delay doubles.
+    assert stripe_push_retry(now=first_retry) == {"pushed": 0, "failed": 1}
+    inv = _due(inv)
+    assert inv.stripe_push_attempts == 2
+    assert inv.stripe_next_attempt_at == first_retry + backoff(2) == first_retry + 2 * BACKOFF_BASE
+
+    # Stripe is back: the next due run pushes it, once.
+    settings.STRIPE_API_BASE = localstripe_url
+    assert stripe_push_retry(now=inv.stripe_next_attempt_at) == {"pushed": 1, "failed": 0}
+    inv = _due(inv)
+    assert inv.stripe_invoice_id and inv.stripe_next_attempt_at is None
+    assert inv.stripe_push_attempts == 3 and inv.stripe_last_error == ""
+    assert stripe_push_retry(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=365)) == {
+        "pushed": 0,
+        "failed": 0,
+    }
+    [remote] = stripe_invoices(fake_stripe, reload(account).stripe_customer_id)
+    assert remote.id == inv.stripe_invoice_id and remote.status == "open"
+    lines = fake_stripe.v1.invoices.line_items.list(remote.id, params={"limit": 100}).data
+    assert [li.amount for li in lines] == [4900]
+
+
+def test_a_push_interrupted_after_stripe_answered_creates_nothing_new(db, fake_stripe):
+    # The invoice was created in Stripe but the try died before it was marked pushed: the
+    # retry finds it due, and the idempotency keys give back the same invoice.
+    from saas.billing.services.stripe_push import stripe_push_retry
+
+    account = make_account()
+    inv = make_invoice(account, ["12.00"])
+    stripe_id = invoice_push(invoice=inv)
+    now = dt.datetime.now(dt.UTC)
+    Invoice.objects.for_tenant(inv.organization_id).update(
+        stripe_invoice_id="", stripe_next_attempt_at=now
+    )
+    InvoiceLine.objects.for_tenant(inv.organization_id).update(stripe_invoice_item_id="")
+    assert stripe_push_retry(now=now) == {"pushed": 1, "failed": 0}
+    assert _due(inv).stripe_invoice_id == stripe_id
+    assert len(stripe_invoices(fake_stripe, reload(account).stripe_customer_id)) == 1
+
+
+def test_backoff_doubles_up_to_its_cap():
+    from saas.billing.services.stripe_push import BACKOFF_BASE, BACKOFF_CAP, backoff
+
+    assert [backoff(n) for n in (1, 2, 3)] == [BACKOFF_BASE, 2 * BACKOFF_BASE, 4 * BACKOFF_BASE]
+    assert backoff(40) == BACKOFF_CAP and backoff(1000) == BACKOFF_CAP

@@ -2,6 +2,8 @@
 
 import pytest
 
+from saas.billing.services import billing_plan_change
+from saas.common.actor import Actor
 from saas.jobs.models import JobEvent, TrainingJob
 from tests.conftest import make_tenant, set_plan_limits, small_text_rows, text_csv, upload
 
@@ -119,6 +121,8 @@ def test_the_list_shows_what_each_job_shows(tenant, dataset, settings):
     """Queue position, wait reason and model come from the selector's SQL in the list and in
     the detail alike: per device queue, across tenants, the model only once succeeded."""
     set_plan_limits(max_active_jobs=10, max_running_jobs=1)
+    # The free plan refuses GPU time (its GPU quota is 0); pro sells it.
+    billing_plan_change(organization=tenant.org, plan_code="pro", actor=Actor.system())
     other = make_tenant("initech")
     other_ds = upload(other.client, text_csv(small_text_rows())).json()
     create(other.client, dataset=other_ds["id"])
