@@ -14,7 +14,7 @@ def forwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("billing", "0006_plan_prediction_limits"),
+        ("billing", "0007_billing_gpu_reservations_push_retry"),
     ]
 
     operations = [
