@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT))
 from saas.celery import Queue  # noqa: E402
 from scripts.stack import Stack, redis_url_or_exit  # noqa: E402
 
-
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
