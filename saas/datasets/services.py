@@ -144,7 +144,8 @@ def dataset_delete(*, dataset: Dataset, actor: Actor) -> None:
     for _receiver, counts in dataset_deleted.send(
         sender=Dataset, organization_id=dataset.organization_id, dataset_id=dataset.pk, actor=actor
     ):
-        removed.update(counts or {})
+        if isinstance(counts, dict):
+            removed.update(counts)
     audit_record(
         organization_id=dataset.organization_id,
         action="dataset.deleted",
