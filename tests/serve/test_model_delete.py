@@ -18,7 +18,9 @@ pytestmark = pytest.mark.tf
 
 
 def _predict(client, key, model_id):
-    return client.post(f"/v1/models/{model_id}/predict", json={"inputs": ["x"]}, headers=bearer(key))
+    return client.post(
+        f"/v1/models/{model_id}/predict", json={"inputs": ["x"]}, headers=bearer(key)
+    )
 
 
 def test_a_deleted_model_is_evicted_by_every_replica_at_once(
