@@ -59,6 +59,10 @@ class ModelStore:
     Args:
         max_bytes: budget for the sum of the loaded models' sizes; a model larger than the
             whole budget is served but not kept.
+        cache_dir: where artifacts are extracted (default ``TRAINYARD_MODEL_CACHE_DIR``).
+        disk_bytes: bound on ``cache_dir`` in bytes (default
+            ``TRAINYARD_MODEL_CACHE_DISK_BYTES``, 10 GiB): after each extraction the least
+            recently loaded models that are not in memory are removed from disk.
     """
 
     def __init__(

@@ -153,8 +153,7 @@ def model_register(
 
     Once the transaction commits, the data plane is asked to pre-warm the model
     (:func:`model_prewarm_announce`)."""
-    transaction.on_commit(lambda: model_prewarm_announce(model_id=model_id))
-    return TrainedModel.objects.for_tenant(organization_id).create(
+    model = TrainedModel.objects.for_tenant(organization_id).create(
         id=model_id,
         organization_id=organization_id,
         job_id=job_id,
@@ -166,6 +165,10 @@ def model_register(
         artifact_bytes=artifact.size,
         artifact_sha256=artifact.sha256,
     )
+    # After the create: outside a transaction on_commit runs at once, and a replica must find
+    # the row when it looks the model up.
+    transaction.on_commit(lambda: model_prewarm_announce(model_id=model_id))
+    return model
 
 
 @transaction.atomic
