@@ -147,5 +147,6 @@ def test_repeated_sigterm_to_the_group_ends_every_child(run_py):
     while any(_alive(pid) for pid in started) and time.monotonic() - t0 < STOP_BOUND:
         time.sleep(0.1)
     left = sorted(pid for pid in started if _alive(pid))
+    print(f"\n{len(started)} processes below run.py, all gone {time.monotonic() - t0:.1f} s after")
     assert left == [], f"still running {time.monotonic() - t0:.1f} s after the stop: {left}"
     assert proc.returncode == 0, proc.stdout.read().decode(errors="replace")[-2000:]
