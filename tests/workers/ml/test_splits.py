@@ -172,3 +172,51 @@ def test_sentiment_repeated_20_times_reports_the_real_accuracy(tmp_path, write_c
         "duplicates" not in results["once"].metrics
         or results["once"].metrics["duplicates"]["share"] < 0.05
     )
+
+
+@pytest.mark.tf
+def test_images_with_the_same_bytes_stay_on_one_side(tmp_path, digit_pngs):
+    """Each digit PNG stored three times under other names: the image runner groups them by
+    bytes, so no validation image's bytes are in training, and the metrics say 2/3 repeat."""
+    import zipfile
+
+    from saas.contract.spec import IMAGE, TrainSpec
+    from workers.ml import runners
+    from workers.ml.runners.image import read_zip
+
+    path = tmp_path / "d.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for label, files in digit_pngs.items():
+            for name, data in files:
+                for copy in range(3):
+                    zf.writestr(f"{label}/{copy}-{name}", data)
+    out = tmp_path / "out"
+    out.mkdir()
+    spec = TrainSpec(
+        task=IMAGE,
+        dataset_path=str(path),
+        output_dir=str(out),
+        base_model="cnn-small",
+        hyperparameters={"epochs": 1, "batch_size": 8, "image_size": 16, "validation_split": 0.25},
+        seed=0,
+    )
+    result = runners.train(spec)
+    duplicates = result.metrics["duplicates"]
+    assert duplicates.pop("note").startswith("67% of the examples repeat another one")
+    assert duplicates == {"share": round(48 / 72, 4), "groups": 24, "examples": 72}
+    members, images, _ = read_zip(str(path))
+    by_member = dict(zip(members, images, strict=True))
+    val_bytes = {by_member[m["input"]] for m in result.misclassified}
+    assert result.num_validation % 3 == 0  # whole groups of three copies
+    # The same split, recomputed as the runner does: no bytes on both sides.
+    from workers.ml.runners.common import encode_labels
+
+    _, y = encode_labels([m.split("/")[0] for m in members])
+    groups = splits.group_ids(splits.bytes_keys(images))
+    train, val = splits.grouped_stratified_split(
+        y, groups, ["0", "1", "7"], validation_split=0.25, seed=0
+    )
+    train_bytes = {images[i] for i in train}
+    assert not train_bytes & {images[i] for i in val}
+    assert len(val) == result.num_validation
+    assert not val_bytes & train_bytes
