@@ -5,7 +5,9 @@ answer itself to gunicorn on a private port, so the whole API has one base URL (
 in docker-compose). Workers: training (``training-cpu``) and maintenance (``maintenance``,
 running Celery beat), so beat's tasks never wait behind a training job.
 
-Ctrl-C stops everything. Logs go to var/run/.
+Ctrl-C, SIGTERM or SIGHUP stops everything, however many arrive: every child process group is
+sent SIGTERM, then SIGKILL after a grace period (scripts/stack.py ``Stack.stop``). Logs go to
+var/run/ (``TRAINYARD_RUN_LOG_DIR`` to change it).
 """
 
 from __future__ import annotations
@@ -22,15 +24,28 @@ sys.path.insert(0, str(ROOT))
 from saas.celery import Queue  # noqa: E402
 from scripts.stack import Stack, redis_url_or_exit  # noqa: E402
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _ignore_further(signum, frame):
+    pass  # a stop is already under way: Stack.stop ends every child whatever arrives
+
 
 def _terminate(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM (systemd, docker stop, timeout) stops the stack like Ctrl-C
+    """The first SIGINT, SIGTERM or SIGHUP stops the stack like Ctrl-C; any later one is
+    ignored. A stop usually brings several (``timeout`` or a container runtime signals the whole
+    process group, and ``make`` forwards the same signal to this process again): a second
+    KeyboardInterrupt would land inside the shutdown and leave workers running."""
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _ignore_further)
+    raise KeyboardInterrupt
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, _terminate)
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _terminate)
     port = int(os.environ.get("PORT", "8000"))
-    log_dir = ROOT / "var" / "run"
+    log_dir = Path(os.environ.get("TRAINYARD_RUN_LOG_DIR") or ROOT / "var" / "run")
     # Links in emails (invitations) point at this server unless configured otherwise.
     env = {
         "TRAINYARD_PUBLIC_URL": os.environ.get("TRAINYARD_PUBLIC_URL", f"http://localhost:{port}"),
@@ -45,7 +60,7 @@ def main() -> int:
         print(
             f"Trainyard on {stack.base_url} (API docs: {stack.base_url}/v1/docs); logs in {log_dir}"
         )
-        print("Ctrl-C to stop.")
+        print("Ctrl-C to stop.", flush=True)
         try:
             while all(p.poll() is None for p in stack.procs.values()):
                 time.sleep(1)

@@ -16,7 +16,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -26,6 +29,62 @@ BIN = Path(sys.executable).parent
 
 
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+#: How long :meth:`Stack.stop` waits after SIGTERM before it SIGKILLs what is left. Celery's
+#: warm shutdown finishes the task in hand; a training task is ``acks_late``, so one killed
+#: here is redelivered, not lost.
+STOP_GRACE_SECONDS = 20.0
+#: How long it then waits for SIGKILLed groups to empty (only the kernel can delay that).
+STOP_KILL_WAIT_SECONDS = 10.0
+
+_DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def signals_deferred(*, replay: bool = False) -> Iterator[list[int]]:
+    """Within the block, SIGINT, SIGTERM and SIGHUP are recorded (in the yielded list) instead
+    of handled; the previous handlers come back afterwards. With ``replay`` the first signal
+    recorded is then raised again for them (a signal during a spawn is handled once the child
+    is registered, so the stop that follows knows it); without, nothing is replayed (the block
+    is a shutdown: what the signals asked for is already happening).
+
+    Handlers can only be set from the main thread; elsewhere this changes nothing. A Python
+    handler rather than ``SIG_IGN``, since an ignored disposition would survive ``exec`` into
+    any process started meanwhile."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def record(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, record) for sig in _DEFERRED_SIGNALS}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if replay and received:
+        signal.raise_signal(received[0])
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # already empty (or its pid reused by someone else's group: not ours to signal)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether process group ``pgid`` still has a member (signal 0 checks without sending)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # the id now belongs to another user's group: ours is gone
+    return True
 
 
 def redis_url_or_exit() -> str:
@@ -82,16 +141,19 @@ class Stack:
     ) -> subprocess.Popen:
         env = env if env is not None else self.env
         log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs[name] = proc
-        self._started[name] = (argv, env)
+        # A stop signal between the fork and the bookkeeping would leave a child that stop()
+        # does not know: it is handled once the child is in self.procs.
+        with signals_deferred(replay=True):
+            proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            self.procs[name] = proc
+            self._started[name] = (argv, env)
         return proc
 
     def restart(self, name: str) -> subprocess.Popen:
@@ -223,20 +285,40 @@ class Stack:
             pass
         proc.wait(timeout=30)
 
-    def stop(self) -> None:
-        for name in list(self.procs):
-            proc = self.procs[name]
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for name in list(self.procs):
-            try:
-                self.procs[name].wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.procs[name].pid, signal.SIGKILL)
-            self.procs.pop(name)
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """End every process started, whatever signals arrive meanwhile.
+
+        Each child was started in a session (and so a process group) of its own, which holds
+        its own children too (gunicorn's workers, Celery's pool and beat). Every group gets
+        SIGTERM; after ``grace`` seconds the groups that still have a member get SIGKILL. A
+        group is waited for until it is empty, not just its leader: a Celery pool child can
+        outlive its parent. SIGINT, SIGTERM and SIGHUP are deferred for the duration (see
+        :func:`signals_deferred`), so a second Ctrl-C, or the SIGTERM that ``make`` forwards
+        after the one sent to the whole process group, cannot interrupt the shutdown halfway
+        and leave workers running."""
+        with signals_deferred():
+            groups = {name: proc.pid for name, proc in self.procs.items()}
+            for pgid in groups.values():
+                _signal_group(pgid, signal.SIGTERM)
+            if not self._wait_groups(groups, time.monotonic() + grace):
+                for pgid in groups.values():
+                    _signal_group(pgid, signal.SIGKILL)
+                self._wait_groups(groups, time.monotonic() + STOP_KILL_WAIT_SECONDS)
+            self.procs.clear()
+
+    def _wait_groups(self, groups: dict[str, int], deadline: float) -> bool:
+        """Reap the leaders and poll until every group in ``groups`` is empty (True) or
+        ``deadline`` (``time.monotonic()``) passes (False)."""
+        while True:
+            for name in groups:
+                proc = self.procs.get(name)
+                if proc is not None:
+                    proc.poll()  # reap the leader: a zombie still counts as a group member
+            if not any(_group_alive(pgid) for pgid in groups.values()):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     def __enter__(self) -> Stack:
         return self

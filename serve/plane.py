@@ -22,7 +22,7 @@ from django.conf import settings
 from saas.common.ids import new_id
 from saas.inference import selectors
 from saas.inference.selectors import ServingModel, ServingPrincipal
-from saas.registry.services import PREWARM_CHANNEL
+from saas.registry.services import EVICT_CHANNEL, PREWARM_CHANNEL
 from saas.tenancy.access import SUSPENDED_DETAIL
 
 from . import metrics
@@ -292,16 +292,28 @@ class Plane:
             except Exception as exc:  # nothing lost: the windows stay in Redis
                 log.warning("metering flush failed: %s", exc)
 
+    async def evict(self, model_id: str) -> None:
+        """Stop serving ``model_id`` (deleted): its metadata is forgotten (the next request
+        reads the row again, finds it deleted and answers 404), it leaves memory and its
+        extracted files are removed."""
+        self._models.pop(model_id, None)
+        await self.store.evict(model_id)
+        log.info("evicted deleted model %s", model_id)
+
     async def _prewarm_loop(self) -> None:
-        """Load models announced on ``dp:prewarm`` (a new model's id), if they fit."""
+        """Load models announced on ``dp:prewarm`` (a new model's id), if they fit, and evict
+        those announced on ``dp:evict`` (a deleted model's id)."""
         while True:
             try:
                 pubsub = self.redis.pubsub()
-                await pubsub.subscribe(PREWARM_CHANNEL)
+                await pubsub.subscribe(PREWARM_CHANNEL, EVICT_CHANNEL)
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
                     model_id = message["data"].decode()
+                    if message["channel"].decode() == EVICT_CHANNEL:
+                        await self.evict(model_id)
+                        continue
                     model = await self.db.run(selectors.serving_model, model_id=model_id)
                     if model is not None and model.artifact_bytes <= self.config.cache_bytes:
                         try:

@@ -39,6 +39,7 @@ import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -58,12 +59,31 @@ class ModelStore:
     Args:
         max_bytes: budget for the sum of the loaded models' sizes; a model larger than the
             whole budget is served but not kept.
+        cache_dir: where artifacts are extracted (default ``TRAINYARD_MODEL_CACHE_DIR``).
+        disk_bytes: bound on ``cache_dir`` in bytes (default
+            ``TRAINYARD_MODEL_CACHE_DISK_BYTES``, 10 GiB): after each extraction the least
+            recently loaded models that are not in memory are removed from disk.
     """
 
-    def __init__(self, max_bytes: int, loader_threads: int = 1) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        loader_threads: int = 1,
+        *,
+        cache_dir: Path | None = None,
+        disk_bytes: int | None = None,
+    ) -> None:
+        from workers.ml.model_cache import disk_max_bytes
+
         self.max_bytes = max_bytes
+        #: Where SavedModels are extracted (``<model id>/v<version>/saved_model``), pruned to
+        #: ``disk_bytes`` after every extraction (``workers.ml.model_cache.disk_cache_prune``).
+        self.cache_dir = Path(cache_dir or settings.TRAINYARD_MODEL_CACHE_DIR)
+        self.disk_bytes = disk_max_bytes() if disk_bytes is None else disk_bytes
         self._models: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._loading: dict[tuple[str, int], asyncio.Future] = {}
+        self._evicted: set[str] = set()  # deleted models: a load still in flight is not kept
+        # One loader thread: extractions, prunes and removals never race on the same folder.
         self._pool = ThreadPoolExecutor(max_workers=loader_threads, thread_name_prefix="serve-load")
 
     @property
@@ -87,7 +107,10 @@ class ModelStore:
         pending = self._loading.get(key)
         if pending is None:
             loop = asyncio.get_running_loop()
-            pending = loop.run_in_executor(self._pool, _load, model)
+            keep = {model_id for model_id, _v in self._models} | {k[0] for k in self._loading}
+            pending = loop.run_in_executor(
+                self._pool, _load, model, self.cache_dir, self.disk_bytes, keep | {model.id}
+            )
             self._loading[key] = pending
             pending.add_done_callback(lambda _f: self._loading.pop(key, None))
         try:
@@ -105,7 +128,11 @@ class ModelStore:
         # a full collection does not pause the event loop for tens of milliseconds (gc.freeze).
         gc.collect()
         gc.freeze()
-        if key not in self._models and loaded.size_bytes <= self.max_bytes:
+        if (
+            key not in self._models
+            and model.id not in self._evicted
+            and loaded.size_bytes <= self.max_bytes
+        ):
             while self._models and self.total_bytes + loaded.size_bytes > self.max_bytes:
                 self._models.popitem(last=False)
             self._models[key] = loaded
@@ -113,15 +140,36 @@ class ModelStore:
         metrics.COLD_STARTS.labels(model=model.id).inc()
         return loaded, True
 
+    async def evict(self, model_id: str) -> bool:
+        """Forget ``model_id`` (deleted): every version leaves memory, a load in flight is not
+        kept, and its extracted files are removed. Returns whether it was in memory."""
+        self._evicted.add(model_id)
+        doomed = [key for key in self._models if key[0] == model_id]
+        for key in doomed:
+            del self._models[key]
+        metrics.MODELS_LOADED.set(len(self._models))
+        from workers.ml.model_cache import disk_cache_remove
 
-def _load(model: ServingModel) -> Any:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, disk_cache_remove, self.cache_dir, model_id)
+        return bool(doomed)
+
+
+def _load(model: ServingModel, cache_dir: Path, disk_bytes: int, keep: set[str]) -> Any:
     # On the loader thread: extraction (storage I/O) and TensorFlow's restore both block.
     from saas.registry.services import model_artifact_extract
-    from workers.ml.model_cache import LoadedModel
+    from workers.ml.model_cache import LoadedModel, disk_cache_prune, disk_cache_touch
 
-    dest = settings.TRAINYARD_MODEL_CACHE_DIR / model.id / f"v{model.version}"
+    dest = cache_dir / model.id / f"v{model.version}"
     path = model_artifact_extract(key=model.artifact_key, dest=dest)
-    return LoadedModel.load(str(path))
+    disk_cache_touch(cache_dir, model.id)
+    loaded = LoadedModel.load(str(path))
+    # Bound the folder now that this one is in: least recently extracted first, never a
+    # model in memory (or this one).
+    removed = disk_cache_prune(cache_dir, disk_bytes, keep=keep)
+    if removed:
+        log.info("model cache on disk: removed %s", ", ".join(removed))
+    return loaded
 
 
 @dataclass(eq=False)

@@ -52,6 +52,7 @@ urlpatterns = [
     path("app/models", models.models, name="models"),
     path("app/models/<str:model_id>", models.model_detail, name="model"),
     path("app/models/<str:model_id>/try", models.model_try, name="model_try"),
+    path("app/models/<str:model_id>/delete", models.model_delete, name="model_delete"),
     path("app/api-keys", keys.keys, name="keys"),
     path("app/api-keys/<str:key_id>/revoke", keys.key_revoke, name="key_revoke"),
     path("app/members", members.members, name="members"),

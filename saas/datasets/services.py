@@ -18,6 +18,7 @@ from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Organization
 
 from .models import Dataset, Task
+from .signals import dataset_deleted
 from .validation import validate_image_zip, validate_text_csv
 
 
@@ -128,8 +129,10 @@ JOB_ACTIVE_STATUSES = ("queued", "running")
 def dataset_delete(*, dataset: Dataset, actor: Actor) -> None:
     """Delete a dataset's file and mark it ``deleted`` (jobs that used it keep their history).
 
-    Audited as ``dataset.deleted`` with ``actor``. Raises Conflict while a queued or running
-    job still needs the file.
+    Audited as ``dataset.deleted`` with ``actor``. In the same transaction the receivers of
+    :data:`~saas.datasets.signals.dataset_deleted` delete what was copied from the file (the
+    jobs' misclassified examples); their counts go into the audit event. Raises Conflict while
+    a queued or running job still needs the file.
     """
     scoped = Dataset.objects.for_tenant(dataset.organization_id)
     locked = scoped.select_for_update().get(pk=dataset.pk)
@@ -141,6 +144,13 @@ def dataset_delete(*, dataset: Dataset, actor: Actor) -> None:
     Dataset.objects.for_tenant(dataset.organization_id).filter(pk=dataset.pk).update(
         status=Dataset.Status.DELETED, deleted_at=timezone.now()
     )
+    # What other apps copied out of the file goes with it (the jobs' misclassified examples).
+    removed: dict[str, int] = {}
+    for _receiver, counts in dataset_deleted.send(
+        sender=Dataset, organization_id=dataset.organization_id, dataset_id=dataset.pk, actor=actor
+    ):
+        if isinstance(counts, dict):
+            removed.update(counts)
     audit_record(
         organization_id=dataset.organization_id,
         action="dataset.deleted",
@@ -148,6 +158,7 @@ def dataset_delete(*, dataset: Dataset, actor: Actor) -> None:
         target_type="dataset",
         target_id=dataset.pk,
         name=dataset.name,
+        **removed,
     )
     key = locked.storage_key
     transaction.on_commit(lambda: default_storage.delete(key))

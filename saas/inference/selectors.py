@@ -267,8 +267,13 @@ def prediction_budget(
 
 def serving_model(*, model_id: str) -> ServingModel | None:
     """The model version behind ``model_id`` (any tenant's: the caller compares the
-    organisation, so another tenant's model answers the same 404 as a missing one)."""
-    m = TrainedModel.objects.unscoped_all_tenants().filter(pk=model_id).first()
+    organisation, so another tenant's model answers the same 404 as a missing one). None for
+    a deleted model too."""
+    m = (
+        TrainedModel.objects.unscoped_all_tenants()
+        .filter(pk=model_id, deleted_at__isnull=True)
+        .first()
+    )
     if m is None:
         return None
     return ServingModel(

@@ -60,7 +60,10 @@ def training_job_list(
         status=Status.QUEUED, device=OuterRef("device"), created_at__lt=OuterRef("created_at")
     )
     running = TrainingJob.objects.for_tenant(organization_id).filter(status=Status.RUNNING)
-    model = TrainedModel.objects.for_tenant(organization_id).filter(job_id=OuterRef("pk"))
+    model = TrainedModel.objects.for_tenant(organization_id).filter(
+        job_id=OuterRef("pk"),
+        deleted_at__isnull=True,  # a deleted model is no longer the job's
+    )
     # The three annotations are declared on TrainingJob so that readers of a listed row are
     # typed; django-stubs' plugin reports annotating a declared attribute as a redefinition.
     jobs = TrainingJob.objects.for_tenant(organization_id)

@@ -10,6 +10,10 @@ class TrainedModel(TenantModel):
     """A servable model. The artifact is a ``.tar.gz`` of the SavedModel in storage.
 
     Exactly one per succeeded job (unique ``job``), so a redelivered completion cannot make two.
+
+    Deleting a model (``model_delete``) removes its artifact and sets ``deleted_at``; the row
+    stays, so the job still cannot register a second one and the audit trail keeps its target.
+    Every read but the deletion itself skips deleted models.
     """
 
     id = models.CharField(primary_key=True, max_length=32, default=IdFactory("mdl"), editable=False)
@@ -23,6 +27,7 @@ class TrainedModel(TenantModel):
     artifact_bytes = models.BigIntegerField()
     artifact_sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["organization", "-created_at"])]

@@ -12,7 +12,19 @@ from .models import TrainedModel
 
 
 def model_list(*, organization_id: str) -> QuerySet[TrainedModel]:
-    return TrainedModel.objects.for_tenant(organization_id)
+    """The organisation's live models (deleted ones are skipped)."""
+    return TrainedModel.objects.for_tenant(organization_id).filter(deleted_at__isnull=True)
+
+
+def model_get_for_delete(*, organization_id: str, model_id: str) -> TrainedModel:
+    """The organisation's model ``model_id`` even if already deleted (so a repeated DELETE is
+    answered like the first). Raises NotFound if missing or another tenant's."""
+    model = next(
+        iter(TrainedModel.objects.for_tenant(organization_id).filter(pk=model_id)[:1]), None
+    )
+    if model is None:
+        raise NotFound(f"No model {model_id!r}.")
+    return model
 
 
 def model_list_summaries(*, organization_id: str) -> QuerySet[TrainedModel]:
@@ -35,9 +47,9 @@ def model_get(*, organization_id: str, model_id: str) -> TrainedModel:
     return model
 
 
-# (organisation id, model id) -> the row. Trained models are immutable once registered (no
-# service updates or deletes one; the admin is read-only), so a copy is exact; the bound
-# (TRAINYARD_REQUEST_CACHE_SECONDS, ≤ 1 s) only limits how long a process keeps one.
+# (organisation id, model id) -> the row. Trained models are immutable once registered (the
+# admin is read-only) until deleted; the bound (TRAINYARD_REQUEST_CACHE_SECONDS, ≤ 1 s) is how
+# long a process may still show a model just deleted.
 _models: TTLCache[tuple[str, str], TrainedModel] = TTLCache()
 
 

@@ -2,7 +2,8 @@
 into storage, and back), and downloading it.
 
 The artifact helpers are storage plumbing called inside the job transitions, which record the
-state change; ``model_download`` is the one write a user triggers here, and it is audited.
+state change; ``model_download`` and ``model_delete`` are the writes a user triggers here, and
+both are audited.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 
 from saas.common.actor import Actor
 from saas.tenancy.audit import audit_record
@@ -31,6 +33,23 @@ log = logging.getLogger(__name__)
 
 #: The data plane's replicas listen here for new models to load before their first request.
 PREWARM_CHANNEL = "dp:prewarm"
+#: ... and here for deleted models to drop from memory, their metadata cache and disk.
+EVICT_CHANNEL = "dp:evict"
+
+
+def _publish(channel: str, model_id: str) -> int:
+    """PUBLISH ``model_id`` on ``channel``; the number of replicas listening, 0 without Redis
+    or on an error (logged)."""
+    if not settings.REDIS_URL:
+        return 0
+    try:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+        )
+        return int(client.publish(channel, model_id))
+    except redis.RedisError as exc:
+        log.warning("announcing %s on %s failed: %s", model_id, channel, exc)
+        return 0
 
 
 def model_prewarm_announce(*, model_id: str) -> int:
@@ -38,16 +57,16 @@ def model_prewarm_announce(*, model_id: str) -> int:
     cache now rather than on the first prediction (the cold start moves off the customer's
     request). Returns the number of replicas listening; 0 without Redis or on an error (a
     pre-warm is an optimisation: the first request then loads it)."""
-    if not settings.REDIS_URL:
-        return 0
-    try:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-        )
-        return int(client.publish(PREWARM_CHANNEL, model_id))
-    except redis.RedisError as exc:
-        log.warning("pre-warm announcement for %s failed: %s", model_id, exc)
-        return 0
+    return _publish(PREWARM_CHANNEL, model_id)
+
+
+def model_evict_announce(*, model_id: str) -> int:
+    """Tell the data plane's replicas that ``model_id`` was deleted, so each forgets its
+    metadata, drops it from memory and removes its extracted copy now (``serve.plane``).
+    Returns the number of replicas listening; 0 without Redis or on an error. A replica that
+    missed it stops serving the model when its metadata cache entry expires
+    (``serve.plane.MODEL_TTL_SECONDS``) and removes the files when its disk cache is pruned."""
+    return _publish(EVICT_CHANNEL, model_id)
 
 
 @dataclass(frozen=True)
@@ -134,8 +153,7 @@ def model_register(
 
     Once the transaction commits, the data plane is asked to pre-warm the model
     (:func:`model_prewarm_announce`)."""
-    transaction.on_commit(lambda: model_prewarm_announce(model_id=model_id))
-    return TrainedModel.objects.for_tenant(organization_id).create(
+    model = TrainedModel.objects.for_tenant(organization_id).create(
         id=model_id,
         organization_id=organization_id,
         job_id=job_id,
@@ -147,6 +165,10 @@ def model_register(
         artifact_bytes=artifact.size,
         artifact_sha256=artifact.sha256,
     )
+    # After the create: outside a transaction on_commit runs at once, and a replica must find
+    # the row when it looks the model up.
+    transaction.on_commit(lambda: model_prewarm_announce(model_id=model_id))
+    return model
 
 
 @transaction.atomic
@@ -167,3 +189,44 @@ def model_download(*, model: TrainedModel, actor: Actor) -> File:
         bytes=model.artifact_bytes,
     )
     return fh
+
+
+@transaction.atomic
+def model_delete(*, model: TrainedModel, actor: Actor) -> bool:
+    """Delete ``model`` (from :func:`~saas.registry.selectors.model_get_for_delete`, so
+    already scoped to the caller's tenant): mark it deleted, audit ``model.deleted`` with
+    ``actor``, and once the transaction commits remove its artifact from storage and announce
+    the deletion to the data plane (:func:`model_evict_announce`). From then on no read lists
+    or serves it and storage sampling no longer bills its bytes.
+
+    Idempotent: returns True when this call deleted it, False when it was already deleted
+    (nothing is audited or removed again). The row is locked first, so two concurrent
+    deletions audit once."""
+    locked = (
+        TrainedModel.objects.for_tenant(model.organization_id).select_for_update().get(pk=model.pk)
+    )
+    if locked.deleted_at is not None:
+        return False
+    TrainedModel.objects.for_tenant(model.organization_id).filter(pk=model.pk).update(
+        deleted_at=timezone.now()
+    )
+    audit_record(
+        organization_id=model.organization_id,
+        action="model.deleted",
+        actor=actor,
+        target_type="model",
+        target_id=model.pk,
+        bytes=locked.artifact_bytes,
+        training_job=locked.job_id,
+    )
+    key, model_id = locked.artifact_key, locked.pk
+
+    def after_commit() -> None:
+        model_evict_announce(model_id=model_id)
+        try:
+            default_storage.delete(key)
+        except OSError as exc:  # the row is deleted either way; an orphan file is only disk
+            log.warning("removing the artifact of deleted model %s failed: %s", model_id, exc)
+
+    transaction.on_commit(after_commit)
+    return True

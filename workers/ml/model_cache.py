@@ -6,6 +6,11 @@ are restored into memory at full size and the graph is of the same order as its
 serialisation. TensorFlow runtime overhead (kernels, thread pools) is shared by all models and
 not counted, so set ``max_bytes`` with some headroom below the worker's memory limit.
 
+Extracted SavedModels on disk (what the data plane loads from; ``serve.runtime``) are a cache
+too: :func:`disk_cache_remove` drops a deleted model's files and :func:`disk_cache_prune` keeps
+the folder under ``TRAINYARD_MODEL_CACHE_DISK_BYTES`` (default 10 GiB), least recently used
+first; the next request for a pruned model extracts it again from artifact storage.
+
 The cache lives per process. ``get_cache()`` creates it on first use, which in a Celery
 prefork worker is inside the child after the fork; a child forked from a process that already
 had a cache starts without one (``os.register_at_fork``), because TensorFlow state does not
@@ -19,15 +24,19 @@ import workers.ml.tf_env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorF
 # isort: split
 
 import os
+import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 MAX_BYTES_ENV = "TRAINYARD_MODEL_CACHE_BYTES"
 LABELS_PATH = os.path.join("assets", "labels.txt")
+DEFAULT_DISK_MAX_BYTES = 10 * 1024**3
+DISK_MAX_BYTES_ENV = "TRAINYARD_MODEL_CACHE_DISK_BYTES"
 PREDICT_CHUNK = 256
 
 
@@ -196,6 +205,19 @@ class ModelCache:
         with self._lock:
             return self._models.pop(key, None) is not None
 
+    def evict_model(self, model_id: str) -> int:
+        """Drop every cached version of ``model_id`` (keys ``model_id`` or ``(model_id, …)``),
+        e.g. once it is deleted; returns how many entries were dropped."""
+        with self._lock:
+            doomed = [
+                k
+                for k in self._models
+                if k == model_id or (isinstance(k, tuple) and k and k[0] == model_id)
+            ]
+            for k in doomed:
+                del self._models[k]
+            return len(doomed)
+
     def clear(self) -> None:
         """Drop every cached model."""
         with self._lock:
@@ -228,3 +250,66 @@ def get_cache() -> ModelCache:
         if _cache is None:
             _cache = ModelCache(int(os.environ.get(MAX_BYTES_ENV, DEFAULT_MAX_BYTES)))
         return _cache
+
+
+def disk_max_bytes() -> int:
+    """The extracted-model folder's budget in bytes: ``TRAINYARD_MODEL_CACHE_DISK_BYTES``,
+    default :data:`DEFAULT_DISK_MAX_BYTES` (10 GiB)."""
+    return int(os.environ.get(DISK_MAX_BYTES_ENV, DEFAULT_DISK_MAX_BYTES))
+
+
+def _model_dir(root: Path, model_id: str) -> Path:
+    # Model ids are ours (``mdl_…``), but a name with a separator must never reach rmtree.
+    if not model_id or "/" in model_id or "\\" in model_id or model_id.startswith("."):
+        raise ValueError(f"Not a model id: {model_id!r}")
+    return Path(root) / model_id
+
+
+def disk_cache_touch(root: Path, model_id: str) -> None:
+    """Mark ``root/model_id`` as just used (its modification time), for
+    :func:`disk_cache_prune`'s least-recently-used order."""
+    path = _model_dir(root, model_id)
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        pass
+
+
+def disk_cache_remove(root: Path, model_id: str) -> bool:
+    """Remove every extracted version of ``model_id`` under ``root`` (``root/<model id>/…``);
+    returns whether there was anything. Raises ValueError for a name that is not a plain
+    folder name."""
+    path = _model_dir(root, model_id)
+    if not path.exists():
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return True
+
+
+def disk_cache_prune(root: Path, max_bytes: int, keep: Collection[str] = ()) -> list[str]:
+    """Remove extracted models under ``root`` (one folder per model id), least recently used
+    first (folder modification time, see :func:`disk_cache_touch`), until the folder holds at
+    most ``max_bytes`` (bytes of regular files). Models named in ``keep`` (in memory, or being
+    loaded) are never removed, so the total can stay above ``max_bytes`` when they alone
+    exceed it. Returns the removed model ids, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    entries = []
+    for child in root.iterdir():
+        if child.is_dir() and not child.is_symlink() and not child.name.startswith("."):
+            try:
+                entries.append((child.stat().st_mtime, child.name, directory_size(str(child))))
+            except FileNotFoundError:  # removed meanwhile
+                continue
+    total = sum(size for _, _, size in entries)
+    removed: list[str] = []
+    for _mtime, name, size in sorted(entries):
+        if total <= max_bytes:
+            break
+        if name in keep:
+            continue
+        shutil.rmtree(root / name, ignore_errors=True)
+        total -= size
+        removed.append(name)
+    return removed

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -101,9 +101,9 @@ class ModelListView(TenantAPIView):
 
 
 class ModelDetailView(TenantAPIView):
-    """One trained model: classes, metrics, artifact size and SHA-256."""
+    """One trained model: classes, metrics, artifact size and SHA-256; or delete it."""
 
-    actions = {"GET": Action.TRAINING_READ}
+    actions = {"GET": Action.TRAINING_READ, "DELETE": Action.TRAINING_WRITE}
 
     @extend_schema(responses=ModelOut)
     def get(self, request, model_id: str):
@@ -111,6 +111,24 @@ class ModelDetailView(TenantAPIView):
             organization_id=self.organization.pk, model_id=model_id
         )
         return Response(represent(ModelOut, model))
+
+    @extend_schema(
+        operation_id="models_destroy",
+        description=(
+            "Delete the model: its SavedModel is removed from storage (storage stops being "
+            "billed for it), it is no longer listed, downloadable or served (the data plane's "
+            "replicas are told at once), and the deletion is audited as `model.deleted`. "
+            "Idempotent: deleting a deleted model answers 204 again. Another tenant's model "
+            "is a 404."
+        ),
+        responses={204: None},
+    )
+    def delete(self, request, model_id: str):
+        model = model_selectors.model_get_for_delete(
+            organization_id=self.organization.pk, model_id=model_id
+        )
+        model_services.model_delete(model=model, actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ModelDownloadView(TenantAPIView):

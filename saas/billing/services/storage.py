@@ -18,7 +18,7 @@ from saas.tenancy.models import Organization
 
 def storage_sample(*, at: datetime.datetime | None = None) -> int:
     """Record one hour of storage per organisation (meter ``storage_gb_hours``): the bytes of
-    live datasets and model artifacts, in GB (10^9 bytes) × 1 hour. Idempotent per hour (the
+    live (not deleted) datasets and model artifacts, in GB (10^9 bytes) × 1 hour. Idempotent per hour (the
     hour is the usage event's source). Run hourly by Celery beat; returns events written."""
     hour = (at or timezone.now()).replace(minute=0, second=0, microsecond=0)
     written = 0
@@ -29,7 +29,12 @@ def storage_sample(*, at: datetime.datetime | None = None) -> int:
             .aggregate(b=Sum("size_bytes"))["b"]
             or 0
         )
-        models_ = TrainedModel.objects.for_tenant(org).aggregate(b=Sum("artifact_bytes"))["b"] or 0
+        models_ = (
+            TrainedModel.objects.for_tenant(org)
+            .filter(deleted_at__isnull=True)  # a deleted model's artifact is gone: not billed
+            .aggregate(b=Sum("artifact_bytes"))["b"]
+            or 0
+        )
         total = data + models_
         if not total:
             continue

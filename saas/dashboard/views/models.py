@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 
+from django.contrib import messages
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
 from saas.common.errors import DomainError, ValidationFailed
 from saas.datasets.models import Task
 from saas.inference import client as inference_client
 from saas.registry import selectors as model_selectors
+from saas.registry import services as model_services
 from saas.tenancy.permissions import Action
 
 from ..base import org_page
@@ -109,3 +112,16 @@ def model_try(request, model_id: str):
         # A 4xx fragment is still swapped in (htmx-config in base.html).
         return page(request, "dashboard/models/_prediction.html", context, status=status)
     return page(request, "dashboard/models/detail.html", context, status=status)
+
+
+@org_page(write=Action.TRAINING_WRITE)
+@require_POST
+def model_delete(request, model_id: str):
+    """Delete a model (the confirmation is the form on its page); audited as ``model.deleted``.
+    A model already deleted is a 404 here, like a missing one."""
+    model = model_selectors.model_get(
+        organization_id=request.tenant.organization.pk, model_id=model_id
+    )
+    model_services.model_delete(model=model, actor=request.tenant.actor)
+    messages.success(request, f"Model {model.pk} deleted.")
+    return redirect("dashboard:models")

@@ -80,12 +80,14 @@ def test_vocabulary_is_adapted_on_the_training_split_only(trained):
     """A token seen only in validation rows maps to OOV: it scores exactly like an unseen one."""
     import tensorflow as tf
 
-    from workers.ml.runners.common import encode_labels, stratified_split
+    from workers.ml import splits
+    from workers.ml.runners.common import encode_labels
 
     rows, result, _ = trained
     _, y = encode_labels([label for _, label in rows])
-    train_idx, val_idx = stratified_split(
-        y, result.classes, validation_split=HP["validation_split"], seed=0
+    groups = splits.group_ids(splits.text_keys([text for text, _ in rows]))
+    train_idx, val_idx = splits.grouped_stratified_split(
+        y, groups, result.classes, validation_split=HP["validation_split"], seed=0
     )
     serve = tf.saved_model.load(result.saved_model_dir).signatures["serving_default"]
 

@@ -30,6 +30,7 @@ from saas.contract.spec import (
     TrainResult,
     TrainSpec,
 )
+from workers.ml import splits
 from workers.ml.runners.common import (
     Split,
     dataset_from_arrays,
@@ -40,7 +41,6 @@ from workers.ml.runners.common import (
     resolve_hyperparameters,
     saved_model_path,
     seed_everything,
-    stratified_split,
 )
 
 DEFAULT_HUB_IMAGE_SIZE = 224
@@ -234,8 +234,10 @@ def train(
         raise TrainingInputError(f"{len(broken)} image(s) cannot be decoded: {shown}.")
     classes, y = encode_labels(labels)
     reject_newlines_in_labels(classes)
-    train_idx, val_idx = stratified_split(
-        y, classes, validation_split=hp["validation_split"], seed=spec.seed
+    # Copies of one image (the same bytes under another name) stay on one side.
+    groups = splits.group_ids(splits.bytes_keys(images))
+    train_idx, val_idx = splits.grouped_stratified_split(
+        y, groups, classes, validation_split=hp["validation_split"], seed=spec.seed
     )
 
     seed_everything(spec.seed)
@@ -297,6 +299,7 @@ def train(
         on_epoch=on_epoch,
         should_stop=should_stop,
     )
+    splits.annotate_duplicates(result.metrics, groups)
 
     def serve(inputs: tf.Tensor) -> tf.Tensor:
         pixels = tf.map_fn(

@@ -27,6 +27,7 @@ from saas.contract.spec import (
     TrainResult,
     TrainSpec,
 )
+from workers.ml import splits
 from workers.ml.runners.common import (
     Split,
     dataset_from_arrays,
@@ -37,7 +38,6 @@ from workers.ml.runners.common import (
     resolve_hyperparameters,
     saved_model_path,
     seed_everything,
-    stratified_split,
 )
 
 BASE_MODEL = TEXT_EMBEDDING_BAG
@@ -136,8 +136,10 @@ def train(
     texts, labels = read_csv(spec.dataset_path, spec.text_column, spec.label_column)
     classes, y = encode_labels(labels)
     reject_newlines_in_labels(classes)
-    train_idx, val_idx = stratified_split(
-        y, classes, validation_split=hp["validation_split"], seed=spec.seed
+    # Copies of one text (after normalising whitespace and case) stay on one side.
+    groups = splits.group_ids(splits.text_keys(texts))
+    train_idx, val_idx = splits.grouped_stratified_split(
+        y, groups, classes, validation_split=hp["validation_split"], seed=spec.seed
     )
     x = np.array(texts, dtype=object)
 
@@ -164,6 +166,7 @@ def train(
         on_epoch=on_epoch,
         should_stop=should_stop,
     )
+    splits.annotate_duplicates(result.metrics, groups)
     # Track the variables and the vocabulary layer (it owns the lookup table), not the whole
     # Keras model: saving the model would add Keras's own serialisation (extra traces).
     module = tf.Module()
