@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 # acks_late: a redelivered message is harmless. training_job_start locks the row and starts an
 # attempt only for a queued job or a running one whose heartbeat went stale (its worker died);
 # for a finished, cancelled or live job it returns None. reject_on_worker_lost puts the message
-# back when the worker is killed mid-job, so another worker finishes it.
+# back when the worker is killed mid-job: it is then a spare ticket (training_job_start), and
+# the killed job itself is taken over by the reaper's ticket once its heartbeat is stale, at
+# most TRAINYARD_TRAINING_MAX_ATTEMPTS times in all (then it fails `worker_lost`).
 @shared_task(
     name=TaskName.TRAIN,
     bind=True,
@@ -33,15 +35,17 @@ log = logging.getLogger(__name__)
     max_retries=None,
 )
 def train(self, *, job_id: str) -> None:
-    """Run one attempt of training job ``job_id`` (a no-op for a finished or live job).
+    """Redeem one ticket of ``job_id``'s device queue: run one attempt of the fairest job
+    (``job_id`` itself when its worker died), or nothing (see ``training_job_start``).
 
-    Retries (without limit) while the job is deferred by ``training_job_start`` (for example
-    the organisation's concurrency limit), after the countdown it gives.
+    While every queued job is held back by its tenant's limit the ticket is re-sent after a
+    capped exponential backoff (``jobs.defer_countdown``), never dropped: it is some queued
+    job's only way to run.
     """
     try:
         start = jobs.training_job_start(job_id=job_id)
-    except jobs.Deferred as wait:
-        raise self.retry(countdown=wait.countdown) from None
+    except jobs.Deferred:
+        raise self.retry(countdown=jobs.defer_countdown(self.request.retries)) from None
     if start is None:
         return
     run_training(start)
@@ -55,6 +59,8 @@ def run_training(start: jobs.JobStart) -> None:
     monitor = jobs.JobMonitor(start)
     workdir = jobs.attempt_workdir(start)
     meter: Usage | None = None
+    # The heartbeat thread beats through every phase (load, adapt, fit, evaluate, export).
+    monitor.beat_start()
     try:
         with local_copy(start.dataset_key) as path, measure() as meter:
             spec = TrainSpec(
@@ -84,4 +90,5 @@ def run_training(start: jobs.JobStart) -> None:
         log.exception("training job %s failed", start.job_id)
         jobs.training_job_fail(start=start, code="platform", message=f"{type(exc).__name__}: {exc}")
     finally:
+        monitor.beat_stop()
         jobs.remove_workdir(workdir)

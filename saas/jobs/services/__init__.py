@@ -19,7 +19,14 @@ from .completion import training_job_complete, training_job_fail, training_job_s
 from .create import TooManyJobs, training_job_cancel, training_job_create, training_job_estimate
 from .monitor import JobMonitor
 from .reaper import training_jobs_reap_stuck
-from .start import Deferred, JobStart, attempt_workdir, remove_workdir, training_job_start
+from .start import (
+    Deferred,
+    JobStart,
+    attempt_workdir,
+    defer_countdown,
+    remove_workdir,
+    training_job_start,
+)
 
 __all__ = [
     "Deferred",
@@ -27,6 +34,7 @@ __all__ = [
     "JobStart",
     "TooManyJobs",
     "attempt_workdir",
+    "defer_countdown",
     "remove_workdir",
     "training_job_cancel",
     "training_job_complete",
