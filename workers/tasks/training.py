@@ -54,27 +54,46 @@ def train(self, *, job_id: str) -> None:
 def run_training(start: jobs.JobStart) -> None:
     """Train, then record the outcome: succeeded, cancelled or failed (input or platform).
 
-    Never raises for a training failure: every outcome ends the job through a service.
+    A taken-over job resumes from its last checkpoint (``start.resume_epoch``); every epoch's
+    checkpoint is stored before the epoch is recorded. Never raises for a training failure:
+    every outcome ends the job through a service.
     """
     monitor = jobs.JobMonitor(start)
     workdir = jobs.attempt_workdir(start)
+    output_dir, checkpoint_dir = workdir / "out", workdir / "checkpoint"
+    output_dir.mkdir()
     meter: Usage | None = None
     # The heartbeat thread beats through every phase (load, adapt, fit, evaluate, export).
     monitor.beat_start()
     try:
+        jobs.training_job_checkpoint_restore(start=start, local_dir=str(checkpoint_dir))
+
+        def on_epoch(epoch: int, logs: dict) -> None:
+            try:
+                jobs.training_job_checkpoint_save(
+                    start=start,
+                    epoch=epoch,
+                    attempt_seconds=monitor.elapsed,
+                    local_dir=str(checkpoint_dir),
+                )
+            except Exception:  # storage trouble costs resumability, never the job
+                log.warning("checkpoint of %s failed", start.job_id, exc_info=True)
+            monitor.on_epoch(epoch, logs)
+
         with local_copy(start.dataset_key) as path, measure() as meter:
             spec = TrainSpec(
                 task=start.task,
                 dataset_path=path,
-                output_dir=str(workdir),
+                output_dir=str(output_dir),
                 base_model=start.base_model,
                 hyperparameters=start.hyperparameters,
                 seed=start.seed,
                 handle=start.handle,
                 text_column=start.text_column,
                 label_column=start.label_column,
+                checkpoint_dir=str(checkpoint_dir),
             )
-            result = runners.train(spec, on_epoch=monitor.on_epoch, should_stop=monitor.should_stop)
+            result = runners.train(spec, on_epoch=on_epoch, should_stop=monitor.should_stop)
         assert meter is not None  # bound by the with statement, which swallows no exception
         jobs.training_job_complete(start=start, result=result, resources=asdict(meter))
     except TrainingCancelled as stop:

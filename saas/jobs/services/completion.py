@@ -67,6 +67,15 @@ def _record_training_usage(
     return usage.priced(charge=charge, lines=lines)
 
 
+def _with_resumed(resources: dict[str, Any], start: JobStart) -> dict[str, Any]:
+    """``resources`` plus the billable seconds of the earlier attempts through the checkpoint
+    this attempt resumed from (0 for a fresh attempt): each epoch is billed once (the rule is
+    in :mod:`.checkpoints`)."""
+    if not start.resumed_seconds:
+        return resources
+    return {**resources, "wall_seconds": resources["wall_seconds"] + start.resumed_seconds}
+
+
 def _current(job: TrainingJob | None, start: JobStart) -> bool:
     return job is not None and job.attempt == start.attempt and job.status == Status.RUNNING
 
@@ -94,7 +103,9 @@ def training_job_complete(
             transaction.on_commit(lambda: model_artifact_delete(key=artifact.key))
             return False
         usage = JobUsage().measured(
-            resources=resources, examples=result.examples_processed, reason="completed"
+            resources=_with_resumed(resources, start),
+            examples=result.examples_processed,
+            reason="completed",
         )
         model_register(
             model_id=model_id,
@@ -137,7 +148,7 @@ def training_job_stopped(*, start: JobStart, resources: dict, examples: int) -> 
         if job is None or not _current(job, start):
             return
         usage = JobUsage().measured(
-            resources=resources, examples=examples, reason="cancelled_by_user"
+            resources=_with_resumed(resources, start), examples=examples, reason="cancelled_by_user"
         )
         usage = _record_training_usage(job, usage, reason="cancelled_by_user", model_id=None)
         finish(job, Status.CANCELLED, usage=usage.to_dict())
@@ -162,7 +173,9 @@ def training_job_fail(
         # Keeps what the last epoch recorded (cost_so_far, seconds_so_far) under the outcome.
         usage = JobUsage.from_dict(job.usage)
         if resources:
-            usage = usage.measured(resources=resources, examples=0, reason=reason, billed=billed)
+            usage = usage.measured(
+                resources=_with_resumed(resources, start), examples=0, reason=reason, billed=billed
+            )
         usage = usage.with_reason(reason)
         if billed:
             usage = _record_training_usage(job, usage, reason="failed_input", model_id=None)

@@ -48,6 +48,11 @@ class JobMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def elapsed(self) -> float:
+        """Wall seconds since this attempt's monitor was created (just before training)."""
+        return time.monotonic() - self._t0
+
     def __enter__(self) -> JobMonitor:
         self.beat_start()
         return self
@@ -115,7 +120,8 @@ class JobMonitor:
         """Record an epoch's loss and accuracy in the timeline, the job's progress, and
         ``usage.cost_so_far`` (the compute used so far at the marginal list price)."""
         start = self.start
-        elapsed = Decimal(str(round(time.monotonic() - self._t0, 3)))
+        # Includes the earlier attempts' seconds through a resumed checkpoint (billed once).
+        elapsed = Decimal(str(round(self.elapsed + start.resumed_seconds, 3)))
         cost = job_charge(
             organization_id=start.organization_id,
             seconds=elapsed,

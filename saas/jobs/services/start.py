@@ -45,6 +45,11 @@ class JobStart:
     dataset_key: str
     text_column: str
     label_column: str
+    # Resuming from a checkpoint (see .checkpoints): the last epoch it holds, the storage key,
+    # and the billable seconds of the earlier attempts through that epoch.
+    resume_epoch: int = 0
+    checkpoint_key: str | None = None
+    resumed_seconds: float = 0.0
 
 
 class Deferred(Exception):
@@ -212,7 +217,10 @@ def _claim_fairest(*, device: str, now: datetime) -> JobStart | None:
 
 
 def _begin_attempt(job: TrainingJob, now: datetime, *, resumed: bool) -> JobStart:
-    """Move the locked ``job`` to ``running`` as a new attempt and say what to run."""
+    """Move the locked ``job`` to ``running`` as a new attempt and say what to run; a taken
+    over job resumes from its checkpoint when it has one."""
+    checkpoint = job.checkpoint if resumed else None
+    resume_epoch = int(checkpoint["epoch"]) if checkpoint else 0
     job.status = Status.RUNNING
     job.attempt += 1
     job.heartbeat_at = now
@@ -222,14 +230,25 @@ def _begin_attempt(job: TrainingJob, now: datetime, *, resumed: bool) -> JobStar
         attempt=job.attempt,
         heartbeat_at=now,
         started_at=job.started_at,
-        epoch=0,
+        epoch=resume_epoch,
     )
-    event(
-        job,
-        "started",
-        "Restarted after the previous worker stopped responding" if resumed else "Started",
-        attempt=job.attempt,
-    )
+    if not resumed:
+        event(job, "started", "Started", attempt=job.attempt)
+    elif checkpoint:
+        event(
+            job,
+            "started",
+            f"Resumed from epoch {resume_epoch} after the previous worker stopped responding",
+            attempt=job.attempt,
+            resumed_from_epoch=resume_epoch,
+        )
+    else:
+        event(
+            job,
+            "started",
+            "Restarted after the previous worker stopped responding",
+            attempt=job.attempt,
+        )
     dataset = job.dataset
     handle = settings.TRAINYARD_HUB_HANDLES.get(job.base_model)
     return JobStart(
@@ -244,6 +263,9 @@ def _begin_attempt(job: TrainingJob, now: datetime, *, resumed: bool) -> JobStar
         dataset_key=dataset.storage_key,
         text_column=dataset.text_column or "text",
         label_column=dataset.label_column or "label",
+        resume_epoch=resume_epoch,
+        checkpoint_key=checkpoint["key"] if checkpoint else None,
+        resumed_seconds=float(checkpoint["seconds"]) if checkpoint else 0.0,
     )
 
 

@@ -296,6 +296,7 @@ def train(
         saved_model_dir=out_dir,
         on_epoch=on_epoch,
         should_stop=should_stop,
+        checkpoint_dir=spec.checkpoint_dir,
     )
 
     def serve(inputs: tf.Tensor) -> tf.Tensor:

@@ -163,6 +163,7 @@ def train(
         saved_model_dir=out_dir,
         on_epoch=on_epoch,
         should_stop=should_stop,
+        checkpoint_dir=spec.checkpoint_dir,
     )
     # Track the variables and the vocabulary layer (it owns the lookup table), not the whole
     # Keras model: saving the model would add Keras's own serialisation (extra traces).
