@@ -20,9 +20,9 @@ from workers.ml.resources import Usage, measure
 log = logging.getLogger(__name__)
 
 
-# acks_late: a redelivered message is harmless. training_job_start locks the row and starts an
-# attempt only for a queued job or a running one whose heartbeat went stale (its worker died);
-# for a finished, cancelled or live job it returns None. reject_on_worker_lost puts the message
+# acks_late: a redelivered message is harmless. A ticket starts at most one queued job (claimed
+# under its row lock) or, from the reaper, takes over a job whose heartbeat went stale (its
+# worker died); otherwise training_job_start returns None. reject_on_worker_lost puts the message
 # back when the worker is killed mid-job: it is then a spare ticket (training_job_start), and
 # the killed job itself is taken over by the reaper's ticket once its heartbeat is stale, at
 # most TRAINYARD_TRAINING_MAX_ATTEMPTS times in all (then it fails `worker_lost`).
@@ -34,16 +34,17 @@ log = logging.getLogger(__name__)
     ignore_result=True,
     max_retries=None,
 )
-def train(self, *, job_id: str) -> None:
-    """Redeem one ticket of ``job_id``'s device queue: run one attempt of the fairest job
-    (``job_id`` itself when its worker died), or nothing (see ``training_job_start``).
+def train(self, *, job_id: str, takeover: bool = False) -> None:
+    """Redeem one ticket: run one attempt of the fairest queued job on ``job_id``'s device
+    queue, or with ``takeover`` (the reaper's tickets) a new attempt of ``job_id`` itself
+    after its worker died; or nothing (see ``training_job_start``).
 
     While every queued job is held back by its tenant's limit the ticket is re-sent after a
     capped exponential backoff (``jobs.defer_countdown``), never dropped: it is some queued
     job's only way to run.
     """
     try:
-        start = jobs.training_job_start(job_id=job_id)
+        start = jobs.training_job_start(job_id=job_id, takeover=takeover)
     except jobs.Deferred:
         raise self.retry(countdown=jobs.defer_countdown(self.request.retries)) from None
     if start is None:

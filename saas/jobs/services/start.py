@@ -68,54 +68,50 @@ def defer_countdown(retries: int) -> float:
     return round(delay * random.uniform(0.75, 1.25), 3)  # noqa: S311 (jitter, not secrecy)
 
 
-def training_job_start(*, job_id: str) -> JobStart | None:
+def training_job_start(*, job_id: str, takeover: bool = False) -> JobStart | None:
     """Worker side: redeem one ticket (a ``train`` message) for one attempt of some job.
 
-    A ``train`` message names a job, but is a *ticket* for its device queue: the worker runs
+    Two kinds of ticket:
 
-    1. the named job itself when it is ``running`` with a stale heartbeat (its worker died; the
-       reaper or a redelivery sent the ticket): a new attempt, or — once
-       ``TRAINYARD_TRAINING_MAX_ATTEMPTS`` attempts have started — ``failed`` with code
-       ``worker_lost``, not billed;
-    2. otherwise the *fairest* queued job on that device (:func:`_claim_fairest`): tenants
-       with the fewest running jobs first, then the fewest started in the last
-       ``TRAINYARD_FAIR_SHARE_WINDOW_SECONDS``, then the oldest job. Rows are claimed with
-       ``SELECT … FOR UPDATE SKIP LOCKED``, so concurrent workers never claim the same job.
+    - ``takeover=True``, sent by the reaper for a running job whose heartbeat went stale (its
+      worker died): a new attempt of *that* job (resumed from its checkpoint), or — once
+      ``TRAINYARD_TRAINING_MAX_ATTEMPTS`` attempts have started — ``failed`` with code
+      ``worker_lost``, not billed. For a job that is not (or no longer) running with a stale
+      heartbeat it does nothing. These tickets are extra: they may expire.
+    - otherwise, the ticket sent when a job is created: it names a job but stands for a place
+      on that job's device queue, and starts the *fairest* queued job there
+      (:func:`_claim_fairest`): tenants with the fewest running jobs first, then the fewest
+      started in the last ``TRAINYARD_FAIR_SHARE_WINDOW_SECONDS``, then the oldest job. Rows
+      are claimed with ``SELECT … FOR UPDATE SKIP LOCKED``, so concurrent workers never claim
+      the same job.
 
-    Every queued job is sent exactly one ticket when created, each ticket starts at most one
-    job, and a ticket is only dropped when no job is queued on its device, so there are always
-    at least as many tickets as queued jobs: every queued job eventually runs, and it runs once
-    (the claim moves it ``queued → running`` under its row lock). A redelivered or duplicated
-    ticket is one spare ticket: it starts the next fair job or finds nothing to do.
+    Why every queued job runs, exactly once: each created job adds one queue ticket; a queue
+    ticket is spent only by claiming a queued job (``queued → running`` under its row lock,
+    so at most once), and is dropped only when nothing is queued on its device; while every
+    queued job is held back by its tenant's limit it is kept (:class:`Deferred`). So there are
+    always at least as many queue tickets as queued jobs. A redelivered ticket (its worker
+    died before acknowledging it) or a duplicate is a spare one: it claims the next fair job,
+    or finds nothing to do.
 
-    Returns None when this ticket has nothing to do (the named job is unknown, or nothing is
-    queued on its device, or the claimed job was refused for billing). Raises
+    Returns None when the ticket has nothing to do (unknown job, nothing queued on its
+    device, nothing to take over, or the claimed job was refused for billing). Raises
     :class:`Deferred` when queued jobs exist but every one's tenant is at its concurrency
-    limit.
+    limit (queue tickets only).
     """
     now = timezone.now()
     with transaction.atomic():
         # The one unscoped read of a task: the job row is what tells us the tenant and device.
-        # SKIP LOCKED: a row another worker is claiming or finishing right now is not ours.
-        named = (
-            TrainingJob.objects.unscoped_all_tenants()
-            .select_for_update(skip_locked=True)
-            .filter(pk=job_id)
-            .first()
-        )
-        if named is None:
-            device = (
-                TrainingJob.objects.unscoped_all_tenants()
-                .filter(pk=job_id)
-                .values_list("device", flat=True)
-                .first()
-            )
-            if device is None:
+        every = TrainingJob.objects.unscoped_all_tenants()
+        if takeover:
+            # SKIP LOCKED: a row another worker is claiming or finishing right now is not
+            # stale; the reaper's next ticket looks again.
+            named = every.select_for_update(skip_locked=True).filter(pk=job_id).first()
+            if named is None or named.status != Status.RUNNING or not stale(named, now):
                 return None
-        else:
-            device = named.device
-            if named.status == Status.RUNNING and stale(named, now):
-                return _take_over(named, now)
+            return _take_over(named, now)
+        device = every.filter(pk=job_id).values_list("device", flat=True).first()
+        if device is None:
+            return None
         return _claim_fairest(device=device, now=now)
 
 

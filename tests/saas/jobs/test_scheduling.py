@@ -127,17 +127,19 @@ def test_defer_backoff_grows_and_is_capped(settings):
 def test_worker_lost_after_max_attempts_and_not_billed(tenant, settings):
     settings.TRAINYARD_TRAINING_MAX_ATTEMPTS = 3
     job_id = submit(tenant, dataset_of(tenant))[0]
+    start = jobs.training_job_start(job_id=job_id)
     attempts = []
     for _ in range(3):
-        start = jobs.training_job_start(job_id=job_id)
         attempts.append(start.attempt)
-        # The worker is killed mid-epoch: it wrote progress, then stopped beating.
+        # The worker is killed mid-epoch: it wrote progress, then stopped beating. Its own
+        # message comes back (reject_on_worker_lost) as a spare queue ticket: nothing queued.
         jobs.JobMonitor(start).on_epoch(1, {"loss": 0.5})
+        assert jobs.training_job_start(job_id=job_id) is None
         make_stale(job_id)
-        # The redelivered message (fresh heartbeat) and the reaper's each bring a ticket.
         assert jobs.training_jobs_reap_stuck() == [job_id]
+        start = jobs.training_job_start(job_id=job_id, takeover=True)  # the reaper's ticket
     assert attempts == [1, 2, 3]
-    assert jobs.training_job_start(job_id=job_id) is None
+    assert start is None
     job = row(job_id)
     assert job.status == "failed" and job.error["code"] == "worker_lost"
     assert job.usage["billing_reason"] == "worker_lost" and job.usage["charge"] == "0.00"
@@ -153,7 +155,7 @@ def test_max_attempts_of_one_fails_at_the_first_takeover(tenant, settings):
     job_id = submit(tenant, dataset_of(tenant))[0]
     jobs.training_job_start(job_id=job_id)
     make_stale(job_id)
-    assert jobs.training_job_start(job_id=job_id) is None
+    assert jobs.training_job_start(job_id=job_id, takeover=True) is None
     assert row(job_id).error["code"] == "worker_lost"
 
 
@@ -204,12 +206,12 @@ def test_heartbeat_thread_beats_through_a_slow_phase(settings):
         for _ in range(2):
             time.sleep(1.25)
             assert jobs.training_jobs_reap_stuck() == []
-            assert jobs.training_job_start(job_id=job_id) is None
+            assert jobs.training_job_start(job_id=job_id, takeover=True) is None
     assert row(job_id).attempt == 1 and row(job_id).status == "running"
     # Once the attempt's beats stop (its worker died), the job does go stale: the test can fail.
     time.sleep(1.5)
     assert jobs.training_jobs_reap_stuck() == [job_id]
-    assert jobs.training_job_start(job_id=job_id).attempt == 2
+    assert jobs.training_job_start(job_id=job_id, takeover=True).attempt == 2
 
 
 @pytest.mark.django_db(transaction=True)
@@ -220,10 +222,34 @@ def test_superseded_attempts_thread_stops_beating(settings):
     first = jobs.training_job_start(job_id=job_id)
     monitor = jobs.JobMonitor(first, heartbeat_every=0.1)
     make_stale(job_id)
-    second = jobs.training_job_start(job_id=job_id)
+    second = jobs.training_job_start(job_id=job_id, takeover=True)
     assert second.attempt == 2
     monitor.beat_start()
     time.sleep(0.5)
     assert monitor._thread is not None and not monitor._thread.is_alive()  # gave up itself
     monitor.beat_stop()
     assert monitor.beat() is False
+
+
+def test_a_queue_ticket_never_takes_over_so_no_queued_job_is_stranded(tenant, other_tenant):
+    """Queue tickets are fungible: if the ticket naming a job that another ticket claimed were
+    spent on taking that job over, a queued job would be left without a ticket."""
+    set_plan_limits(max_active_jobs=10)
+    ds = dataset_of(tenant)
+    earlier = jobs.training_job_start(job_id=submit(tenant, ds)[0])
+    jobs.training_job_fail(start=earlier, code="platform", message="done")
+    # The tenant of `a` ran a job recently, so `b` is fairer.
+    a = submit(tenant, ds)[0]
+    b = submit(other_tenant, dataset_of(other_tenant))[0]
+    claimed = jobs.training_job_start(job_id=a)  # a's ticket claims b
+    assert claimed.job_id == b and row(a).status == "queued"
+    make_stale(b)  # b's worker died
+    taken = jobs.training_job_start(job_id=b)  # b's own ticket arrives: it is a's now
+    assert taken.job_id == a and row(b).attempt == 1
+    assert jobs.training_jobs_reap_stuck() == [b]
+    assert jobs.training_job_start(job_id=b, takeover=True).attempt == 2
+    # A takeover ticket for a live or finished job does nothing, and never claims queued work.
+    c = submit(tenant, ds)[0]
+    assert jobs.training_job_start(job_id=b, takeover=True) is None
+    assert jobs.training_job_start(job_id=c, takeover=True) is None
+    assert row(c).status == "queued"

@@ -107,7 +107,7 @@ def test_killed_attempt_resumes_from_its_last_epoch_and_bills_each_epoch_once(se
         heartbeat_at=timezone.now() - timedelta(hours=1)
     )
     assert jobs.training_jobs_reap_stuck() == [job_id]
-    start = jobs.training_job_start(job_id=job_id)
+    start = jobs.training_job_start(job_id=job_id, takeover=True)
     assert (start.job_id, start.attempt, start.resume_epoch) == (job_id, 2, k)
     assert start.resumed_seconds == resumed_seconds
 
@@ -191,7 +191,7 @@ def test_a_checkpoint_after_the_last_epoch_resumes_to_evaluation_only(settings, 
     TrainingJob.objects.unscoped_all_tenants().filter(pk=job_id).update(
         heartbeat_at=timezone.now() - timedelta(hours=1)
     )
-    second = jobs.training_job_start(job_id=job_id)
+    second = jobs.training_job_start(job_id=job_id, takeover=True)
     assert second.resume_epoch == 2
 
     from workers.tasks.training import run_training
