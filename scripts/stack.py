@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import requests
@@ -35,16 +36,17 @@ TRAINING_MAX_MEMORY_PER_CHILD_KIB = 1_048_576
 TRAINING_MAX_TASKS_PER_CHILD = 100
 
 
-def training_recycling_flags(env: dict[str, str] | None = None) -> list[str]:
+def training_recycling_flags(env: Mapping[str, str] | None = None) -> list[str]:
     """Celery worker flags that recycle a training pool child (``--max-memory-per-child`` in
     KiB, ``--max-tasks-per-child``), from ``TRAINYARD_TRAINING_MAX_MEMORY_PER_CHILD_KIB`` and
     ``TRAINYARD_TRAINING_MAX_TASKS_PER_CHILD`` in ``env`` (default: this process's) or the
     defaults above."""
-    env = os.environ if env is None else env
+    source: Mapping[str, str] = os.environ if env is None else env
     kib = (
-        env.get("TRAINYARD_TRAINING_MAX_MEMORY_PER_CHILD_KIB") or TRAINING_MAX_MEMORY_PER_CHILD_KIB
+        source.get("TRAINYARD_TRAINING_MAX_MEMORY_PER_CHILD_KIB")
+        or TRAINING_MAX_MEMORY_PER_CHILD_KIB
     )
-    tasks = env.get("TRAINYARD_TRAINING_MAX_TASKS_PER_CHILD") or TRAINING_MAX_TASKS_PER_CHILD
+    tasks = source.get("TRAINYARD_TRAINING_MAX_TASKS_PER_CHILD") or TRAINING_MAX_TASKS_PER_CHILD
     return ["--max-memory-per-child", str(int(kib)), "--max-tasks-per-child", str(int(tasks))]
 
 
