@@ -15,10 +15,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from saas.billing.models import BillingAccount
 from saas.billing.selectors import plan_limits_get
 from saas.billing.services import PaymentRequired, billing_check
 from saas.common.actor import Actor
@@ -146,13 +147,23 @@ def _fair_candidates(*, device: str, now: datetime, excluded: set[str]) -> Query
     every = TrainingJob.objects.unscoped_all_tenants()  # the scheduler ranks every tenant
     org_running = every.filter(organization_id=OuterRef("organization_id"), status=Status.RUNNING)
     org_recent = every.filter(organization_id=OuterRef("organization_id"), started_at__gte=window)
+    # The plan's running-job limit, the column plan_limits_get reads, so that a tenant at its
+    # limit is skipped in SQL without locking its rows (the claim re-checks under the lock).
+    limit = (
+        BillingAccount.objects.unscoped_all_tenants()
+        .filter(organization_id=OuterRef("organization_id"))
+        .values("plan__max_running_jobs")[:1]
+    )
     return (
         every.filter(status=Status.QUEUED, device=device)
         .exclude(organization_id__in=excluded)
         .annotate(
             fair_running=Coalesce(_count(org_running), 0),
             fair_recent=Coalesce(_count(org_recent), 0),
+            # No account: not skipped here, so the claim raises as plan_limits_get does.
+            fair_limit=Coalesce(Subquery(limit, output_field=IntegerField()), 2**31 - 1),
         )
+        .filter(fair_running__lt=F("fair_limit"))
         .order_by("fair_running", "fair_recent", "created_at", "pk")
     )
 

@@ -253,3 +253,50 @@ def test_a_queue_ticket_never_takes_over_so_no_queued_job_is_stranded(tenant, ot
     assert jobs.training_job_start(job_id=b, takeover=True) is None
     assert jobs.training_job_start(job_id=c, takeover=True) is None
     assert row(c).status == "queued"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deferred_ticket_takes_no_lock():
+    """A tenant at its limit is skipped in SQL: its ticket neither locks nor waits for the
+    tenant's organisation row (held here by another transaction, as a submission holds it)."""
+    from django.db import transaction
+
+    from saas.tenancy.models import Organization
+
+    set_plan_limits(max_running_jobs=1, max_active_jobs=10)
+    t = make_tenant("acme")
+    first, second = submit(t, dataset_of(t), 2)
+    assert jobs.training_job_start(job_id=first).job_id == first
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_org_lock() -> None:
+        with transaction.atomic():
+            Organization.objects.select_for_update().get(pk=t.org.pk)
+            holding.set()
+            release.wait(30)
+        connection.close()
+
+    holder = threading.Thread(target=hold_org_lock)
+    holder.start()
+    assert holding.wait(10)
+    outcome: list[str] = []
+
+    def redeem() -> None:
+        try:
+            jobs.training_job_start(job_id=second)
+            outcome.append("started")
+        except jobs.Deferred:
+            outcome.append("deferred")
+        finally:
+            connection.close()
+
+    claimer = threading.Thread(target=redeem)
+    t0 = time.monotonic()
+    claimer.start()
+    claimer.join(5)
+    waited = time.monotonic() - t0
+    release.set()
+    holder.join(10)
+    claimer.join(10)
+    assert outcome == ["deferred"] and waited < 2, (outcome, waited)
+    assert row(second).status == "queued"
