@@ -27,8 +27,18 @@ _CACHE_SECONDS = 1.0
 _cache: dict[str, tuple[float, int | None]] = {}
 
 
+_clients: dict[str, redis.Redis] = {}
+
+
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    # One client (and connection pool) per URL and process, not a new connection per beat.
+    url = settings.REDIS_URL
+    client = _clients.get(url)
+    if client is None:
+        client = _clients[url] = redis.Redis.from_url(
+            url, socket_timeout=2, socket_connect_timeout=2
+        )
+    return client
 
 
 def _alive_for() -> float:
