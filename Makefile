@@ -46,8 +46,14 @@ migrate: setup
 run: migrate
 	$(BIN)/python scripts/run.py
 
+# The pool child is replaced once it passes this RSS (KiB) or this many tasks: TensorFlow grows
+# with every job (scripts/stack.py has the same defaults and why).
+TRAINYARD_TRAINING_MAX_MEMORY_PER_CHILD_KIB ?= 1048576
+TRAINYARD_TRAINING_MAX_TASKS_PER_CHILD ?= 100
 worker: setup
-	$(BIN)/celery -A workers.celery_app worker -Q training-cpu -c 1 --loglevel INFO
+	$(BIN)/celery -A workers.celery_app worker -Q training-cpu -c 1 --loglevel INFO \
+		--max-memory-per-child $(TRAINYARD_TRAINING_MAX_MEMORY_PER_CHILD_KIB) \
+		--max-tasks-per-child $(TRAINYARD_TRAINING_MAX_TASKS_PER_CHILD)
 
 # Celery beat and its periodic tasks, on their own worker (never behind a training job).
 worker-maintenance: setup

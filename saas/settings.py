@@ -178,6 +178,16 @@ TRAINYARD_HUB_HANDLES = env.json(
 TRAINYARD_TRAINING_SLOTS = env.json("TRAINYARD_TRAINING_SLOTS", default={"cpu": 1, "gpu": 0})
 TRAINYARD_HEARTBEAT_STALE_SECONDS = env.int("TRAINYARD_HEARTBEAT_STALE_SECONDS", default=120)
 TRAINYARD_REAPER_INTERVAL_SECONDS = env.float("TRAINYARD_REAPER_INTERVAL_SECONDS", default=60.0)
+# Scheduling and worker faults (saas/jobs/services/start.py). A job whose worker died (OOM,
+# SIGKILL, time limit) gets this many attempts in all, then fails `worker_lost`, unbilled.
+TRAINYARD_TRAINING_MAX_ATTEMPTS = env.int("TRAINYARD_TRAINING_MAX_ATTEMPTS", default=3)
+# Fair share: tenants that started fewer jobs within this window go first.
+TRAINYARD_FAIR_SHARE_WINDOW_SECONDS = env.int("TRAINYARD_FAIR_SHARE_WINDOW_SECONDS", default=3600)
+# A ticket whose queued jobs are all held back by tenant limits waits base × 2^n s, capped.
+TRAINYARD_DEFER_BASE_SECONDS = env.float("TRAINYARD_DEFER_BASE_SECONDS", default=1.0)
+TRAINYARD_DEFER_MAX_SECONDS = env.float("TRAINYARD_DEFER_MAX_SECONDS", default=30.0)
+# Training workers write a liveness beat to Redis this often; a worker is alive for 3 beats.
+TRAINYARD_WORKER_BEAT_SECONDS = env.float("TRAINYARD_WORKER_BEAT_SECONDS", default=10.0)
 TRAINYARD_PREDICT_TIMEOUT_SECONDS = env.float("TRAINYARD_PREDICT_TIMEOUT_SECONDS", default=30.0)
 # Where the data plane (`python -m serve`) listens, for the dashboard's "try it" and for a
 # predict request that reaches the web tier directly (the proxy normally routes it to serve).

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,6 +85,28 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return False  # the id now belongs to another user's group: ours is gone
     return True
+
+
+# A training pool child grows with every TensorFlow job it runs (about 7 MiB per tiny text job
+# after the ~725 MiB TensorFlow itself takes: bench/training_child_memory.py), so it is
+# replaced after the task in which it passes this resident size (KiB), or after this many
+# tasks. Makefile (`worker`) and docker-compose.yml use the same defaults and variables.
+TRAINING_MAX_MEMORY_PER_CHILD_KIB = 1_048_576
+TRAINING_MAX_TASKS_PER_CHILD = 100
+
+
+def training_recycling_flags(env: Mapping[str, str] | None = None) -> list[str]:
+    """Celery worker flags that recycle a training pool child (``--max-memory-per-child`` in
+    KiB, ``--max-tasks-per-child``), from ``TRAINYARD_TRAINING_MAX_MEMORY_PER_CHILD_KIB`` and
+    ``TRAINYARD_TRAINING_MAX_TASKS_PER_CHILD`` in ``env`` (default: this process's) or the
+    defaults above."""
+    source: Mapping[str, str] = os.environ if env is None else env
+    kib = (
+        source.get("TRAINYARD_TRAINING_MAX_MEMORY_PER_CHILD_KIB")
+        or TRAINING_MAX_MEMORY_PER_CHILD_KIB
+    )
+    tasks = source.get("TRAINYARD_TRAINING_MAX_TASKS_PER_CHILD") or TRAINING_MAX_TASKS_PER_CHILD
+    return ["--max-memory-per-child", str(int(kib)), "--max-tasks-per-child", str(int(tasks))]
 
 
 def redis_url_or_exit() -> str:
@@ -241,6 +263,8 @@ class Stack:
             "--without-gossip",
             "--without-mingle",
         ]
+        if "training" in queues:
+            argv += training_recycling_flags(self.env)
         if beat:
             argv += ["-B", "--schedule", str(self.log_dir / f"beat-{name}.db")]
         return self._spawn(f"worker-{name}", argv)

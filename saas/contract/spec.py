@@ -62,6 +62,9 @@ class TrainSpec:
             defaults (:func:`saas.contract.hyperparameters.runner_hyperparameters`).
         seed: seeds Python, NumPy and TensorFlow and the train/validation split.
         text_column, label_column: CSV column names (text datasets).
+        checkpoint_dir: a local directory for per-epoch training checkpoints (weights,
+            optimizer state, epoch), or None for none. If it already holds one, training
+            resumes after that checkpoint's epoch.
     """
 
     task: str
@@ -73,6 +76,7 @@ class TrainSpec:
     handle: str | None = None
     text_column: str = "text"
     label_column: str = "label"
+    checkpoint_dir: str | None = None
 
 
 @dataclass
@@ -91,8 +95,10 @@ class TrainResult:
             "predicted_label", "score"}``; ``input`` is the text or the archive member path.
         history: one dict per finished epoch: ``{"epoch", "loss", "accuracy", "val_loss",
             "val_accuracy"}``.
-        epochs_completed: number of finished epochs.
-        examples_processed: training examples seen in all epochs (train size × epochs).
+        epochs_completed: number of finished epochs (through a resumed checkpoint, the
+            epochs of the earlier attempts count too).
+        examples_processed: training examples of all epochs (train size × epochs), each
+            epoch counted once however many attempts it took.
         num_train, num_validation: split sizes.
     """
 

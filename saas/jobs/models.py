@@ -47,6 +47,10 @@ class TrainingJob(TenantModel):
     error = models.JSONField(null=True, blank=True)
     attempt = models.PositiveIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The latest per-epoch training checkpoint of the current attempt, in artifact storage:
+    # ``{"key", "epoch", "seconds", "attempt"}`` (``seconds``: billable wall seconds of every
+    # attempt through that epoch). A new attempt resumes from it; deleted when the job ends.
+    checkpoint = models.JSONField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     created_by_key = models.ForeignKey(
         "apikeys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

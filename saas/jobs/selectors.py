@@ -34,10 +34,12 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from saas.billing.selectors import plan_limit_subquery
+from saas.celery import training_queue
 from saas.common.errors import NotFound
 from saas.common.jsonb import MatrixClasses, MetricsSummary
 from saas.registry.models import TrainedModel
 
+from .liveness import workers_alive
 from .models import JobEvent, TrainingJob
 
 Status = TrainingJob.Status
@@ -122,15 +124,19 @@ def training_job_queue_info(*, job: TrainingJob) -> tuple[int | None, str | None
     """``(queue_position, wait_reason)`` for a queued job, ``(None, None)`` otherwise.
 
     ``queue_position`` is 1 for the next job to start on the job's device queue (all tenants;
-    only a count is revealed). ``wait_reason`` is ``tenant_limit`` while the organisation
-    already runs its plan's ``max_running_jobs``, else ``capacity``
-    (waiting for a free worker slot). No query for a job read through this module.
+    only a count is revealed). ``wait_reason`` is ``no_gpu_workers`` for a GPU job while no
+    worker consuming ``training-gpu`` is alive (:mod:`saas.jobs.liveness`), else
+    ``tenant_limit`` while the organisation already runs its plan's ``max_running_jobs``, else
+    ``capacity`` (waiting for a free worker slot). No SQL query for a job read through this
+    module (a GPU job costs one cached Redis read).
     """
     if job.status != Status.QUEUED:
         return None, None
     job = _annotated(job)
     if job.status != Status.QUEUED:  # it started since the caller read it
         return None, None
+    if job.device == "gpu" and workers_alive(queue=training_queue("gpu").value) == 0:
+        return (job.queue_ahead or 0) + 1, "no_gpu_workers"
     if job.org_running >= job.max_running_jobs:
         return (job.queue_ahead or 0) + 1, "tenant_limit"
     return (job.queue_ahead or 0) + 1, "capacity"

@@ -21,10 +21,12 @@ from workers.ml.resources import Usage, measure
 log = logging.getLogger(__name__)
 
 
-# acks_late: a redelivered message is harmless. training_job_start locks the row and starts an
-# attempt only for a queued job or a running one whose heartbeat went stale (its worker died);
-# for a finished, cancelled or live job it returns None. reject_on_worker_lost puts the message
-# back when the worker is killed mid-job, so another worker finishes it.
+# acks_late: a redelivered message is harmless. A ticket starts at most one queued job (claimed
+# under its row lock) or, from the reaper, takes over a job whose heartbeat went stale (its
+# worker died); otherwise training_job_start returns None. reject_on_worker_lost puts the message
+# back when the worker is killed mid-job: it is then a spare ticket (training_job_start), and
+# the killed job itself is taken over by the reaper's ticket once its heartbeat is stale, at
+# most TRAINYARD_TRAINING_MAX_ATTEMPTS times in all (then it fails `worker_lost`).
 @shared_task(
     name=TaskName.TRAIN,
     bind=True,
@@ -33,16 +35,19 @@ log = logging.getLogger(__name__)
     ignore_result=True,
     max_retries=None,
 )
-def train(self, *, job_id: str) -> None:
-    """Run one attempt of training job ``job_id`` (a no-op for a finished or live job).
+def train(self, *, job_id: str, takeover: bool = False) -> None:
+    """Redeem one ticket: run one attempt of the fairest queued job on ``job_id``'s device
+    queue, or with ``takeover`` (the reaper's tickets) a new attempt of ``job_id`` itself
+    after its worker died; or nothing (see ``training_job_start``).
 
-    Retries (without limit) while the job is deferred by ``training_job_start`` (for example
-    the organisation's concurrency limit), after the countdown it gives.
+    While every queued job is held back by its tenant's limit the ticket is re-sent after a
+    capped exponential backoff (``jobs.defer_countdown``), never dropped: it is some queued
+    job's only way to run.
     """
     try:
-        start = jobs.training_job_start(job_id=job_id)
-    except jobs.Deferred as wait:
-        raise self.retry(countdown=wait.countdown) from None
+        start = jobs.training_job_start(job_id=job_id, takeover=takeover)
+    except jobs.Deferred:
+        raise self.retry(countdown=jobs.defer_countdown(self.request.retries)) from None
     if start is None:
         return
     run_training(start)
@@ -51,25 +56,46 @@ def train(self, *, job_id: str) -> None:
 def run_training(start: jobs.JobStart) -> None:
     """Train, then record the outcome: succeeded, cancelled or failed (input or platform).
 
-    Never raises for a training failure: every outcome ends the job through a service.
+    A taken-over job resumes from its last checkpoint (``start.resume_epoch``); every epoch's
+    checkpoint is stored before the epoch is recorded. Never raises for a training failure:
+    every outcome ends the job through a service.
     """
     monitor = jobs.JobMonitor(start)
     workdir = jobs.attempt_workdir(start)
+    output_dir, checkpoint_dir = workdir / "out", workdir / "checkpoint"
+    output_dir.mkdir()
     meter: Usage | None = None
+    # The heartbeat thread beats through every phase (load, adapt, fit, evaluate, export).
+    monitor.beat_start()
     try:
+        jobs.training_job_checkpoint_restore(start=start, local_dir=str(checkpoint_dir))
+
+        def on_epoch(epoch: int, logs: dict) -> None:
+            try:
+                jobs.training_job_checkpoint_save(
+                    start=start,
+                    epoch=epoch,
+                    attempt_seconds=monitor.elapsed,
+                    local_dir=str(checkpoint_dir),
+                )
+            except Exception:  # storage trouble costs resumability, never the job
+                log.warning("checkpoint of %s failed", start.job_id, exc_info=True)
+            monitor.on_epoch(epoch, logs)
+
         with local_copy(start.dataset_key) as path, measure() as meter:
             spec = TrainSpec(
                 task=start.task,
                 dataset_path=path,
-                output_dir=str(workdir),
+                output_dir=str(output_dir),
                 base_model=start.base_model,
                 hyperparameters=start.hyperparameters,
                 seed=start.seed,
                 handle=start.handle,
                 text_column=start.text_column,
                 label_column=start.label_column,
+                checkpoint_dir=str(checkpoint_dir),
             )
-            result = runners.train(spec, on_epoch=monitor.on_epoch, should_stop=monitor.should_stop)
+            result = runners.train(spec, on_epoch=on_epoch, should_stop=monitor.should_stop)
         assert meter is not None  # bound by the with statement, which swallows no exception
         jobs.training_job_complete(start=start, result=result, resources=asdict(meter))
     except TrainingCancelled as stop:
@@ -92,4 +118,5 @@ def run_training(start: jobs.JobStart) -> None:
         log.exception("training job %s failed", start.job_id)
         jobs.training_job_fail(start=start, code="platform", message=f"{type(exc).__name__}: {exc}")
     finally:
+        monitor.beat_stop()
         jobs.remove_workdir(workdir)

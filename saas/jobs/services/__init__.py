@@ -9,12 +9,14 @@ or record a result twice. By concern:
 - :mod:`.start`: a worker takes the job (``training_job_start``, ``JobStart``, ``Deferred``).
 - :mod:`.monitor`: while it trains (``JobMonitor``: stop checks, heartbeats, epochs).
 - :mod:`.completion`: how it ends (succeeded, stopped, failed) and its usage.
+- :mod:`.checkpoints`: per-epoch checkpoints, so a job whose worker died resumes.
 - :mod:`.reaper`: jobs whose worker died.
 
 ``from saas.jobs import services as jobs; jobs.training_job_create(...)`` keeps working: the
 public names are re-exported here.
 """
 
+from .checkpoints import training_job_checkpoint_restore, training_job_checkpoint_save
 from .completion import (
     training_job_complete,
     training_job_fail,
@@ -24,7 +26,14 @@ from .completion import (
 from .create import TooManyJobs, training_job_cancel, training_job_create, training_job_estimate
 from .monitor import JobMonitor
 from .reaper import training_jobs_reap_stuck
-from .start import Deferred, JobStart, attempt_workdir, remove_workdir, training_job_start
+from .start import (
+    Deferred,
+    JobStart,
+    attempt_workdir,
+    defer_countdown,
+    remove_workdir,
+    training_job_start,
+)
 
 __all__ = [
     "Deferred",
@@ -32,8 +41,11 @@ __all__ = [
     "JobStart",
     "TooManyJobs",
     "attempt_workdir",
+    "defer_countdown",
     "remove_workdir",
     "training_job_cancel",
+    "training_job_checkpoint_restore",
+    "training_job_checkpoint_save",
     "training_job_complete",
     "training_job_create",
     "training_job_estimate",

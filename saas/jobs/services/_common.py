@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -40,12 +42,25 @@ def stale(job: TrainingJob, now: datetime) -> bool:
 
 def finish(job: TrainingJob, status: str, **fields: Any) -> None:
     """Move the (already locked and checked) job to a terminal ``status``, releasing the quota
-    its submission reserved (in the same transaction as its usage events, if any)."""
+    its submission reserved (in the same transaction as its usage events, if any); its training
+    checkpoint, if any, is deleted from storage once the transaction commits."""
     now = timezone.now()
     TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(
-        status=status, finished_at=now, heartbeat_at=now, **fields
+        status=status, finished_at=now, heartbeat_at=now, checkpoint=None, **fields
     )
     quota_release(organization_id=job.organization_id, source_type="training_job", source_id=job.pk)
+    key = (job.checkpoint or {}).get("key")
+    if key:
+        transaction.on_commit(lambda: stored_delete(key))
+
+
+def stored_delete(key: str) -> None:
+    """Delete a stored scratch object (a checkpoint); missing is fine, errors are logged:
+    cleanup after an outcome is committed must never undo or fail it."""
+    try:
+        default_storage.delete(key)
+    except Exception:
+        logging.getLogger(__name__).warning("could not delete %s", key, exc_info=True)
 
 
 def lock_attempt(*, organization_id: str, job_id: str) -> TrainingJob | None:

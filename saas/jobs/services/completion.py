@@ -72,6 +72,15 @@ def _record_training_usage(
     return usage.priced(charge=charge, lines=lines)
 
 
+def _with_resumed(resources: dict[str, Any], start: JobStart) -> dict[str, Any]:
+    """``resources`` plus the billable seconds of the earlier attempts through the checkpoint
+    this attempt resumed from (0 for a fresh attempt): each epoch is billed once (the rule is
+    in :mod:`.checkpoints`)."""
+    if not start.resumed_seconds:
+        return resources
+    return {**resources, "wall_seconds": resources["wall_seconds"] + start.resumed_seconds}
+
+
 def _current(job: TrainingJob | None, start: JobStart) -> bool:
     return job is not None and job.attempt == start.attempt and job.status == Status.RUNNING
 
@@ -99,7 +108,9 @@ def training_job_complete(
             transaction.on_commit(lambda: model_artifact_delete(key=artifact.key))
             return False
         usage = JobUsage().measured(
-            resources=resources, examples=result.examples_processed, reason="completed"
+            resources=_with_resumed(resources, start),
+            examples=result.examples_processed,
+            reason="completed",
         )
         model_register(
             model_id=model_id,
@@ -148,10 +159,16 @@ def training_job_stopped(
         if job is None or not _current(job, start):
             return
         if exhausted is not None and job.cancel_requested_at is None:
-            _fail_billed(job, resources, examples, code="quota_exhausted", message=exhausted)
+            _fail_billed(
+                job,
+                _with_resumed(resources, start),
+                examples,
+                code="quota_exhausted",
+                message=exhausted,
+            )
             return
         usage = JobUsage().measured(
-            resources=resources, examples=examples, reason="cancelled_by_user"
+            resources=_with_resumed(resources, start), examples=examples, reason="cancelled_by_user"
         )
         usage = _record_training_usage(job, usage, reason="cancelled_by_user", model_id=None)
         finish(job, Status.CANCELLED, usage=usage.to_dict())
@@ -199,7 +216,7 @@ def training_job_time_limited(*, start: JobStart, resources: dict) -> None:
         resources = resources or {"wall_seconds": 0.0, "cpu_seconds": 0.0, "device": job.device}
         _fail_billed(
             job,
-            resources,
+            _with_resumed(resources, start),
             _examples_done(job),
             code="time_limit",
             message=f"Training ran past the {limit} s time limit after {job.epoch} epochs; "
@@ -225,7 +242,9 @@ def training_job_fail(
         # Keeps what the last epoch recorded (cost_so_far, seconds_so_far) under the outcome.
         usage = JobUsage.from_dict(job.usage)
         if resources:
-            usage = usage.measured(resources=resources, examples=0, reason=reason, billed=billed)
+            usage = usage.measured(
+                resources=_with_resumed(resources, start), examples=0, reason=reason, billed=billed
+            )
         usage = usage.with_reason(reason)
         if billed:
             usage = _record_training_usage(job, usage, reason="failed_input", model_id=None)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from decimal import Decimal
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -17,19 +20,29 @@ from ..usage import JobUsage
 from ._common import Status, event
 from .start import JobStart
 
+log = logging.getLogger(__name__)
+
 
 class JobMonitor:
     """Worker side, per attempt: answers "should training stop?" and keeps the heartbeat fresh.
 
     ``should_stop()`` re-reads the job's row (one indexed query) before every batch; it is
     True when the job was cancelled, or when another attempt took the job over. The heartbeat
-    is written at most every ``heartbeat_every`` seconds. Every write is conditional on the
-    attempt still being current.
+    is written at most every ``heartbeat_every`` seconds, by ``should_stop`` and — through
+    every phase, including those with no batches (a vocabulary ``adapt``, evaluation, export,
+    a hub load) — by a daemon thread between :meth:`beat_start` and :meth:`beat_stop` (use
+    the monitor as a context manager). Every write is conditional on the attempt still being
+    current, so a superseded attempt's thread cannot keep the new attempt's job "alive".
     """
 
-    def __init__(self, start: JobStart, heartbeat_every: float = 2.0) -> None:
+    def __init__(self, start: JobStart, heartbeat_every: float | None = None) -> None:
         self.start = start
-        self.heartbeat_every = heartbeat_every
+        # Three beats fit in the stale limit, so one slow write never lets the reaper in.
+        self.heartbeat_every = (
+            heartbeat_every
+            if heartbeat_every is not None
+            else max(0.2, min(2.0, settings.TRAINYARD_HEARTBEAT_STALE_SECONDS / 3))
+        )
         self._last_beat = timezone.now()
         self._t0 = time.monotonic()
         self._examples_per_epoch: int | None = None
@@ -38,6 +51,60 @@ class JobMonitor:
         # ``quota_exhausted`` (training_job_stopped(exhausted=...)).
         self.exhausted: str | None = None
         self._billing: tuple[str, str | None] | None = None  # (device, creating API key)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def elapsed(self) -> float:
+        """Wall seconds since this attempt's monitor was created (just before training)."""
+        return time.monotonic() - self._t0
+
+    def __enter__(self) -> JobMonitor:
+        self.beat_start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.beat_stop()
+
+    def beat_start(self) -> None:
+        """Start the heartbeat thread (a daemon: it never keeps a dying worker alive)."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._beat_loop, name=f"heartbeat-{self.start.job_id}", daemon=True
+            )
+            self._thread.start()
+
+    def beat_stop(self, timeout: float = 5.0) -> None:
+        """Stop the heartbeat thread and wait (up to ``timeout`` s) for it to end."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def beat(self) -> bool:
+        """Write ``heartbeat_at = now`` if this attempt is still current and running; returns
+        whether it was written (False: cancelled to terminal, or superseded)."""
+        now = timezone.now()
+        written = (
+            self._qs()
+            .filter(attempt=self.start.attempt, status=Status.RUNNING)
+            .update(heartbeat_at=now)
+        )
+        self._last_beat = now
+        return bool(written)
+
+    def _beat_loop(self) -> None:
+        try:
+            while not self._stop.wait(self.heartbeat_every):
+                try:
+                    if not self.beat():
+                        return  # superseded or finished: nothing of ours left to keep alive
+                except Exception:  # a database blip must not end the beats for good
+                    log.warning("heartbeat of %s failed", self.start.job_id, exc_info=True)
+                    connection.close()
+        finally:
+            connection.close()  # this thread's own connection
 
     def _qs(self) -> QuerySet[TrainingJob]:
         return TrainingJob.objects.for_tenant(self.start.organization_id).filter(
@@ -52,8 +119,7 @@ class JobMonitor:
         status, attempt, cancel = row
         now = timezone.now()
         if (now - self._last_beat).total_seconds() >= self.heartbeat_every:
-            self._qs().filter(attempt=self.start.attempt).update(heartbeat_at=now)
-            self._last_beat = now
+            self.beat()
         return (
             cancel is not None
             or attempt != self.start.attempt
@@ -67,7 +133,8 @@ class JobMonitor:
         the compute used against what is left of the quota and spend caps (see
         :meth:`_check_budget`)."""
         start = self.start
-        elapsed = Decimal(str(round(time.monotonic() - self._t0, 3)))
+        # Includes the earlier attempts' seconds through a resumed checkpoint (billed once).
+        elapsed = Decimal(str(round(self.elapsed + start.resumed_seconds, 3)))
         if self._billing is None:
             row = self._qs().values_list("device", "created_by_key_id").first()
             self._billing = row if row is not None else ("cpu", None)

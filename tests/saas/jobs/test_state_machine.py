@@ -56,7 +56,7 @@ def test_stale_heartbeat_is_taken_over_as_a_new_attempt(job, settings):
         heartbeat_at=timezone.now()
         - timedelta(seconds=settings.TRAINYARD_HEARTBEAT_STALE_SECONDS + 1)
     )
-    second = jobs.training_job_start(job_id=job.pk)
+    second = jobs.training_job_start(job_id=job.pk, takeover=True)  # the reaper's ticket
     assert second.attempt == first.attempt + 1
     # the superseded attempt is told to stop and cannot record anything
     assert jobs.JobMonitor(first).should_stop() is True
@@ -90,7 +90,7 @@ def test_late_attempt_cannot_complete(job, tmp_path, settings):
     TrainingJob.objects.for_tenant(job.organization_id).filter(pk=job.pk).update(
         heartbeat_at=timezone.now() - timedelta(hours=1)
     )
-    jobs.training_job_start(job_id=job.pk)
+    jobs.training_job_start(job_id=job.pk, takeover=True)
     assert (
         jobs.training_job_complete(start=first, result=fake_result(tmp_path), resources=RESOURCES)
         is False

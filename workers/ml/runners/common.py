@@ -144,7 +144,9 @@ class ProgressCallback(keras.callbacks.Callback):
 
     ``on_epoch(epoch, logs)`` gets the 1-based epoch number and ``loss``, ``accuracy``,
     ``val_loss``, ``val_accuracy`` as Python floats; the same figures plus ``epoch`` are
-    appended to :attr:`history`.
+    appended to :attr:`history`. Epochs are counted from the start of the job: when training
+    resumes from a checkpoint after epoch k (Keras starts at epoch index k), the first epoch
+    reported is k + 1, and :attr:`epochs_completed` includes the k restored ones.
 
     Args:
         num_train: training examples per epoch, and ``batch_size``: examples per batch (the
@@ -167,25 +169,28 @@ class ProgressCallback(keras.callbacks.Callback):
         self._num_train = num_train
         self._batch_size = batch_size
         self._batches_this_epoch = 0
+        self.epochs_completed = 0
         self.history: list[dict[str, Any]] = []
 
     @property
     def examples_processed(self) -> int:
-        """Training examples consumed so far: finished epochs plus finished batches."""
+        """Training examples consumed so far: finished epochs (restored ones included) plus
+        finished batches of the current one."""
         partial = min(self._batches_this_epoch * self._batch_size, self._num_train)
-        return len(self.history) * self._num_train + partial
+        return self.epochs_completed * self._num_train + partial
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._batches_this_epoch = 0
+        self.epochs_completed = epoch  # 0-based index of this epoch = epochs already done
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self._should_stop is not None and self._should_stop():
             self.model.stop_training = True
             cancelled = TrainingCancelled(
-                f"Training cancelled during epoch {len(self.history) + 1}."
+                f"Training cancelled during epoch {self.epochs_completed + 1}."
             )
             cancelled.examples_processed = self.examples_processed
-            cancelled.epochs_completed = len(self.history)
+            cancelled.epochs_completed = self.epochs_completed
             raise cancelled
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
@@ -196,6 +201,7 @@ class ProgressCallback(keras.callbacks.Callback):
         figures = {key: float(logs[key]) for key in self.METRIC_KEYS if key in logs}
         self.history.append({"epoch": epoch + 1, **figures})
         self._batches_this_epoch = 0
+        self.epochs_completed = epoch + 1
         if self._on_epoch is not None:
             self._on_epoch(epoch + 1, figures)
 
@@ -243,6 +249,7 @@ def fit_evaluate(
     saved_model_dir: str,
     on_epoch: EpochCallback | None,
     should_stop: StopCheck | None,
+    checkpoint_dir: str | None = None,
 ) -> TrainResult:
     """Compile, train and evaluate ``model``; the caller exports it to ``saved_model_dir``.
 
@@ -254,6 +261,11 @@ def fit_evaluate(
     Returns:
         A :class:`TrainResult` whose metrics and misclassified examples are computed on the
         validation split; ``saved_model_dir`` is recorded as given.
+
+    With ``checkpoint_dir``, a Keras ``BackupAndRestore`` backs up the weights, optimizer state
+    and epoch counter there at the end of every epoch, *before* ``on_epoch`` is called (so the
+    caller can store the backup of the epoch it is told about), and restores a backup already
+    there before training, continuing at the next epoch.
 
     Raises:
         TrainingCancelled: ``should_stop()`` returned True before a batch; the exception's
@@ -273,16 +285,31 @@ def fit_evaluate(
     progress = ProgressCallback(
         on_epoch, should_stop, num_train=data.num_train, batch_size=hp["batch_size"]
     )
+    callbacks: list[keras.callbacks.Callback] = [progress]
+    restoring = bool(
+        checkpoint_dir and os.path.isdir(checkpoint_dir) and os.listdir(checkpoint_dir)
+    )
+    if checkpoint_dir is not None:
+        # First in the list: Keras calls callbacks in order, so the epoch's backup is on disk
+        # when progress reports the epoch. Kept after training: the caller owns the directory.
+        backup = keras.callbacks.BackupAndRestore(
+            checkpoint_dir, save_freq="epoch", delete_checkpoint=False
+        )
+        callbacks.insert(0, backup)
     model.fit(
         data.train,
         validation_data=data.validation,
         epochs=hp["epochs"],
-        callbacks=[progress],
+        callbacks=callbacks,
         verbose=0,
     )
     probs = predict_probs(model, data.validation.map(lambda x, y: x))
     metrics, misclassified = evaluate(data.val_y, probs, classes, data.val_inputs)
-    epochs_completed = len(progress.history)
+    epochs_completed = progress.epochs_completed
+    if restoring and not progress.history:
+        # Keras ran no epoch: the backup already held the last one (the previous attempt died
+        # while evaluating or exporting).
+        epochs_completed = hp["epochs"]
     return TrainResult(
         classes=list(classes),
         saved_model_dir=saved_model_dir,

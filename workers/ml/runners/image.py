@@ -298,6 +298,7 @@ def train(
         saved_model_dir=out_dir,
         on_epoch=on_epoch,
         should_stop=should_stop,
+        checkpoint_dir=spec.checkpoint_dir,
     )
     splits.annotate_duplicates(result.metrics, groups)
 

@@ -165,6 +165,7 @@ def train(
         saved_model_dir=out_dir,
         on_epoch=on_epoch,
         should_stop=should_stop,
+        checkpoint_dir=spec.checkpoint_dir,
     )
     splits.annotate_duplicates(result.metrics, groups)
     # Track the variables and the vocabulary layer (it owns the lookup table), not the whole
