@@ -110,8 +110,8 @@ AXES_FAILURE_LIMIT = env.int("TRAINYARD_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("TRAINYARD_LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_RESET_ON_SUCCESS = True
-AXES_USERNAME_CALLABLE = "saas.accounts.throttle.axes_username"
-AXES_CLIENT_IP_CALLABLE = "saas.accounts.throttle.axes_client_ip"
+AXES_USERNAME_CALLABLE = "saas.limits.auth_throttle.axes_username"
+AXES_CLIENT_IP_CALLABLE = "saas.limits.auth_throttle.axes_client_ip"
 AXES_LOCKOUT_CALLABLE = "saas.dashboard.auth.locked_out"
 AXES_ENABLE_ADMIN = False  # unlock with `manage.py axes_reset_username EMAIL`
 # Per client address (saas.limits.ratelimit token buckets in Redis): at most this many sign-in,

@@ -20,14 +20,14 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
 
-from saas.accounts.throttle import auth_attempt_take, password_reset_email_allowed
+from saas.limits.auth_throttle import auth_attempt_take, password_reset_email_allowed
 
 from .base import error_page
 
 
 def throttled(scope: str):
     """Decorate a view so that its POSTs take one of the client address's attempts for
-    ``scope`` (``login``, ``signup``, ``password_reset``; ``saas.accounts.throttle``); past the
+    ``scope`` (``login``, ``signup``, ``password_reset``; ``saas.limits.auth_throttle``); past the
     limit the answer is a 429 page with ``Retry-After`` and the view does not run."""
 
     def wrap(view):

@@ -17,7 +17,8 @@ import hashlib
 from django.conf import settings
 
 from saas.common.actor import client_ip
-from saas.limits.ratelimit import Decision, rate_limit_take
+
+from .ratelimit import Decision, rate_limit_take
 
 SCOPES = ("login", "signup", "password_reset")
 
