@@ -112,6 +112,7 @@ AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "saas.limits.auth_throttle.axes_username"
 AXES_CLIENT_IP_CALLABLE = "saas.limits.auth_throttle.axes_client_ip"
+AXES_CLIENT_STR_CALLABLE = "saas.limits.auth_throttle.axes_client_str"  # no tokens in its logs
 AXES_LOCKOUT_CALLABLE = "saas.dashboard.auth.locked_out"
 AXES_ENABLE_ADMIN = False  # unlock with `manage.py axes_reset_username EMAIL`
 # Per client address (saas.limits.ratelimit token buckets in Redis): at most this many sign-in,
@@ -362,7 +363,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # httpx logs every request's full URL at INFO; the data plane forwards the dashboard's
+        # requests through it (emailed links with their tokens), so only its warnings.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 # --- tenancy limits ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import hashlib
 from django.conf import settings
 
 from saas.common.actor import client_ip
+from saas.common.redact import redact_path
 
 from .ratelimit import Decision, rate_limit_take
 
@@ -36,6 +37,15 @@ def axes_client_ip(request) -> str:
     """The client address django-axes records: the same rule as the rate limits and the audit
     log (``saas.common.actor.client_ip``)."""
     return client_ip(request, settings.TRAINYARD_TRUSTED_PROXIES) or ""
+
+
+def axes_client_str(username, ip_address, user_agent, path_info, request) -> str:
+    """How django-axes names a client in its log lines (``AXES_CLIENT_STR_CALLABLE``): the
+    address and the path, redacted, never the email. Its default writes the raw path, which for
+    a sign-in made by confirming a sign-up (``/signup/confirm/<uid>/<token>``) is a secret."""
+    if isinstance(path_info, tuple | list):
+        path_info = path_info[0] if path_info else ""
+    return f'{{ip_address: "{ip_address}", path_info: "{redact_path(str(path_info or ""))}"}}'
 
 
 def _email_key(email: str) -> str:
