@@ -299,3 +299,20 @@ def test_password_reset_mails_one_address_at_most_a_few_times(settings):
         answers.add((r.status_code, r["Location"]))
     assert answers == {(302, "/password-reset/sent")}
     assert len(mail.outbox) == settings.TRAINYARD_PASSWORD_RESETS_PER_EMAIL
+
+
+def test_the_admin_sign_in_is_limited_and_locked_out_too(settings):
+    settings.TRAINYARD_AUTH_ATTEMPTS_PER_IP = 2
+    staff = user("staff@x.test")
+    staff.is_staff = True
+    staff.save()
+    c = Client(REMOTE_ADDR="198.51.100.30")
+    data = {"username": "staff@x.test", "password": "wrong", "next": "/admin/"}
+    assert c.post("/admin/login/", data).status_code == 200
+    assert c.post("/admin/login/", data).status_code == 200
+    assert c.post("/admin/login/", data).status_code == 429
+    # The lockout counts admin failures with the dashboard's.
+    settings.TRAINYARD_AUTH_ATTEMPTS_PER_IP = 100
+    for _ in range(settings.AXES_FAILURE_LIMIT - 2):
+        _login("staff@x.test", "wrong")
+    assert _login("staff@x.test", PASSWORD).status_code == 429
