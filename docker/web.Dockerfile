@@ -8,4 +8,4 @@ COPY requirements/web.lock requirements/web.lock
 RUN pip install --no-cache-dir -r requirements/web.lock
 COPY . .
 EXPOSE 8000
-CMD ["gunicorn", "saas.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "120"]
+CMD ["gunicorn", "saas.wsgi", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "120"]

@@ -6,6 +6,7 @@ Redis (production and the test suite); without them it falls back to SQLite and 
 filesystem transport under ``var/`` so ``make demo`` works on a bare machine.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -19,7 +20,33 @@ VAR_DIR = Path(env.str("TRAINYARD_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-key-change-me-" + "x" * 24)
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+# No `testserver` here: Django's test environment (pytest-django too) adds it while tests run,
+# and nowhere else should a request with that Host be answered.
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+
+def proxy_ssl_header(value: str) -> tuple[str, str] | None:
+    """``TRAINYARD_PROXY_SSL_HEADER`` (``"X-Forwarded-Proto: https"``, or ``=`` instead of
+    ``:``) as Django's ``SECURE_PROXY_SSL_HEADER`` (``("HTTP_X_FORWARDED_PROTO", "https")``);
+    None when empty. Set it only behind a proxy that overwrites that header on every request,
+    or any client can claim HTTPS. Raises ImproperlyConfigured for a value without a header
+    name and value."""
+    value = value.strip()
+    if not value:
+        return None
+    sep = ":" if ":" in value else "="
+    name, _, expected = value.partition(sep)
+    name, expected = name.strip(), expected.strip()
+    if not name or not expected or sep not in value:
+        raise environ.ImproperlyConfigured(
+            "TRAINYARD_PROXY_SSL_HEADER must look like 'X-Forwarded-Proto: https'"
+        )
+    return "HTTP_" + name.upper().replace("-", "_"), expected
+
+
+# Behind a TLS-terminating proxy, the header it sets to say the client used HTTPS (so
+# request.is_secure() and the redirects Django builds say https://). Unset: trust no header.
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env.str("TRAINYARD_PROXY_SSL_HEADER", default=""))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -32,6 +59,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",  # sign-in lockout (django-axes): failed attempts per account, in the database
     "saas.limits",
     "saas.accounts",
     "saas.tenancy",
@@ -60,13 +88,40 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "saas.dashboard.middleware.ServerTimingMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "saas.urls"
 WSGI_APPLICATION = "saas.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 # People sign in with their email address (any letter case).
-AUTHENTICATION_BACKENDS = ["saas.accounts.backends.EmailBackend"]
+# django-axes' backend first: it refuses a locked-out account before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "saas.accounts.backends.EmailBackend",
+]
+# Sign-in lockout (django-axes, the dashboard's and the admin's log-in alike): after
+# TRAINYARD_LOGIN_FAILURE_LIMIT failed attempts on one account (by email, any letter case, from
+# any address) the account cannot sign in for TRAINYARD_LOGIN_LOCKOUT_MINUTES; a success resets
+# the count. Whether the email has an account makes no difference (attempts on unknown emails
+# are counted and locked the same). The per-address limits are TRAINYARD_AUTH_* below.
+AXES_FAILURE_LIMIT = env.int("TRAINYARD_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("TRAINYARD_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "saas.limits.auth_throttle.axes_username"
+AXES_CLIENT_IP_CALLABLE = "saas.limits.auth_throttle.axes_client_ip"
+AXES_CLIENT_STR_CALLABLE = "saas.limits.auth_throttle.axes_client_str"  # no tokens in its logs
+AXES_LOCKOUT_CALLABLE = "saas.dashboard.auth.locked_out"
+AXES_ENABLE_ADMIN = False  # unlock with `manage.py axes_reset_username EMAIL`
+# Per client address (saas.limits.ratelimit token buckets in Redis): at most this many sign-in,
+# sign-up and password-reset submissions each per window; a password reset also at most
+# TRAINYARD_PASSWORD_RESETS_PER_EMAIL emails to one address per window (further requests get
+# the same answer and send nothing).
+TRAINYARD_AUTH_ATTEMPTS_PER_IP = env.int("TRAINYARD_AUTH_ATTEMPTS_PER_IP", default=20)
+TRAINYARD_AUTH_WINDOW_SECONDS = env.int("TRAINYARD_AUTH_WINDOW_SECONDS", default=600)
+TRAINYARD_PASSWORD_RESETS_PER_EMAIL = env.int("TRAINYARD_PASSWORD_RESETS_PER_EMAIL", default=3)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -341,7 +396,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # httpx logs every request's full URL at INFO; the data plane forwards the dashboard's
+        # requests through it (emailed links with their tokens), so only its warnings.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 # --- tenancy limits ----------------------------------------------------------------------------
@@ -364,8 +425,27 @@ TRAINYARD_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # (its holder was killed): above gunicorn's --timeout (120 s), far below the 24 h TTL.
 TRAINYARD_IDEMPOTENCY_LEASE_SECONDS = env.int("TRAINYARD_IDEMPOTENCY_LEASE_SECONDS", default=300)
 TRAINYARD_INVITATION_TTL_DAYS = env.int("TRAINYARD_INVITATION_TTL_DAYS", default=7)
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Email carries secrets (invitation tokens, password-reset links), so it never goes to a log:
+# with DEBUG off and no EMAIL_URL/EMAIL_BACKEND the default writes each message to a file under
+# EMAIL_FILE_PATH (var/mail: `make run`, `make demo`); production sets EMAIL_URL
+# (smtp+tls://user:password@host:587, django-environ's email URL) or EMAIL_BACKEND. The console
+# backend (mail printed to stdout, i.e. to web.log) only with DEBUG on.
+EMAIL_FILE_PATH = Path(env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail")))
+if env.str("EMAIL_URL", default=""):
+    # EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER/PASSWORD, EMAIL_USE_TLS/SSL.
+    globals().update(
+        {k: v for k, v in env.email_url_config(env.str("EMAIL_URL")).items() if v != ""}
+    )
+else:
+    EMAIL_BACKEND = env.str(
+        "EMAIL_BACKEND",
+        default="django.core.mail.backends.console.EmailBackend"
+        if DEBUG
+        else "django.core.mail.backends.filebased.EmailBackend",
+    )
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Trainyard <no-reply@trainyard.local>")
+# The public base URL of the dashboard and API: every link in an email (invitations, password
+# resets) and every URL handed to Stripe is built from it, never from the request's Host header.
 TRAINYARD_PUBLIC_URL = env.str("TRAINYARD_PUBLIC_URL", default="http://localhost:8000")
 
 # --- billing -------------------------------------------------------------------------------------

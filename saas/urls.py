@@ -2,12 +2,18 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
 
+from saas.dashboard.auth import throttled
+
 
 def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
 urlpatterns = [
+    # The admin's sign-in takes the same per-address limit as the dashboard's (django-axes'
+    # lockout covers both through the authentication backend); before admin.site.urls, so
+    # this pattern answers /admin/login/.
+    path("admin/login/", throttled("login")(admin.site.login)),
     path("admin/", admin.site.urls),
     path("v1/", include("saas.api.v1.urls")),
     path("stripe/", include("saas.api.stripe_urls")),

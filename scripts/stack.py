@@ -209,6 +209,10 @@ class Stack:
             [
                 str(BIN / "gunicorn"),
                 "saas.wsgi",
+                # The access-log redaction of tokens (gunicorn.conf.py), named so it holds
+                # whatever the working directory.
+                "--config",
+                str(ROOT / "gunicorn.conf.py"),
                 "--bind",
                 f"127.0.0.1:{self.web_port}",
                 "--workers",

@@ -30,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from django.db import close_old_connections, connection
@@ -144,6 +145,10 @@ class AuthCache:
         entry.used_at = now
         if entry.principal is None:
             raise unauthenticated(entry.reason)
+        expires_at = entry.principal.expires_at
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            # Expiry is known in advance: refuse from that instant, not from the next refresh.
+            raise unauthenticated("API key expired")
         return entry.principal
 
     async def _load_key(self, digest: str, token: str) -> _Entry:

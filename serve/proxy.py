@@ -10,10 +10,17 @@ pass-through with no caching or buffering decisions of its own; httpx does the H
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+
+# httpx logs each request's full URL at INFO: for forwarded requests those are emailed links
+# with their tokens (invitations, password resets). The web tier's own (redacted) access log
+# is the record of them; here only httpx's warnings.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # RFC 9110 §7.6.1: connection-specific headers are not forwarded.
 HOP_BY_HOP = frozenset(

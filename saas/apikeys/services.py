@@ -63,8 +63,17 @@ def api_key_create(
     """Issue a key for ``organization``. ``scopes`` defaults to every scope. ``actor`` (the
     user or key doing it, or ``Actor.system()`` on the command line) goes in the audit log.
 
-    Raises ``ValueError`` for an unknown scope. Records ``api_key.created`` in the audit log.
+    ``expires_at`` (an aware datetime) must lie in the future: a key that is born expired
+    would be refused on every request, so it is refused here instead.
+
+    Raises ``ValueError`` for an unknown scope, :class:`ValidationFailed` (400, field
+    ``expires_at``) for an expiry at or before now. Records ``api_key.created`` in the audit log.
     """
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationFailed(
+            "The expiry is in the past.",
+            errors=[{"field": "expires_at", "message": "choose a time in the future (UTC)"}],
+        )
     scopes = list(scopes) if scopes is not None else list(SCOPES)
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:

@@ -24,6 +24,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 
 from saas.common.errors import Conflict, DomainError
 from saas.tenancy.models import Membership
@@ -292,6 +293,12 @@ def _public_url(path: str) -> str:
     return f"{base}{path}"
 
 
+def _billing_page_url(query: str = "") -> str:
+    """The dashboard's billing page as the customer's browser reaches it (Stripe sends them
+    back there): ``TRAINYARD_PUBLIC_URL`` + the page's route, never a hard-coded path."""
+    return _public_url(reverse("dashboard:billing") + (f"?{query}" if query else ""))
+
+
 def checkout_session_create(*, account: BillingAccount, plan: Plan) -> str:
     """A Stripe Checkout URL where the organisation subscribes to ``plan`` (a paying plan).
 
@@ -312,8 +319,8 @@ def checkout_session_create(*, account: BillingAccount, plan: Plan) -> str:
             "line_items": [{"price": price_id, "quantity": 1}],
             "metadata": metadata,
             "subscription_data": {"metadata": metadata},
-            "success_url": _public_url("/billing?checkout=success"),
-            "cancel_url": _public_url("/billing?checkout=cancelled"),
+            "success_url": _billing_page_url("checkout=success"),
+            "cancel_url": _billing_page_url("checkout=cancelled"),
         },
     )
     return session.url
@@ -328,7 +335,7 @@ def portal_session_create(*, account: BillingAccount) -> str:
     session = _call(
         "open the customer portal",
         _client().v1.billing_portal.sessions.create,
-        params={"customer": customer_id, "return_url": _public_url("/billing")},
+        params={"customer": customer_id, "return_url": _billing_page_url()},
     )
     return session.url
 

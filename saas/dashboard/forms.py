@@ -36,10 +36,9 @@ class SignupForm(forms.Form):
     )
 
     def clean_email(self):
-        email = self.cleaned_data["email"].strip()
-        if get_user_model().objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this email exists. Log in instead.")
-        return email
+        # Whether the address has an account is not said here: the sign-up answers the same
+        # for both and emails the address (saas.tenancy.services.account_signup_request).
+        return self.cleaned_data["email"].strip()
 
     def clean_organization(self):
         name = self.cleaned_data["organization"].strip()
@@ -231,6 +230,17 @@ class ApiKeyForm(forms.Form):
         if value is not None and value <= timezone.now():
             raise forms.ValidationError("Choose a time in the future (UTC).")
         return value
+
+
+class SignupConfirmForm(forms.Form):
+    """The second step of a sign-up: the password chosen at sign-up, with the emailed link."""
+
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="The password you chose when you signed up.",
+    )
 
 
 class InviteForm(forms.Form):

@@ -12,6 +12,8 @@ app_name = "dashboard"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:home"), name="root"),
     path("signup", signup.signup, name="signup"),
+    path("signup/sent", signup.signup_sent, name="signup_sent"),
+    path("signup/confirm/<uidb64>/<token>", signup.signup_confirm, name="signup_confirm"),
     path("login", auth.LoginView.as_view(), name="login"),
     path("logout", auth_views.LogoutView.as_view(), name="logout"),
     path("password-reset", auth.PasswordResetView.as_view(), name="password_reset"),

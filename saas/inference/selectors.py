@@ -41,6 +41,8 @@ class ServingPrincipal:
         predictions_per_key, predictions_per_organization: the plan's rate limits, in
             prediction inputs per ``TRAINYARD_RATE_LIMIT_WINDOW_SECONDS``.
         key_spend_cap: the key's monthly spend cap (None: no cap).
+        expires_at: when the key stops working (None: never, and for users); the data plane
+            refuses it from then on even before its next refresh.
     """
 
     organization_id: str
@@ -52,6 +54,7 @@ class ServingPrincipal:
     predictions_per_key: int
     predictions_per_organization: int
     key_spend_cap: Decimal | None
+    expires_at: datetime.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ def _principal(key: ApiKey, role: str | None, account: BillingAccount | None) ->
         predictions_per_key=plan.predictions_per_key if plan else 1,
         predictions_per_organization=plan.predictions_per_organization if plan else 1,
         key_spend_cap=key.monthly_spend_cap,
+        expires_at=key.expires_at,
     )
 
 

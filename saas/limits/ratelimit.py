@@ -168,3 +168,27 @@ def rate_limit_check(
         reset_seconds=math.ceil(to_full_ms / 1000),
         retry_after_seconds=math.ceil(retry_ms / 1000),
     )
+
+
+def rate_limit_take(*, key: str, capacity: int, window_seconds: float) -> Decision | None:
+    """Take one token from the single bucket ``key`` (any string naming what is limited, e.g.
+    ``auth:signup:ip:203.0.113.9``), of ``capacity`` tokens refilled over ``window_seconds``:
+    the same token bucket and script as :func:`rate_limit_check`, for callers that limit by
+    something other than an organisation (sign-in, sign-up and password-reset attempts per
+    client address). Returns the decision, or None when limits are off (no Redis configured,
+    or Redis unreachable: let through, and logged)."""
+    if not settings.REDIS_URL:
+        return None
+    cap = max(1, int(capacity))
+    try:
+        raw = _lane.run([f"rl:{key}"], [cap, cap / float(window_seconds)])
+    except Exception as exc:  # Redis down: availability first, and say so in the log
+        log.warning("rate limiting skipped: %s", exc)
+        return None
+    return Decision(
+        allowed=bool(raw[0]),
+        limit=cap,
+        remaining=int(raw[1]),
+        reset_seconds=math.ceil(raw[2] / 1000),
+        retry_after_seconds=math.ceil(raw[3] / 1000),
+    )

@@ -295,6 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
 class Running:
     port: int
     upstreams: dict[str, _Upstream]
+    access_log: Path | None = None
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -361,7 +362,7 @@ def running(tmp_path_factory):
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                 assert time.monotonic() < deadline, "nginx did not start listening"
                 time.sleep(0.05)
-        yield Running(port=port, upstreams=upstreams)
+        yield Running(port=port, upstreams=upstreams, access_log=tmp / "access.log")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -382,6 +383,30 @@ def test_nginx_routes_for_real(running):
             method,
             path + "?limit=5",
         )
+
+
+def test_nginx_access_log_carries_no_tokens(running):
+    secrets = ["inv-s3cret-token", "MTIzNDU2Nzg", "cz9x-reset-s3cret", "Nzg5MDEy", "confirm-s3cret"]
+    paths = [
+        f"/invitations/accept?token={secrets[0]}",
+        f"/signup?invitation={secrets[0]}",
+        f"/password-reset/{secrets[1]}/{secrets[2]}",
+        f"/signup/confirm/{secrets[3]}/{secrets[4]}",
+    ]
+    for path in paths:
+        assert running.request("GET", path, headers={"Referer": f"http://x{path}"})[0] == 200
+    assert running.access_log is not None
+    deadline = time.monotonic() + 5
+    while True:  # nginx writes the line after the response
+        text = running.access_log.read_text() if running.access_log.exists() else ""
+        if text.count("\n") >= len(paths) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    lines = text.splitlines()[-len(paths) :]
+    assert all(s not in text for s in secrets), text
+    assert '"GET /invitations/accept HTTP/1.1"' in lines[0]
+    assert '"GET /password-reset/-/- HTTP/1.1"' in lines[2]
+    assert '"GET /signup/confirm/-/- HTTP/1.1"' in lines[3]
 
 
 def test_nginx_passes_body_and_forwarding_headers(running):

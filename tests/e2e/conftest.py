@@ -62,6 +62,8 @@ def stack_env(django_db_setup, django_db_blocker, hub_module, tmp_path_factory) 
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": E2E_REDIS_URL,
         "TRAINYARD_STORAGE_DIR": str(tmp_path_factory.mktemp("storage")),
+        # The default (file) email backend writes here, not into the checkout's var/mail.
+        "EMAIL_FILE_PATH": str(tmp_path_factory.mktemp("mail")),
         "TRAINYARD_MODEL_CACHE_DIR": str(tmp_path_factory.mktemp("model-cache")),
         "TRAINYARD_HUB_HANDLES": json.dumps({"mobilenet_v2": str(hub_module)}),
         "TRAINYARD_HEARTBEAT_STALE_SECONDS": "6",

@@ -77,6 +77,20 @@ def snap(page, shots: Path, name: str) -> None:
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
+def confirmation_path(mail_dir: Path, email: str, timeout: float = 20.0) -> str:
+    """The path of the sign-up confirmation link emailed to ``email`` (the file backend's
+    messages in ``mail_dir``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for msg in sorted(mail_dir.glob("*")):
+            text = msg.read_text(errors="replace")
+            found = re.search(r"https?://[^/\s]+(/signup/confirm/\S+)", text)
+            if email in text and found:
+                return found.group(1)
+        time.sleep(0.2)
+    raise AssertionError(f"no confirmation email for {email}")
+
+
 def csrf(page) -> str:
     return next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
 
@@ -91,6 +105,11 @@ def test_sign_up_to_trained_model_to_api_call(page, stack, shots, transactional_
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_label("Organisation name").fill("Ada Robotics")
     page.get_by_role("button", name="Create account").click()
+    page.wait_for_url("**/signup/sent")
+    # The address is confirmed with the emailed link and the password chosen.
+    page.goto(confirmation_path(Path(stack.env["EMAIL_FILE_PATH"]), email))
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Confirm and continue").click()
     page.wait_for_url("**/app/")
     assert "Ada Robotics" in page.locator("h1").inner_text()
     assert "free plan" in page.content()

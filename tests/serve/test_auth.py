@@ -60,10 +60,10 @@ def test_revoked_and_expired_keys_are_401(serve_client, tenant, text_model):
     r = predict(serve_client, text_model, bearer(tenant.key))
     assert "revoked" in assert_problem(r, 401)["detail"]
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
-    issued = api_key_create(
-        organization=tenant.org,
-        expires_at=timezone.now() - timedelta(seconds=1),
-        actor=Actor.system(),
+    issued = api_key_create(organization=tenant.org, actor=Actor.system())
+    # Created live (an expiry in the past is refused at creation), then its time runs out.
+    ApiKey.objects.for_tenant(tenant.org).filter(pk=issued.api_key.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
     )
     r = predict(serve_client, text_model, bearer(issued.secret))
     assert "expired" in assert_problem(r, 401)["detail"]
@@ -246,3 +246,21 @@ def test_dashboard_members_predict_with_an_internal_token(serve_client, acme, te
     assert time.monotonic() - removed_at <= 1.0
     tampered = headers(owner)["Authorization"][:-2] + "xx"
     assert_problem(predict(serve_client, model, {"Authorization": tampered}), 401)
+
+
+def test_a_key_is_refused_from_its_expiry_even_while_cached(
+    transactional_db, clean_redis, tenant, text_saved_model
+):
+    # The background refresh is minutes away and the stale bound too: only the expiry carried
+    # in the cached principal can refuse the key at its time.
+    model_id = register_text_model(tenant.org, text_saved_model, "mdl_expiring1")
+    issued = api_key_create(
+        organization=tenant.org,
+        expires_at=timezone.now() + timedelta(seconds=1.5),
+        actor=Actor.system(),
+    )
+    with serve_app(auth_refresh_s=600.0, auth_max_stale_s=600.0) as client:
+        assert predict(client, model_id, bearer(issued.secret)).status_code == 200
+        time.sleep(1.6)
+        r = predict(client, model_id, bearer(issued.secret))
+        assert "expired" in assert_problem(r, 401)["detail"]

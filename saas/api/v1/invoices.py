@@ -146,8 +146,10 @@ class InvoicePdfView(_DocumentView):
 
 
 class InvoiceSendView(TenantAPIView):
-    """Email the invoice (PDF attached) to ``to``, or by default to the contract's billing
-    contact, else the organisation's owners. 202 with the recipients."""
+    """Email the invoice (PDF attached) to ``to`` (members and billing contacts only: another
+    address is a 422 naming it), or by default to the contract's billing contact, else the
+    organisation's owners. 202 with ``to`` (the addresses reached) and ``results``, one per
+    recipient (``sent`` or ``failed``): one refused address does not stop the others."""
 
     actions = {"POST": Action.INVOICES_READ}
 
@@ -155,7 +157,8 @@ class InvoiceSendView(TenantAPIView):
         request=InvoiceSendIn,
         responses={
             202: OpenApiResponse(
-                description='{"object": "invoice_sent", "invoice": id, "to": [emails]}'
+                description='{"object": "invoice_sent", "invoice": id, "to": [emails sent], '
+                '"results": [{"email", "status": "sent" | "failed", "error"?}]}'
             )
         },
     )
@@ -165,8 +168,13 @@ class InvoiceSendView(TenantAPIView):
         ser.is_valid(raise_exception=True)
         to = ser.validated_data.get("to")
         recipients = list(dict.fromkeys(to or invoice_recipients(invoice=invoice)))
-        invoice_send(invoice=invoice, to=recipients, actor=self.actor)
+        report = invoice_send(invoice=invoice, to=recipients, actor=self.actor)
         return Response(
-            {"object": "invoice_sent", "invoice": invoice.pk, "to": recipients},
+            {
+                "object": "invoice_sent",
+                "invoice": invoice.pk,
+                "to": report.sent,
+                "results": report.results(),
+            },
             status=status.HTTP_202_ACCEPTED,
         )

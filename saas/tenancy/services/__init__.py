@@ -19,12 +19,20 @@ from .organizations import (
     organization_reactivate,
     organization_suspend,
 )
-from .signup import account_signup
+from .signup import (
+    account_confirm,
+    account_confirm_user,
+    account_signup,
+    account_signup_request,
+)
 
 __all__ = [
     "IssuedInvitation",
     "_user_for_email",
+    "account_confirm",
+    "account_confirm_user",
     "account_signup",
+    "account_signup_request",
     "invitation_accept",
     "invitation_create",
     "invitation_peek",

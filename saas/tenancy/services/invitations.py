@@ -20,6 +20,8 @@ from saas.common.errors import Conflict, NotFound, ValidationFailed
 from ..access import Access
 from ..audit import audit_record
 from ..models import Invitation, Membership, Organization
+from ..permissions import Action
+from ..selectors import membership_role
 
 Role = Membership.Role
 
@@ -129,9 +131,47 @@ def invitation_revoke(
     return inv
 
 
+def _inviter_may_still_grant(inv: Invitation, *, lock: bool = False) -> bool:
+    """True while the invitation's inviter could still issue it: a current member of the
+    organisation whose role may invite (``members.manage``) and may grant the invited role
+    (only owners grant owner). An invitation is only as good as its inviter's current right, so
+    one left pending by a member since removed or demoted cannot be used to rejoin. Invitations
+    with no inviter were issued by an operator (``Actor.system()``) and stay good.
+
+    ``lock`` reads the inviter's membership row FOR UPDATE: a removal or role change of the
+    inviter (which locks that row too, ``services.memberships``) is then either seen here or
+    waits until the acceptance has committed, never slips in between check and join."""
+    if inv.invited_by_id is None:
+        return True
+    if lock:
+        role = (
+            Membership.objects.select_for_update()
+            .filter(organization_id=inv.organization_id, user_id=inv.invited_by_id)
+            .values_list("role", flat=True)
+            .first()
+        )
+    else:
+        role = membership_role(organization_id=inv.organization_id, user_id=inv.invited_by_id)
+    access = Access(organization=inv.organization, role=role, user_id=inv.invited_by_id)
+    if not access.allows(Action.MEMBERS_MANAGE):
+        return False
+    return inv.role in access.grantable_roles()
+
+
+def _usable(inv: Invitation | None, *, lock: bool = False) -> bool:
+    return (
+        inv is not None
+        and not inv.accepted_at
+        and not inv.revoked_at
+        and inv.expires_at > timezone.now()
+        and _inviter_may_still_grant(inv, lock=lock)
+    )
+
+
 def invitation_peek(*, token: str) -> Invitation | None:
     """The pending invitation a token stands for (to show whom it invites before signing in),
-    or None if it is unknown, used, revoked or expired. Accepts nothing."""
+    or None if it is unknown, used, revoked or expired, or its inviter may no longer grant it
+    (removed, or demoted below the invited role). Accepts nothing."""
     if not token:
         return None
     inv = (
@@ -140,22 +180,27 @@ def invitation_peek(*, token: str) -> Invitation | None:
         .filter(token_sha256=_digest(token))
         .first()
     )
-    if inv is None or inv.accepted_at or inv.revoked_at or inv.expires_at <= timezone.now():
-        return None
-    return inv
+    return inv if _usable(inv) else None
 
 
 @transaction.atomic
 def invitation_accept(*, token: str, user: User, actor: Actor) -> Membership:
-    """Join the inviting organisation as ``user``. Raises NotFound for an unknown, used, revoked
-    or expired token (the same answer for all four)."""
+    """Join the inviting organisation as ``user``.
+
+    The inviter's right is checked now, not when they invited: the invitation is refused if
+    its inviter is no longer a member, or no longer has a role that may invite with the
+    invited role (:func:`_inviter_may_still_grant`). Raises NotFound for an unknown, used,
+    revoked or expired token, or one its inviter may no longer grant (the same answer for all:
+    the token's holder learns nothing about the organisation's members).
+    """
     inv = (
         Invitation.objects.unscoped_all_tenants()  # the token is what identifies the tenant
-        .select_for_update()
+        .select_for_update(of=("self",))
+        .select_related("organization")
         .filter(token_sha256=_digest(token or ""))
         .first()
     )
-    if inv is None or inv.accepted_at or inv.revoked_at or inv.expires_at <= timezone.now():
+    if inv is None or not _usable(inv, lock=True):
         raise NotFound("This invitation is unknown, already used, revoked or expired.")
     if inv.email.lower() != (user.email or "").lower():
         raise NotFound("This invitation is unknown, already used, revoked or expired.")

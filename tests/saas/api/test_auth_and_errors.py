@@ -58,10 +58,10 @@ def test_revoked_and_expired_keys(tenant):
     ApiKey.objects.for_tenant(tenant.org).filter(pk=key.pk).update(revoked_at=timezone.now())
     r = tenant.client.get("/v1/datasets")
     assert r.status_code == 401 and "revoked" in r.json()["detail"]
-    issued = api_key_create(
-        organization=tenant.org,
-        expires_at=timezone.now() - timedelta(seconds=1),
-        actor=Actor.system(),
+    issued = api_key_create(organization=tenant.org, actor=Actor.system())
+    # Created live (an expiry in the past is refused at creation), then its time runs out.
+    ApiKey.objects.for_tenant(tenant.org).filter(pk=issued.api_key.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
     )
     r = bearer(issued.secret).get("/v1/datasets")
     assert r.status_code == 401 and "expired" in r.json()["detail"]
@@ -155,3 +155,26 @@ def test_api_docs_page_and_its_assets_are_served(db):
     assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     listed = schema["paths"]["/v1/datasets"]["get"]
     assert {p["name"] for p in listed["parameters"]} >= {"limit", "cursor"}
+
+
+@pytest.mark.parametrize("delta", [timedelta(seconds=-1), timedelta(days=-400), timedelta(0)])
+def test_creating_a_key_that_is_already_expired_is_400(acme, delta):
+    from saas.tenancy.models import AuditEvent
+
+    c = acme.session("developer")
+    expires = (timezone.now() + delta).isoformat()
+    r = c.post("/v1/api-keys", {"name": "late", "expires_at": expires}, format="json")
+    assert r.status_code == 400, r.content
+    assert r["Content-Type"] == "application/problem+json"
+    assert [e["field"] for e in r.json()["errors"]] == ["expires_at"]
+    assert not ApiKey.objects.for_tenant(acme.org).filter(name="late").exists()
+    assert not AuditEvent.objects.for_tenant(acme.org).filter(action="api_key.created").exists()
+
+
+def test_creating_a_key_with_a_future_expiry_works(acme):
+    expires = (timezone.now() + timedelta(days=1)).isoformat()
+    r = acme.session("developer").post(
+        "/v1/api-keys", {"name": "soon", "expires_at": expires}, format="json"
+    )
+    assert r.status_code == 201, r.content
+    assert bearer(r.json()["secret"]).get("/v1/datasets").status_code == 200

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import smtplib
 from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.core.mail.backends import locmem
 from pypdf import PdfReader
 
 from saas.billing.models import Contract, Invoice, InvoiceLine
 from saas.billing.rendering import format_money, invoice_html, invoice_pdf
-from saas.billing.services.invoices import invoice_send
+from saas.billing.services.invoices import (
+    InvoiceUndeliverable,
+    RecipientNotAllowed,
+    invoice_send,
+)
 from saas.common.actor import Actor
 from saas.tenancy.models import AuditEvent
 
@@ -172,18 +178,20 @@ def test_send_defaults_to_owners_without_contract(acme):
 
 
 def test_send_to_explicit_recipients(acme):
-    invoice_send(
+    report = invoice_send(
         invoice=make_invoice(acme.org),
-        to=["a@x.test", "b@x.test", "a@x.test"],
+        to=["admin@acme.test", "billing@acme.test", "Admin@acme.test"],
         actor=Actor.system(),
     )
-    assert mail.outbox[0].to == ["a@x.test", "b@x.test"]
+    # One message each (recipients do not see one another), duplicates in any case dropped.
+    assert [m.to for m in mail.outbox] == [["admin@acme.test"], ["billing@acme.test"]]
+    assert report.sent == ["admin@acme.test", "billing@acme.test"] and report.failed == {}
 
 
 def test_send_email_failure_records_no_audit(acme, settings):
     settings.EMAIL_BACKEND = "tests.saas.billing.test_invoice_rendering.FailingBackend"
     invoice = make_invoice(acme.org)
-    with pytest.raises(OSError):
+    with pytest.raises(InvoiceUndeliverable):
         invoice_send(invoice=invoice, actor=Actor.system())
     assert not AuditEvent.objects.for_tenant(acme.org).filter(action="invoice.sent").exists()
 
@@ -194,6 +202,56 @@ class FailingBackend:
 
     def send_messages(self, messages):
         raise OSError("smtp down")
+
+
+class RefusesOneBackend(locmem.EmailBackend):
+    """The in-memory backend, but the server refuses one address (as an SMTP server answering
+    550 to one RCPT does)."""
+
+    def send_messages(self, messages):
+        for m in messages:
+            if "viewer@acme.test" in m.to:
+                raise smtplib.SMTPRecipientsRefused({"viewer@acme.test": (550, b"no such user")})
+        return super().send_messages(messages)
+
+
+def test_one_refused_recipient_does_not_stop_the_others(acme, settings):
+    settings.EMAIL_BACKEND = "tests.saas.billing.test_invoice_rendering.RefusesOneBackend"
+    invoice = make_invoice(acme.org)
+    report = invoice_send(
+        invoice=invoice,
+        to=["admin@acme.test", "viewer@acme.test", "billing@acme.test"],
+        actor=Actor.system(),
+    )
+    assert [m.to for m in mail.outbox] == [["admin@acme.test"], ["billing@acme.test"]]
+    assert report.sent == ["admin@acme.test", "billing@acme.test"]
+    assert report.failed == {"viewer@acme.test": "SMTPRecipientsRefused"}
+    event = AuditEvent.objects.for_tenant(acme.org).get(action="invoice.sent")
+    assert event.data["to"] == ["admin@acme.test", "billing@acme.test"]
+    assert event.data["failed"] == ["viewer@acme.test"]
+
+
+def test_send_to_an_outsider_is_refused_and_nothing_is_sent(acme, globex):
+    with pytest.raises(RecipientNotAllowed) as info:
+        invoice_send(
+            invoice=make_invoice(acme.org),
+            to=["admin@acme.test", "owner@globex.test"],  # a member of another organisation
+            actor=Actor.system(),
+        )
+    assert info.value.errors == [
+        {
+            "field": "to[1]",
+            "message": "owner@globex.test is not a member of this organisation nor a billing contact",
+        }
+    ]
+    assert mail.outbox == []
+    assert not AuditEvent.objects.for_tenant(acme.org).filter(action="invoice.sent").exists()
+
+
+def test_billing_contact_of_another_contract_is_allowed(acme):
+    make_contract(acme.org)  # billing contact ap@acme.test, not a member
+    invoice_send(invoice=make_invoice(acme.org), to=["AP@acme.test"], actor=Actor.system())
+    assert mail.outbox[0].to == ["AP@acme.test"]
 
 
 # --- endpoints -------------------------------------------------------------------------------
@@ -231,11 +289,12 @@ def test_billing_role_reads_list_detail_html_pdf(acme):
 def test_send_endpoint(acme):
     invoice = make_invoice(acme.org)
     r = acme.session("owner").post(
-        f"/v1/invoices/{invoice.pk}/send", {"to": ["cfo@acme.test"]}, format="json"
+        f"/v1/invoices/{invoice.pk}/send", {"to": ["billing@acme.test"]}, format="json"
     )
     assert r.status_code == 202
-    assert r.json()["to"] == ["cfo@acme.test"]
-    assert mail.outbox[0].to == ["cfo@acme.test"]
+    assert r.json()["to"] == ["billing@acme.test"]
+    assert r.json()["results"] == [{"email": "billing@acme.test", "status": "sent"}]
+    assert mail.outbox[0].to == ["billing@acme.test"]
     event = AuditEvent.objects.for_tenant(acme.org).get(action="invoice.sent")
     assert event.actor_user_id == acme.users["owner"].pk
 
@@ -248,6 +307,47 @@ def test_send_endpoint_rejects_bad_address(acme):
     assert r.status_code == 400
     assert r["Content-Type"] == "application/problem+json"
     assert mail.outbox == []
+
+
+def test_send_endpoint_refuses_outsiders_with_422_naming_them(acme):
+    invoice = make_invoice(acme.org)
+    r = acme.session("billing").post(
+        f"/v1/invoices/{invoice.pk}/send",
+        {"to": ["admin@acme.test", "victim@example.com", "spam@example.org"]},
+        format="json",
+    )
+    assert r.status_code == 422, r.content
+    assert r["Content-Type"] == "application/problem+json"
+    body = r.json()
+    assert "victim@example.com" in body["detail"] and "spam@example.org" in body["detail"]
+    assert [e["field"] for e in body["errors"]] == ["to[1]", "to[2]"]
+    assert mail.outbox == []
+    assert not AuditEvent.objects.for_tenant(acme.org).filter(action="invoice.sent").exists()
+
+
+def test_send_endpoint_reports_per_recipient(acme, settings):
+    settings.EMAIL_BACKEND = "tests.saas.billing.test_invoice_rendering.RefusesOneBackend"
+    invoice = make_invoice(acme.org)
+    r = acme.session("owner").post(
+        f"/v1/invoices/{invoice.pk}/send",
+        {"to": ["viewer@acme.test", "admin@acme.test"]},
+        format="json",
+    )
+    assert r.status_code == 202, r.content
+    assert r.json()["to"] == ["admin@acme.test"]
+    assert r.json()["results"] == [
+        {"email": "admin@acme.test", "status": "sent"},
+        {"email": "viewer@acme.test", "status": "failed", "error": "SMTPRecipientsRefused"},
+    ]
+
+
+def test_send_endpoint_when_every_recipient_fails_is_503_problem(acme, settings):
+    settings.EMAIL_BACKEND = "tests.saas.billing.test_invoice_rendering.FailingBackend"
+    invoice = make_invoice(acme.org)
+    r = acme.session("owner").post(f"/v1/invoices/{invoice.pk}/send", {}, format="json")
+    assert r.status_code == 503
+    assert r["Content-Type"] == "application/problem+json"
+    assert not AuditEvent.objects.for_tenant(acme.org).filter(action="invoice.sent").exists()
 
 
 PATHS = ["", "/html", "/pdf"]

@@ -1,0 +1,44 @@
+"""gunicorn settings for the web tier (loaded from the working directory, or with ``-c``).
+
+Only what the command lines (``scripts/stack.py``, ``docker/web.Dockerfile``, compose) do not
+say: the access log never carries secrets. Emailed links hold invitation tokens in their query
+strings and password-reset / sign-up confirmation tokens in their paths, so every request line,
+path, query and referer is redacted before it is written (``saas.common.redact``).
+"""
+
+from __future__ import annotations
+
+from gunicorn.glogging import Logger
+
+from saas.common.redact import redact_query, redact_request_line, redact_url
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, writing access-log atoms without tokens: ``%(r)s`` (the request
+    line), ``%(U)s`` (the path), ``%(q)s`` (the query), ``%(f)s`` and ``%({referer}i)s``, and
+    the same values as environ or header atoms (``%({raw_uri}e)s``, ``%({location}o)s``, …)."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        atoms["r"] = redact_request_line(atoms.get("r", ""))
+        atoms["U"] = redact_url(atoms.get("U", ""))
+        atoms["q"] = redact_query(atoms.get("q", ""))
+        atoms["f"] = redact_url(atoms.get("f", ""))
+        for key in _URL_ATOMS & atoms.keys():
+            atoms[key] = redact_url(str(atoms[key]))
+        if "{query_string}e" in atoms:
+            atoms["{query_string}e"] = redact_query(str(atoms["{query_string}e"]))
+        return atoms
+
+
+_URL_ATOMS = {
+    "{referer}i",
+    "{location}o",
+    "{raw_uri}e",
+    "{path_info}e",
+    "{http_referer}e",
+    "{request_uri}e",
+}
+
+
+logger_class = RedactingLogger
