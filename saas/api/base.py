@@ -310,10 +310,11 @@ PAGE_PARAMS = [
 ]
 
 
-def page_of(serializer_class):
-    """OpenAPI shape of a list page of ``serializer_class`` items."""
+def page_of(serializer_class, name: str | None = None):
+    """OpenAPI shape of a list page of ``serializer_class`` items, a component named ``name``
+    (default: the serializer's name less ``Out``, plus ``List``)."""
     return inline_serializer(
-        name=f"{serializer_class.__name__.removesuffix('Out')}List",
+        name=name or f"{serializer_class.__name__.removesuffix('Out')}List",
         fields={
             "object": serializers.CharField(default="list"),
             "data": serializer_class(many=True),

@@ -91,7 +91,9 @@ class ModelListView(TenantAPIView):
     actions = {"GET": Action.TRAINING_READ}
 
     @extend_schema(
-        operation_id="models_list", responses=page_of(ModelListOut), parameters=PAGE_PARAMS
+        operation_id="models_list",
+        responses=page_of(ModelListOut, name="ModelList"),
+        parameters=PAGE_PARAMS,
     )
     def get(self, request):
         return self.paginate(

@@ -41,6 +41,7 @@ PATHS = {
     "/v1/training-jobs",
     "/v1/training-jobs/{job_id}",
     "/v1/training-jobs/{job_id}/cancel",
+    "/v1/training-jobs/{job_id}/confusion-matrix",
     "/v1/training-jobs/{job_id}/events",
     "/v1/training-jobs/{job_id}/misclassified",
     "/v1/usage",
@@ -76,6 +77,7 @@ COMPONENTS = {
     "MisclassifiedOut",
     "ModelList",
     "ModelOut",
+    "ModelListOut",
     "PatchedBillingPatchIn",
     "PatchedMemberRoleIn",
     "PredictIn",
@@ -87,6 +89,8 @@ COMPONENTS = {
     "TrainingJobCreateIn",
     "TrainingJobList",
     "TrainingJobOut",
+    "TrainingJobDetailOut",
+    "ConfusionMatrixOut",
 }
 
 
