@@ -36,7 +36,10 @@ Knobs (environment): ``CHAOS_SHORT=1`` (a CI-sized run, a few minutes), ``CHAOS_
 between faults), ``CHAOS_WORKER_KILLS``, ``CHAOS_MEM_TRAININGS``, ``CHAOS_MEM_PREDICTIONS``,
 ``CHAOS_MEM_MODELS``, ``CHAOS_TRAIN_RSS_MB``, ``CHAOS_SERVE_RSS_MB``,
 ``CHAOS_MODEL_CACHE_BYTES`` (the memory replica's model LRU budget), ``CHAOS_PG_PORT``,
-``CHAOS_REDIS_PORT``, ``CHAOS_SEED``. A JSON report goes to ``var/chaos/<run>/report.json``.
+``CHAOS_REDIS_PORT``, ``CHAOS_SEED``, ``CHAOS_GRACE`` (seconds after a service is back that
+still count as its outage), ``CHAOS_KEEP=1`` (keep the run's database files). A JSON report
+goes to ``var/chaos/<run>/report.json`` (and to ``CHAOS_REPORT`` when set), the processes'
+logs beside it.
 """
 
 from __future__ import annotations
@@ -382,8 +385,9 @@ class Chaos:
     def __init__(self) -> None:
         self.run_dir = ROOT / "var" / "chaos" / time.strftime("%Y%m%d-%H%M%S")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.pg = Postgres(ROOT / "var" / "chaos" / "pg", pick_port("PG_PORT", 55432))
-        self.redis = Redis(ROOT / "var" / "chaos" / "redis", pick_port("REDIS_PORT", 56379))
+        # Per run, so two runs (say a CI job and a developer's) never share a cluster.
+        self.pg = Postgres(self.run_dir / "pg", pick_port("PG_PORT", 55432))
+        self.redis = Redis(self.run_dir / "redis", pick_port("REDIS_PORT", 56379))
         self.rec = Record()
         self.rnd = random.Random(SEED)
         self.stack: Stack | None = None
@@ -768,6 +772,8 @@ class Chaos:
                     curve.append((done, mb))
             if done == len(ids):
                 break
+            if len(curve) % 60 == 0 and curve:
+                log(f"  pool child: {done}/{len(ids)} trainings, RSS {curve[-1][1]:.0f} MB")
             time.sleep(0.5)
         ok = (
             TrainingJob.objects.unscoped_all_tenants()
@@ -809,15 +815,22 @@ class Chaos:
         tally: Counter = Counter()
         counter = iter(range(MEM_PREDICTIONS))
         lock = threading.Lock()
+        # Two sweeps over the models, a run of predictions each: every model is loaded (and,
+        # with the small LRU, evicted) twice. Round-robin one by one would make every request
+        # a cold load and measure load latency, not memory.
+        run = max(1, MEM_PREDICTIONS // (2 * max(1, len(pairs))))
         t0 = time.monotonic()
+        give_up = t0 + SECONDS
 
         def client(org_https: dict[str, Http]) -> None:
-            while True:
+            while time.monotonic() < give_up:
                 with lock:
                     i = next(counter, None)
                 if i is None:
                     return
-                model, org = pairs[i % len(pairs)]
+                if i % 500 == 0:
+                    log(f"  replica: {i} predictions, RSS {rss_mb(pid) or 0:.0f} MB")
+                model, org = pairs[(i // run) % len(pairs)]
                 r = org_https[org].call(
                     "predict",
                     "POST",
@@ -850,7 +863,7 @@ class Chaos:
             th.start()
         for th in threads:
             th.join()
-        ok_n, bad = tally["ok"], tally["bad"]
+        ok_n, bad = tally["ok"], tally["bad"] + MEM_PREDICTIONS - tally["ok"] - tally["bad"]
         mb = rss_mb(pid)
         if mb is not None:
             rss.append((MEM_PREDICTIONS, mb))
@@ -1143,6 +1156,8 @@ class Chaos:
                 default=str,
             )
         )
+        if os.environ.get("CHAOS_REPORT"):
+            shutil.copyfile(self.run_dir / "report.json", os.environ["CHAOS_REPORT"])
         failed = [n for n, ok, _ in self.checks if not ok]
         print(
             f"\n{len(self.checks) - len(failed)}/{len(self.checks)} checks passed; report {self.run_dir / 'report.json'}"
@@ -1155,6 +1170,9 @@ class Chaos:
             self.stack.stop()
         self.redis.stop()
         self.pg.stop()
+        if not os.environ.get("CHAOS_KEEP"):  # the logs stay; the databases' files go
+            for path in (self.pg.data, self.redis.root, self.run_dir / "storage"):
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def split_attempts(events: list) -> list[list]:
