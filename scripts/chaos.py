@@ -396,7 +396,7 @@ class Chaos:
         self.serve2_port = free_port()
         self.figures: dict[str, Any] = {}
         self.checks: list[tuple[str, bool, str]] = []
-        self.pending_note = ""
+        self.whole_kills = 0
 
     # ------------------------------------------------------------------ setup
 
@@ -593,7 +593,9 @@ class Chaos:
     def kill_worker(self) -> str:
         """SIGKILL one whole training worker (its process group) and start it again."""
         assert self.stack is not None
-        name = self.rnd.choice(self.training_workers())
+        names = self.training_workers()
+        self.whole_kills += 1
+        name = names[self.whole_kills % len(names)]  # each worker in turn
         self.stack.kill(name)
         time.sleep(1)
         self.stack.restart(name)
@@ -876,6 +878,13 @@ class Chaos:
             "wall_s": round(time.monotonic() - t0, 1),
             "peak_rss_mb": round(peak, 1),
             "curve_mb": sampled_curve(rss, MEM_PREDICTIONS),
+            # The second sweep loads the same models again: what it adds was not given back
+            # by the LRU's evictions of the first.
+            "second_sweep_growth_mb": round(
+                max((m for i, m in rss if i >= MEM_PREDICTIONS // 2), default=0.0)
+                - max((m for i, m in rss if i < MEM_PREDICTIONS // 2), default=0.0),
+                1,
+            ),
         }
         self.checks.append(
             (
