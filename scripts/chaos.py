@@ -91,7 +91,7 @@ SERVE_RSS_MB = knob("SERVE_RSS_MB", 1200, 1200)
 MODEL_CACHE_BYTES = int(knob("MODEL_CACHE_BYTES", 2 * 1024**2, 2 * 1024**2))
 SEED = int(knob("SEED", 0, 0))
 # How long after a service is back its dependants may still answer 503 (reconnects, readiness).
-GRACE_S = knob("GRACE", 10, 6)
+GRACE_S = knob("GRACE", 10, 4)
 TENANTS = 3
 TEXTS = ["great film, loved it", "awful, boring", "very good value", "broke at once", "superb"]
 
@@ -1180,7 +1180,12 @@ class Chaos:
         self.redis.stop()
         self.pg.stop()
         if not os.environ.get("CHAOS_KEEP"):  # the logs stay; the databases' files go
-            for path in (self.pg.data, self.redis.root, self.run_dir / "storage"):
+            for path in (
+                self.pg.data,
+                self.redis.root,
+                self.run_dir / "storage",
+                self.run_dir / "model-cache",
+            ):
                 shutil.rmtree(path, ignore_errors=True)
 
 
