@@ -25,11 +25,7 @@ from scripts.stack import ROOT, free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.tf]
 
 # check name prefix -> why it fails on current code
-PENDING = {
-    "killed jobs resume from their last epoch": (
-        "resume from the last completed epoch with resumed_from_epoch (branch sched)"
-    ),
-}
+PENDING: dict[str, str] = {}
 CHECKS = {
     "every job terminal",
     "exactly one model per succeeded job",

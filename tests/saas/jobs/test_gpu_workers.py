@@ -14,6 +14,8 @@ import pytest
 import redis
 from django.conf import settings
 
+from saas.billing.services import billing_plan_change
+from saas.common.actor import Actor
 from saas.jobs import liveness
 from tests.conftest import small_text_rows, text_csv, upload
 
@@ -34,7 +36,13 @@ def _empty_registry():
     liveness.liveness_cache_clear()
 
 
+def on_pro(org) -> None:
+    """The free plan refuses GPU time (its GPU quota is 0); pro sells it."""
+    billing_plan_change(organization=org, plan_code="pro", actor=Actor.system())
+
+
 def gpu_job(tenant) -> dict:
+    on_pro(tenant.org)
     ds = upload(tenant.client, text_csv(small_text_rows())).json()
     r = tenant.client.post(
         "/v1/training-jobs", {"dataset": ds["id"], "device": "gpu"}, format="json"
@@ -86,6 +94,7 @@ def test_unreachable_redis_means_unknown_not_an_error(tenant, settings, closed_p
 
 
 def test_dashboard_explains_the_wait(acme):
+    on_pro(acme.org)
     client = acme.key("owner")
     ds = upload(client, text_csv(small_text_rows())).json()
     job = client.post(

@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from saas.billing.services import billing_plan_change
 from saas.common.actor import Actor
 from saas.datasets.models import Dataset
 from saas.jobs import services as jobs
@@ -98,6 +99,8 @@ def test_ticket_of_a_tenant_at_its_limit_runs_another_tenants_job(tenant, other_
 
 
 def test_a_ticket_only_claims_jobs_of_its_own_device(tenant, other_tenant):
+    # The free plan refuses GPU time (its GPU quota is 0); pro sells it.
+    billing_plan_change(organization=other_tenant.org, plan_code="pro", actor=Actor.system())
     cpu = submit(tenant, dataset_of(tenant))[0]
     gpu = submit(other_tenant, dataset_of(other_tenant), device="gpu")[0]
     start = jobs.training_job_start(job_id=gpu)
