@@ -53,6 +53,10 @@ def build_world(slug: str = "fuzz") -> World:
         organization=org.org, name="fuzz", created_by=org.users["owner"], actor=Actor.system()
     )
     secret = issued.secret
+    # The key routes act on another key: revoking the one the fuzz sends would end the run.
+    spare = api_key_create(
+        organization=org.org, name="spare", created_by=org.users["owner"], actor=Actor.system()
+    )
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     ds = upload(api, text_csv(small_text_rows())).json()
@@ -83,7 +87,7 @@ def build_world(slug: str = "fuzz") -> World:
         "dataset_id": ds["id"],
         "job_id": job["id"],
         "model_id": model.pk,
-        "key_id": issued.api_key.pk,
+        "key_id": spare.api_key.pk,
         "invoice_id": invoice.pk,
         "member_id": f"mem_{viewer.pk}",
         "invitation_id": inv.json()["id"],
