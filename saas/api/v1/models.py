@@ -7,7 +7,7 @@ import json
 from django.http import FileResponse, HttpResponse
 from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -130,6 +130,9 @@ class ModelPredictView(TenantAPIView):
             )
             authorization = f"Internal {token}"
         content_type = request.META.get("CONTENT_TYPE", "application/json")
+        if not content_type.isascii() or not content_type.isprintable():
+            # Forwarded as a header, which must be ASCII (a UnicodeEncodeError, 500, before).
+            raise exceptions.UnsupportedMediaType(content_type.encode("unicode_escape").decode())
         try:
             body = request._request.body
         except RawPostDataException:
