@@ -1,7 +1,8 @@
 """gunicorn settings for the web tier (loaded from the working directory, or with ``-c``).
 
 Only what the command lines (``scripts/stack.py``, ``docker/web.Dockerfile``, compose) do not
-say: the access log never carries secrets. Emailed links hold invitation tokens in their query
+say. Errors gunicorn answers itself (unparseable requests, worker timeouts) are problem+json, not
+HTML (``saas/gunicorn_worker.py``). The access log never carries secrets. Emailed links hold invitation tokens in their query
 strings and password-reset / sign-up confirmation tokens in their paths, so every request line,
 path, query and referer is redacted before it is written (``saas.common.redact``).
 """
@@ -42,3 +43,6 @@ _URL_ATOMS = {
 
 
 logger_class = RedactingLogger
+
+# Errors gunicorn answers itself are problem+json (saas/gunicorn_worker.py).
+worker_class = "saas.gunicorn_worker.ProblemSyncWorker"

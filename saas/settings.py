@@ -133,6 +133,8 @@ LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "dashboard:login"
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# A CSRF refusal is the dashboard's error page or a problem, never Django's HTML page.
+CSRF_FAILURE_VIEW = "saas.api.errors.forbidden_view"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
 
 TEMPLATES = [

@@ -22,5 +22,6 @@ urlpatterns = [
 ]
 
 handler400 = "saas.api.errors.bad_request_view"
+handler403 = "saas.api.errors.forbidden_view"
 handler404 = "saas.api.errors.not_found_view"
 handler500 = "saas.api.errors.server_error_view"

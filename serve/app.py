@@ -36,7 +36,7 @@ from starlette.routing import Route  # noqa: E402
 
 from . import metrics, oip  # noqa: E402
 from .config import ServeConfig  # noqa: E402
-from .errors import Problem  # noqa: E402
+from .errors import Problem, exception_handlers  # noqa: E402
 from .inputs import request_inputs, request_weight  # noqa: E402
 from .plane import Plane  # noqa: E402
 from .responses import SLOW_ANSWER_SECONDS, CommittedResponse  # noqa: E402
@@ -180,6 +180,6 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
                 methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             )
         )
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers())
     app.state.config = config
     return app

@@ -85,3 +85,53 @@ def unauthenticated(detail: str) -> Problem:
         detail,
         headers={"WWW-Authenticate": 'Bearer realm="trainyard"'},
     )
+
+
+_TITLES = {
+    400: ("bad-request", "Bad request"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "The request body is too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+async def http_exception_problem(request: Any, exc: Exception) -> Response:
+    """Starlette's ``HTTPException`` handler (an unknown route's 404, a wrong method's 405, …)
+    as a problem; Starlette's default answers these in plain text."""
+    status = int(getattr(exc, "status_code", 500))
+    code, title = _TITLES.get(status, ("error", "Request failed"))
+    detail = getattr(exc, "detail", None)
+    if status == 404:
+        detail = "No route for this path on the data plane."
+    headers = dict(getattr(exc, "headers", None) or {})
+    return Problem(status, code, title, str(detail or title)).response(headers)
+
+
+async def problem_exception(request: Any, exc: Exception) -> Response:
+    """A :class:`Problem` raised outside a route's own ``try`` (a middleware, a new route)."""
+    assert isinstance(exc, Problem)
+    return exc.response()
+
+
+async def internal_error(request: Any, exc: Exception) -> Response:
+    """Any uncaught exception: a 500 problem without internals. Starlette's
+    ``ServerErrorMiddleware`` calls this (and still re-raises, so uvicorn logs the traceback);
+    its default is a plain-text ``Internal Server Error``."""
+    return Problem(
+        500,
+        "internal-error",
+        "Internal error",
+        "Something went wrong on our side; it has been logged.",
+    ).response()
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """The app's ``exception_handlers``: every error the data plane answers is problem+json."""
+    from starlette.exceptions import HTTPException
+
+    return {
+        Exception: internal_error,
+        HTTPException: http_exception_problem,
+        Problem: problem_exception,
+    }

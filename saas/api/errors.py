@@ -176,7 +176,25 @@ def bad_request_view(request, exception=None):
     return JsonResponse(body, status=400, content_type=PROBLEM_JSON)
 
 
+def forbidden_view(request, exception=None, reason: str = ""):
+    """Django's handler403 and ``CSRF_FAILURE_VIEW`` (a ``PermissionDenied`` outside DRF, a
+    dashboard form posted without its CSRF token): the dashboard's error page for a browser on
+    a dashboard path, a problem for everything else (Django's default is an HTML page)."""
+    detail = (
+        "The form expired or was sent from another site; reload the page and try again."
+        if reason
+        else "You do not have permission to do this."
+    )
+    if wants_html(request):
+        context = {"status": 403, "title": "Forbidden", "detail": detail}
+        return render(request, "dashboard/error.html", context, status=403)
+    body = problem(403, "forbidden", "Forbidden", detail)
+    return JsonResponse(body, status=403, content_type=PROBLEM_JSON)
+
+
 def server_error_view(request):
+    """Django's handler500: always a problem (never a template, which could fail again), for
+    the API and the dashboard alike; the traceback is in the log, never in the answer."""
     body = problem(
         500,
         "internal-error",

@@ -12,6 +12,7 @@ Normalisations and refusals (each has a test in ``tests/saas/contract/``):
 - A row whose cells are all empty or blank (``,``, ``" , "``) is a blank line and skipped.
 - Labels are stripped; texts are kept as written (a text that is only blanks is empty).
 - A label holding a line break is refused: a model's labels are stored one a line.
+- A row holding a NUL character (text or label) is refused: PostgreSQL cannot store it.
 - In archive paths empty segments are dropped: ``a//1.png`` is ``1.png`` in class ``a``.
 """
 
@@ -297,6 +298,10 @@ def _records(
                         line,
                     )
                 )
+            if "\x00" in text or "\x00" in label:
+                # PostgreSQL cannot store NUL in the class counts (jsonb) or the examples a job
+                # keeps, so such a row could never be stored after training.
+                problems.append(("nul", "the row contains a NUL character", line))
             if problems:
                 yield None, problems
             else:

@@ -59,6 +59,9 @@ def dataset_create(
     Nothing is stored when validation fails; if the database write fails after the file was
     stored, the file is removed again.
     """
+    # The name defaults to the upload's file name, which no serializer has measured: cut it to
+    # the column rather than let the database refuse it (a 500).
+    name = name[: Dataset._meta.get_field("name").max_length]
     limit = settings.TRAINYARD_MAX_UPLOAD_BYTES
     if size > limit:
         raise PayloadTooLarge(

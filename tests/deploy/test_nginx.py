@@ -462,6 +462,37 @@ def test_nginx_refuses_oversized_bodies_as_problems(running, front):
         assert problem["status"] == 413 and problem["type"].endswith("/payload-too-large")
 
 
+def _raw(running: Running, data: bytes) -> tuple[bytes, bytes]:
+    """Send ``data`` as it is (nginx parses it, no client library tidies it); (head, body)."""
+    with socket.create_connection(("127.0.0.1", running.port), timeout=10) as s:
+        s.sendall(data)
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return head, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
+        (b"GET /\x00x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 431),
+    ],
+    ids=["bad-header", "nul-in-path", "uri-too-long", "header-too-large"],
+)
+def test_nginx_answers_its_own_errors_as_problems(running, request_bytes, status):
+    head, body = _raw(running, request_bytes)
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), head
+    assert b"Content-Type: application/problem+json" in head, head
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["type"].startswith(
+        "https://trainyard.dev/problems/"
+    )
+
+
 def test_nginx_answers_a_problem_when_an_upstream_is_down(running):
     # Last in the module: the stand-in web server goes away for good.
     web = running.upstreams["web"]

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -178,6 +178,9 @@ class ModelPredictView(TenantAPIView):
             )
             authorization = f"Internal {token}"
         content_type = request.META.get("CONTENT_TYPE", "application/json")
+        if not content_type.isascii() or not content_type.isprintable():
+            # Forwarded as a header, which must be ASCII (a UnicodeEncodeError, 500, before).
+            raise exceptions.UnsupportedMediaType(content_type.encode("unicode_escape").decode())
         try:
             body = request._request.body
         except RawPostDataException:

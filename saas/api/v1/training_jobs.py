@@ -124,8 +124,8 @@ class TrainingJobOut(serializers.Serializer):
     usage = JobUsageField()
     error = serializers.JSONField()
     created_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True, help_text="null until it starts")
+    finished_at = serializers.DateTimeField(allow_null=True, help_text="null until it ends")
 
     def get_object(self, obj) -> str:
         return "training_job"

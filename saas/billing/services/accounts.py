@@ -156,7 +156,12 @@ def checkout_url(*, organization: Organization, plan_code: str, actor: Actor) ->
 
     Raises ValidationFailed for an unknown, free or contract-based plan, StripeDisabled (409)
     when Stripe is not configured, and StripeCallFailed (502)."""
-    plan = Plan.objects.filter(code=plan_code, contract_based=False, monthly_fee__gt=0).first()
+    # A code no plan can have (NUL, or longer than the column) is unknown without asking the
+    # database, which would refuse the NUL with an error (a 500) instead of finding nothing.
+    max_length = Plan._meta.get_field("code").max_length or 0
+    plan = None
+    if "\x00" not in plan_code and len(plan_code) <= max_length:
+        plan = Plan.objects.filter(code=plan_code, contract_based=False, monthly_fee__gt=0).first()
     if plan is None:
         raise ValidationFailed(
             "Unknown plan.",
