@@ -109,6 +109,69 @@ def _class_checks(classes: Counter[str], problems: _Problems, warns: list[str]) 
             warns.append(f"class '{label}' has only {n} examples; expect poor recall on it")
 
 
+class _DistinctExamples:
+    """Counts each class's distinct examples as the training split groups them
+    (``workers.ml.splits``): copies share one group (texts equal after collapsing whitespace
+    and folding case; images with the same bytes), and a group whose copies disagree on the
+    label counts for its most common label (the first in sorted order on a tie). A class with
+    fewer than 2 such groups cannot be split into training and validation, so it is refused
+    here rather than failing the job.
+
+    Memory: one int per distinct key (its first label's index); a Counter only for the rare
+    keys seen with more than one label.
+    """
+
+    def __init__(self) -> None:
+        self._labels: dict[str, int] = {}
+        self._names: list[str] = []
+        self._first: dict[object, int] = {}
+        self._seen: Counter[object] = Counter()
+        self._mixed: dict[object, Counter[int]] = {}
+
+    def add(self, key: object, label: str) -> None:
+        index = self._labels.setdefault(label, len(self._labels))
+        if index == len(self._names):
+            self._names.append(label)
+        first = self._first.setdefault(key, index)
+        mixed = self._mixed.get(key)
+        if mixed is not None:
+            mixed[index] += 1
+        elif first != index:
+            # Every earlier copy had the first label.
+            self._mixed[key] = Counter({first: self._seen[key], index: 1})
+        self._seen[key] += 1
+
+    def per_class(self) -> Counter[str]:
+        """``{label: distinct groups whose (majority) label it is}``."""
+        out: Counter[str] = Counter()
+        for key, index in self._first.items():
+            mixed = self._mixed.get(key)
+            if mixed is None:
+                out[self._names[index]] += 1
+            else:
+                top = max(mixed.values())
+                out[min(self._names[i] for i, n in mixed.items() if n == top)] += 1
+        return out
+
+    def check(self, classes: Counter[str], problems: _Problems) -> None:
+        """Add a ``classes`` problem for each class with 2+ examples but < 2 distinct ones."""
+        distinct = self.per_class()
+        for label, n in sorted(classes.items()):
+            if n >= 2 and distinct[label] < 2:
+                problems.add(
+                    "classes",
+                    f"class '{label}' has {n} examples but {distinct[label]} distinct "
+                    "(the same text after whitespace and case, or the same image bytes); "
+                    "copies always go to the same side of the validation split, so every "
+                    "class needs at least 2 distinct examples",
+                )
+
+
+def text_duplicate_key(text: str) -> int:
+    """The grouping key of a text example (``workers.ml.splits.text_keys``), hashed."""
+    return hash(" ".join(text.split()).casefold())
+
+
 def _balance(classes: Counter[str]) -> dict:
     if not classes:
         return {"examples_per_class": {}, "imbalance_ratio": None}
@@ -250,6 +313,7 @@ def validate_text_csv(
     # "duplicate" among a million rows has odds of about 1 in 10^7.
     seen: set[int] = set()
     repeats: Counter[int] = Counter()
+    distinct = _DistinctExamples()
     rows = 0
     stream.seek(0)
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
@@ -267,6 +331,7 @@ def validate_text_csv(
                     clock.check()
             if example is not None:
                 classes[example.label] += 1
+                distinct.add(text_duplicate_key(example.text), example.label)
                 h = hash(example.text.strip())
                 if h in seen:
                     repeats[h] += 1
@@ -289,6 +354,8 @@ def validate_text_csv(
     _check_classes(classes, max_classes)
     warns: list[str] = []
     _class_checks(classes, problems, warns)
+    distinct.check(classes, problems)
+    del distinct
     duplicates = sum(repeats.values())
     if duplicates:
         warns.append(f"{duplicates} rows repeat an earlier text exactly")
@@ -490,6 +557,7 @@ def validate_image_zip(fileobj: BinaryIO, *, max_classes: int | None = None) -> 
 
     classes: Counter[str] = Counter()
     digests: Counter[str] = Counter()
+    distinct = _DistinctExamples()
     sizes: Counter[str] = Counter()
     undecodable = 0
     spent = 0
@@ -602,7 +670,9 @@ def validate_image_zip(fileobj: BinaryIO, *, max_classes: int | None = None) -> 
                 )
                 continue
             classes[label] += 1
-            digests[hashlib.sha256(blob).hexdigest()] += 1
+            digest = hashlib.sha256(blob).hexdigest()
+            digests[digest] += 1
+            distinct.add(digest, label)
             sizes[f"{w}x{h}"] += 1
 
     if files == 0:
@@ -612,6 +682,7 @@ def validate_image_zip(fileobj: BinaryIO, *, max_classes: int | None = None) -> 
         )
     warns: list[str] = []
     _class_checks(classes, problems, warns)
+    distinct.check(classes, problems)
     duplicates = sum(n - 1 for n in digests.values() if n > 1)
     if duplicates:
         warns.append(f"{duplicates} images are byte-for-byte copies of another image")

@@ -338,7 +338,11 @@ def test_a_quoted_label_holding_a_newline_is_refused(tenant, settings):
 
 
 def test_a_doubled_slash_in_a_zip_path_keeps_the_class_folder(tenant):
-    files = {f"{c}//{i}.png": png_bytes(i) for c in ("cat", "dog") for i in range(2)}
+    files = {
+        f"{c}//{i}.png": png_bytes(10 * k + i)
+        for k, c in enumerate(("cat", "dog"))
+        for i in range(2)
+    }
     r = upload(tenant.client, image_zip(files), task="image-classification", name="d.zip")
     assert r.status_code == 201, r.content
     assert r.json()["classes"] == {"cat": 2, "dog": 2}

@@ -60,7 +60,9 @@ def test_a_label_with_a_newline_is_refused_by_both(tmp_path):
 def test_a_doubled_slash_gives_the_same_class_to_the_dataset_and_the_model(tmp_path):
     from workers.ml.runners.image import read_zip
 
-    files = {f"{c}//{i}.png": png_bytes(i) for c in ("a", "b") for i in range(2)}
+    files = {
+        f"{c}//{i}.png": png_bytes(10 * k + i) for k, c in enumerate(("a", "b")) for i in range(2)
+    }
     data = image_zip(files)
     (tmp_path / "d.zip").write_bytes(data)
     _, _, labels = read_zip(str(tmp_path / "d.zip"))
