@@ -9,7 +9,14 @@ path, query and referer is redacted before it is written (``saas.common.redact``
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from gunicorn.glogging import Logger
+
+# gunicorn reads this file before it applies --pythonpath or --chdir: the repository (this
+# file's folder) must be importable whatever the working directory.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from saas.common.redact import redact_query, redact_request_line, redact_url
 

@@ -297,6 +297,12 @@ if CELERY_TASK_TIME_LIMIT >= CELERY_VISIBILITY_TIMEOUT:
         "the task time limit must be below CELERY_VISIBILITY_TIMEOUT"
     )
 CELERY_TASK_SOFT_TIME_LIMIT = int(CELERY_TASK_TIME_LIMIT * 0.95)
+# The training attempt stops itself at this many seconds, between two batches (JobMonitor):
+# a clean stop, billed as ``time_limit``. Celery's soft limit (a signal that may land in the
+# middle of a database call) stays as the backstop for a phase that never reaches a batch.
+TRAINYARD_TRAINING_STOP_SECONDS = env.int(
+    "TRAINYARD_TRAINING_STOP_SECONDS", default=int(CELERY_TASK_TIME_LIMIT * 0.9)
+)
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

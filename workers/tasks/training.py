@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.db import DatabaseError, connection
 
 from saas.celery import TaskName
 from saas.common.storage import local_copy
@@ -100,6 +101,13 @@ def run_training(start: jobs.JobStart) -> None:
         jobs.training_job_complete(start=start, result=result, resources=asdict(meter))
     except TrainingCancelled as stop:
         assert meter is not None  # raised inside the with statement, so meter is bound
+        if monitor.time_limited:
+            jobs.training_job_time_limited(
+                start=start,
+                resources=asdict(meter),
+                examples=getattr(stop, "examples_processed", None),
+            )
+            return
         jobs.training_job_stopped(
             start=start,
             resources=asdict(meter),
@@ -108,8 +116,17 @@ def run_training(start: jobs.JobStart) -> None:
         )
     except SoftTimeLimitExceeded:
         # Billing: the time limit is the tenant's job being too long, so its compute is billed
-        # (left unbilled, a free tenant could loop limit-long jobs forever).
-        jobs.training_job_time_limited(start=start, resources=asdict(meter) if meter else {})
+        # (left unbilled, a free tenant could loop limit-long jobs forever). The backstop for a
+        # phase that never reached a batch: the signal may have cut a database call short,
+        # leaving the connection mid-command, so a failed write is retried on a new one.
+        resources = asdict(meter) if meter else {}
+        try:
+            jobs.training_job_time_limited(start=start, resources=resources)
+        except DatabaseError:
+            if connection.in_atomic_block:
+                raise
+            connection.close()
+            jobs.training_job_time_limited(start=start, resources=resources)
     except TrainingInputError as exc:
         jobs.training_job_fail(
             start=start, code="input", message=str(exc), resources=asdict(meter) if meter else None

@@ -177,9 +177,17 @@ def training_job_stopped(
 
 def _examples_done(job: TrainingJob) -> int:
     """Training examples the job's completed epochs processed (``job.epoch`` × its training
-    split), for a stop that interrupted the runner before it could say (a time limit)."""
-    n = job.dataset.num_examples
-    train = n - math.ceil(n * float(job.hyperparameters.get("validation_split", 0)))
+    split), for a stop that interrupted the runner before it could say (Celery's soft limit).
+
+    The training split as ``workers.ml.splits.grouped_stratified_split`` draws it for
+    duplicate-free data: each class keeps all but ``max(1, floor(validation_split × n))`` of
+    its ``n`` examples (with copies it holds out whole groups, so this is then approximate).
+    """
+    share = float(job.hyperparameters.get("validation_split", 0))
+    train = sum(
+        n - max(1, math.floor(n * share)) if share > 0 else n
+        for n in (job.dataset.classes or {}).values()
+    )
     return max(0, train) * job.epoch
 
 
@@ -197,27 +205,31 @@ def _fail_billed(
     event(job, "failed", message[:500], code=code)
 
 
-def training_job_time_limited(*, start: JobStart, resources: dict) -> None:
-    """Worker side: the training time limit stopped the attempt (Celery's soft limit).
+def training_job_time_limited(
+    *, start: JobStart, resources: dict, examples: int | None = None
+) -> None:
+    """Worker side: the training time limit stopped the attempt (the monitor's
+    ``TRAINYARD_TRAINING_STOP_SECONDS`` between batches, or Celery's soft limit as backstop).
 
     The job is ``failed`` with code ``time_limit`` and its compute is billed (billing reason
     ``time_limit``): the tenant chose a job that long, so it is not the platform's loss (left
     unbilled, a free tenant could train for hours again and again). ``resources`` as for
     :func:`training_job_complete` (empty when the limit struck before measuring began); the
-    examples billed are those of the epochs completed.
+    examples billed are ``examples`` (the runner's count, when it stopped between batches), else
+    those of the epochs completed (:func:`_examples_done`).
     Nothing is written if the attempt is no longer current.
     """
     with transaction.atomic():
         job = lock_attempt(organization_id=start.organization_id, job_id=start.job_id)
         if job is None or not _current(job, start):
             return
-        limit = settings.CELERY_TASK_SOFT_TIME_LIMIT
+        limit = settings.TRAINYARD_TRAINING_STOP_SECONDS
         # Stopped before the measurement began (still copying the dataset): nothing to bill.
         resources = resources or {"wall_seconds": 0.0, "cpu_seconds": 0.0, "device": job.device}
         _fail_billed(
             job,
             _with_resumed(resources, start),
-            _examples_done(job),
+            _examples_done(job) if examples is None else examples,
             code="time_limit",
             message=f"Training ran past the {limit} s time limit after {job.epoch} epochs; "
             "the compute used is billed. Train fewer epochs or less data.",

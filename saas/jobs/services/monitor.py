@@ -50,6 +50,11 @@ class JobMonitor:
         # message); should_stop() then stops the runner and the task fails the job
         # ``quota_exhausted`` (training_job_stopped(exhausted=...)).
         self.exhausted: str | None = None
+        # Set by should_stop() once this attempt has run TRAINYARD_TRAINING_STOP_SECONDS: the
+        # task then ends the job ``time_limit`` (billed), between two batches rather than by
+        # Celery's soft-limit signal, which may interrupt a database call.
+        self.time_limited = False
+        self._stop_after = float(settings.TRAINYARD_TRAINING_STOP_SECONDS)
         self._billing: tuple[str, str | None] | None = None  # (device, creating API key)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -112,7 +117,9 @@ class JobMonitor:
         )
 
     def should_stop(self) -> bool:
-        """True when this attempt must stop (cancelled, superseded, or no longer running)."""
+        """True when this attempt must stop: cancelled, superseded, no longer running, out of
+        quota (:attr:`exhausted`), or past ``TRAINYARD_TRAINING_STOP_SECONDS`` of this attempt
+        (:attr:`time_limited`)."""
         row = self._qs().values_list("status", "attempt", "cancel_requested_at").first()
         if row is None:
             return True
@@ -120,12 +127,17 @@ class JobMonitor:
         now = timezone.now()
         if (now - self._last_beat).total_seconds() >= self.heartbeat_every:
             self.beat()
-        return (
+        if (
             cancel is not None
             or attempt != self.start.attempt
             or status != Status.RUNNING
             or self.exhausted is not None
-        )
+        ):
+            return True
+        if self.elapsed >= self._stop_after:
+            self.time_limited = True
+            return True
+        return False
 
     def on_epoch(self, epoch: int, logs: dict) -> None:
         """Record an epoch's loss and accuracy in the timeline, the job's progress, and

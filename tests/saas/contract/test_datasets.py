@@ -81,7 +81,7 @@ def test_an_empty_folder_segment_is_dropped_from_the_class():
     assert member_class("a//1.png") == "a"
     assert member_class("top/a//1.png") == "a"
     assert member_class("//1.png") is None  # not inside a class folder
-    files = {f"{c}//{i}.png": png_bytes(i) for c in "ab" for i in range(2)}
+    files = {f"{c}//{i}.png": png_bytes(10 * k + i) for k, c in enumerate("ab") for i in range(2)}
     validated = validate_image_zip(io.BytesIO(image_zip(files)))
     assert validated.classes == {"a": 2, "b": 2}
 

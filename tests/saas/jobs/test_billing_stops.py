@@ -53,7 +53,8 @@ def test_a_time_limit_stop_bills_the_compute_used(tenant):
     events = _events(job)
     assert events["training_compute_seconds"].quantity == 40
     assert events["training_compute_seconds"].dimensions["billing_reason"] == "time_limit"
-    assert events["training_examples"].quantity == 2 * 19  # two epochs of 19 training examples
+    # Two epochs of 20 training examples (12 a class, 2 of each held out by the grouped split).
+    assert events["training_examples"].quantity == 2 * 20
     assert events["training_examples"].dimensions["billing_reason"] == "time_limit"
     assert QuotaReservation.objects.for_tenant(tenant.org).get().released_at is not None
     failed = JobEvent.objects.for_tenant(tenant.org).filter(job=job, type="failed").get()
