@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,7 +275,9 @@ class Admission:
         return [raw[5 * i : 5 * i + 5] for i in range(len(items))]
 
     async def _commit_group(self, items: list[list[str | int]]) -> list[int]:
-        args: list[str | int | float] = [WINDOW_SECONDS]
+        # A fresh writer id per group, sequence 1: redis-py's retries of this one call (after
+        # a lost reply) are then skipped by the script if an earlier attempt was applied.
+        args: list[str | int | float] = [WINDOW_SECONDS, "f" + secrets.token_hex(8), 1]
         for item in items:
             args.extend(item)
         window = int(await self._commit_script(keys=[INDEX_KEY], args=args))
@@ -344,7 +347,9 @@ class Admission:
 
     async def commit(self, item: CommitItem) -> int:
         """Count an answered request in the current metering window through redis-py (the
-        :class:`CommitWriter`'s fallback; coalesced); returns the window."""
+        :class:`CommitWriter`'s fallback; coalesced, idempotent across redis-py's retries);
+        returns the window (0 when a retry found its group already applied). Raises
+        ``redis`` errors."""
         return int(await self._commits.submit(item.args()))
 
     async def release(self, admitted: Admitted) -> None:
