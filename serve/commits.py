@@ -28,11 +28,13 @@ are not ambiguous.
 **Fallback.** A commit Redis refuses (an error reply: it was not applied; or no connection, or
 too many unacknowledged) goes through redis-py (``serve.admission.Admission.commit``: a group
 of them is one script call with a fresh writer id of its own, so redis-py's retries of it are
-skipped if an earlier attempt was applied) and, failing that, straight to the ledger
-(``saas.inference.services.prediction_usage_record``), so an answered request is not lost.
-Left open: a redis-py attempt that Redis applied and whose reply was lost, followed by
-retries that all fail, is then written to the ledger too (counted twice); and commits still
-unacknowledged when ``serve`` stops with Redis unreachable are logged, not counted.
+skipped if an earlier attempt was applied; when the last attempt's reply is lost, setting the
+group's mark tells whether it was applied, and fences it off if not) and, failing that,
+straight to the ledger (``saas.inference.services.prediction_usage_record``), so an answered
+request is not lost. Left open: a redis-py attempt that Redis applied just before becoming
+unreachable to the retries and the fence as well is written to the ledger too (counted
+twice); and commits still unacknowledged when ``serve`` stops with Redis unreachable are
+logged, not counted.
 """
 
 from __future__ import annotations

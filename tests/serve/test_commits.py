@@ -15,6 +15,9 @@ import pytest
 import redis.asyncio as aioredis
 from django.conf import settings
 from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from saas.metering.windows import INDEX_KEY, SEP, WINDOW_SECONDS
 from serve.admission import Admission
@@ -316,5 +319,65 @@ def test_fallback_groups_are_counted_once_each(groups: int):
         finally:
             await tally.clean(r)
             await r.aclose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("retries", [3, 0])
+def test_a_fallback_commit_whose_reply_is_lost_is_counted_once(retries: int):
+    """redis-py's retry re-sends the group (skipped by its mark); with no retry left, the
+    group's mark, set after the loss, tells it was applied."""
+
+    async def main() -> None:
+        async with CuttingProxy(*redis_address()) as proxy:
+            r = aioredis.Redis.from_url(
+                redis_url_via(proxy.listen_port), retry=Retry(NoBackoff(), retries)
+            )
+            direct = aioredis.Redis.from_url(settings.REDIS_URL)
+            tally = Tally()
+            try:
+                admission = Admission(r, rate_window_seconds=1.0)
+                await r.ping()
+                proxy.arm("reply")
+                assert await admission.commit(tally.item(3)) == 0  # applied, reply lost
+                assert proxy.connections == 2
+                assert await tally.counted(direct) == (3, 1)
+            finally:
+                await tally.clean(direct)
+                await r.aclose()
+                await direct.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_fallback_commit_lost_before_redis_raises_and_is_fenced_off():
+    """Not applied: the caller (the ledger fallback) gets the error, and the group's mark is
+    set, so no late copy of the command could still apply it."""
+
+    async def main() -> None:
+        async with CuttingProxy(*redis_address()) as proxy:
+            r = aioredis.Redis.from_url(
+                redis_url_via(proxy.listen_port), retry=Retry(NoBackoff(), 0)
+            )
+            direct = aioredis.Redis.from_url(settings.REDIS_URL)
+            tally = Tally()
+            before = {k async for k in direct.scan_iter(MARK_PREFIX + "f*")}
+            try:
+                admission = Admission(r, rate_window_seconds=1.0)
+                await r.ping()
+                proxy.arm("request")
+                with pytest.raises(RedisConnectionError):
+                    await admission.commit(tally.item(3))
+                assert await tally.counted(direct) == (0, 0)
+                (mark,) = {k async for k in direct.scan_iter(MARK_PREFIX + "f*")} - before
+                late = [WINDOW_SECONDS, mark.decode()[len(MARK_PREFIX) :], 1, *tally.item(3).args()]
+                script = direct.register_script(COMMIT_SCRIPT)
+                assert int(await script(keys=[INDEX_KEY], args=late)) == 0
+                assert await tally.counted(direct) == (0, 0)
+                await direct.delete(mark)
+            finally:
+                await tally.clean(direct)
+                await r.aclose()
+                await direct.aclose()
 
     asyncio.run(main())
