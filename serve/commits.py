@@ -171,7 +171,14 @@ class CommitWriter:
         await client.script_load(COMMIT_SCRIPT)
         self._task = asyncio.create_task(self._run(), name="commit-writer")
 
-    async def stop(self) -> None:
+    async def stop(self, drain_seconds: float = 2.0) -> None:
+        """Wait up to ``drain_seconds`` for the replies of the commits in flight (a lost
+        connection is re-made and settled meanwhile), then close."""
+        deadline = asyncio.get_running_loop().time() + drain_seconds
+        while self._pending and self._task is not None and not self._task.done():
+            if asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -381,3 +381,18 @@ def test_a_fallback_commit_lost_before_redis_raises_and_is_fenced_off():
                 await direct.aclose()
 
     asyncio.run(main())
+
+
+def test_stop_waits_for_the_commits_in_flight_and_settles_a_lost_connection():
+    async def main() -> None:
+        async with CuttingProxy(*redis_address()) as proxy:
+            async with scenario(redis_url_via(proxy.listen_port)) as (writer, r, tally, fallen):
+                proxy.arm("request")
+                for k in range(20):
+                    writer.write(tally.item(1 + k % 2))
+                await writer.stop()  # at once: the cut, the reconnect, the re-send
+                assert writer.unacknowledged == 0
+                assert await tally.counted(r) == (30, 20)
+                assert (writer.resent, fallen) == (20, [])
+
+    asyncio.run(main())
