@@ -33,8 +33,9 @@ group's mark tells whether it was applied, and fences it off if not) and, failin
 straight to the ledger (``saas.inference.services.prediction_usage_record``), so an answered
 request is not lost. Left open: a redis-py attempt that Redis applied just before becoming
 unreachable to the retries and the fence as well is written to the ledger too (counted
-twice); and commits still unacknowledged when ``serve`` stops with Redis unreachable are
-logged, not counted.
+twice); commits still unacknowledged when ``serve`` stops with Redis unreachable are logged,
+not counted; and a commit Redis refused (``-OOM`` under ``noeviction``) whose error reply is
+lost with the connection, behind a later commit that Redis applied, is taken as applied.
 """
 
 from __future__ import annotations
