@@ -996,14 +996,14 @@ class Chaos:
                 f"{t.slug}: 200s {self.rec.ok_requests[t.org_id]} req/{self.rec.ok_inputs[t.org_id]} in, "
                 f"ledger {reqs}/{inputs}, cut {self.rec.cut_inputs[t.org_id]} in"
             )
-        # serve's commit writer logs the commits whose reply died with a Redis connection
-        # ("counted as applied"): where the ledger falls short, look there first.
-        ambiguous = 0
+        # serve's commit writer keeps the commits whose reply died with a Redis connection
+        # and, on the next one, re-sends those its mark shows not applied ("re-sending N").
+        resent = 0
         for path in self.run_dir.glob("serve*.log"):
             for line in path.read_text(errors="replace").splitlines():
-                if "metering commits unacknowledged" in line:
-                    ambiguous += int(line.split(" with ")[1].split()[0])
-        self.figures["serve_ambiguous_commits"] = ambiguous
+                if "metering commits whose reply was lost" in line:
+                    resent += int(line.split("re-sending ")[1].split()[0])
+        self.figures["serve_resent_commits"] = resent
         if not ok:
             self.figures["metering_divergence"] = self.metering_divergence()
         self.checks.append(

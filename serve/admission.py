@@ -35,15 +35,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from saas.inference.selectors import PredictionBudget, ServingPrincipal
 from saas.metering.windows import INDEX_KEY, WINDOW_SECONDS
 
-from .commits import COMMIT_SCRIPT, CommitItem
+from .commits import COMMIT_SCRIPT, MARK_PREFIX, MARK_TTL_SECONDS, CommitItem
 
 log = logging.getLogger(__name__)
 
@@ -274,10 +278,24 @@ class Admission:
         return [raw[5 * i : 5 * i + 5] for i in range(len(items))]
 
     async def _commit_group(self, items: list[list[str | int]]) -> list[int]:
-        args: list[str | int | float] = [WINDOW_SECONDS]
+        # A fresh writer id per group, sequence 1: redis-py's retries of this one call (after
+        # a lost reply) are then skipped by the script if an earlier attempt was applied.
+        group = "f" + secrets.token_hex(8)
+        args: list[str | int | float] = [WINDOW_SECONDS, group, 1]
         for item in items:
             args.extend(item)
-        window = int(await self._commit_script(keys=[INDEX_KEY], args=args))
+        try:
+            window = int(await self._commit_script(keys=[INDEX_KEY], args=args))
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # Its last reply lost: Redis may have applied it. Setting the group's mark (when
+            # absent) tells which, and fences it off: no late copy of it can apply now.
+            try:
+                fenced = await self.client.set(MARK_PREFIX + group, 1, nx=True, ex=MARK_TTL_SECONDS)
+            except RedisError:
+                raise exc from None  # unknown: the caller counts it elsewhere (see commits)
+            if fenced:
+                raise  # not applied, and now never: the caller counts it elsewhere
+            window = 0  # applied before the reply was lost
         return [window] * len(items)
 
     async def admit(
@@ -344,7 +362,9 @@ class Admission:
 
     async def commit(self, item: CommitItem) -> int:
         """Count an answered request in the current metering window through redis-py (the
-        :class:`CommitWriter`'s fallback; coalesced); returns the window."""
+        :class:`CommitWriter`'s fallback; coalesced, idempotent across redis-py's retries);
+        returns the window (0 when a retry found its group already applied). Raises
+        ``redis`` errors."""
         return int(await self._commits.submit(item.args()))
 
     async def release(self, admitted: Admitted) -> None:
