@@ -29,7 +29,9 @@ def datasets(tenant, settings):
     settings.TRAINYARD_HUB_HANDLES = {"mobilenet_v2": "/nonexistent/handle"}
     # 24 examples, 2 classes: every validation split in 0.05–0.5 leaves both classes each side.
     text = upload(tenant.client, text_csv(small_text_rows(12))).json()
-    files = {f"{c}/{i}.png": png_bytes(20 * k + i) for k, c in enumerate(("a", "b")) for i in range(12)}
+    files = {
+        f"{c}/{i}.png": png_bytes(20 * k + i) for k, c in enumerate(("a", "b")) for i in range(12)
+    }
     image = upload(
         tenant.client, image_zip(files), task="image-classification", name="d.zip"
     ).json()
