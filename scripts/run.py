@@ -51,25 +51,27 @@ def main() -> int:
         "TRAINYARD_PUBLIC_URL": os.environ.get("TRAINYARD_PUBLIC_URL", f"http://localhost:{port}"),
         "REDIS_URL": redis_url_or_exit(),
     }
-    with Stack(env=env, log_dir=log_dir, port=port) as stack:
-        stack.start_web()
-        stack.start_serve()
-        stack.start_worker("training", Queue.TRAINING_CPU)
-        stack.start_worker("maintenance", Queue.MAINTENANCE, beat=True)
-        stack.wait_web()
-        print(
-            f"Trainyard on {stack.base_url} (API docs: {stack.base_url}/v1/docs); logs in {log_dir}"
-        )
-        print("Ctrl-C to stop.", flush=True)
-        try:
+    try:
+        with Stack(env=env, log_dir=log_dir, port=port) as stack:
+            stack.start_web()
+            stack.start_serve()
+            stack.start_worker("training", Queue.TRAINING_CPU)
+            stack.start_worker("maintenance", Queue.MAINTENANCE, beat=True)
+            stack.wait_web()
+            print(
+                f"Trainyard on {stack.base_url} (API docs: {stack.base_url}/v1/docs); "
+                f"logs in {log_dir}"
+            )
+            print("Ctrl-C to stop.", flush=True)
             while all(p.poll() is None for p in stack.procs.values()):
                 time.sleep(1)
-        except KeyboardInterrupt:
-            pass
-        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
-        if dead:
+            dead = [n for n, p in stack.procs.items() if p.poll() is not None]
             print(f"stopped because {dead} exited; see {log_dir}")
             return 1
+    except KeyboardInterrupt:
+        # A stop signal, wherever it landed (while starting, printing or waiting): leaving the
+        # with statement has already ended every child (Stack.__exit__).
+        pass
     return 0
 
 
