@@ -44,6 +44,7 @@ logs beside it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -54,6 +55,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -124,6 +126,12 @@ class Postgres:
     root). ``crash()`` is ``pg_ctl stop -m immediate`` (no checkpoint; recovery on start)."""
 
     def __init__(self, root: Path, port: int) -> None:
+        # The postgres user must reach its data directory, and a checkout may sit below a
+        # folder only root can enter (a CI clone under a 0700 mktemp directory): run as root,
+        # the cluster lives in a fresh directory of its own under /tmp (world-traversable).
+        self.temporary = os.geteuid() == 0
+        if self.temporary:
+            root = Path(tempfile.mkdtemp(prefix="trainyard-chaos-pg-", dir="/tmp"))
         self.root = root
         self.data = root / "data"
         self.sock = root / "sock"
@@ -1187,7 +1195,12 @@ class Chaos:
             self.stack.stop()
         self.redis.stop()
         self.pg.stop()
+        if self.pg.temporary:  # its server log joins the run's logs
+            with contextlib.suppress(OSError):
+                shutil.copy(self.pg.root / "server.log", self.run_dir / "pg-server.log")
         if not os.environ.get("CHAOS_KEEP"):  # the logs stay; the databases' files go
+            if self.pg.temporary:
+                shutil.rmtree(self.pg.root, ignore_errors=True)
             for path in (
                 self.pg.data,
                 self.redis.root,
