@@ -4,6 +4,10 @@ Every variable is documented in the README's configuration table. Integrations s
 their variables: with ``DATABASE_URL`` and ``REDIS_URL`` set, Trainyard runs on PostgreSQL and
 Redis (production and the test suite); without them it falls back to SQLite and kombu's
 filesystem transport under ``var/`` so ``make demo`` works on a bare machine.
+
+Kept as one module past DESIGN §2's ~450 lines on purpose: it is a flat list of settings read
+from the environment, in the order the README's table gives them, with no logic to follow
+between them; split files would make "where is X set?" a search and Django reads one module.
 """
 
 from datetime import timedelta

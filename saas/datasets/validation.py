@@ -11,6 +11,12 @@ actually decompressed (never the sizes the archive claims), so a ZIP bomb stops 
 Nothing here touches the database or storage: :func:`validate_text_csv` and
 :func:`validate_image_zip` take bytes/a file and return a :class:`Validated` or raise
 :class:`~saas.common.errors.ValidationFailed` whose ``extra["report"]`` holds what was learned.
+
+Past DESIGN §2's ~450 lines (709): the CSV and the ZIP validators share the problem list, the
+class checks, the distinct-example rule and the budgets, and each is one pass over its input
+whose order matters (budgets before decoding). The planned split is by input kind
+(``validation/text.py``, ``validation/images.py``, shared checks in ``validation/common.py``);
+it was left for a change of its own so this issue's budgets landed with the tests unchanged.
 """
 
 from __future__ import annotations
