@@ -321,3 +321,15 @@ def page_of(serializer_class, name: str | None = None):
             "next_cursor": serializers.CharField(allow_null=True),
         },
     )
+
+
+def metrics_inline(metrics: dict | None) -> dict | None:
+    """A job's or model's ``metrics`` as one object's answer shows them: whole, except a
+    ``confusion_matrix`` over ``TRAINYARD_CONFUSION_MATRIX_INLINE_CLASSES`` classes, which
+    only the confusion-matrix download serves (so one answer stays small)."""
+    if not metrics:
+        return metrics
+    cm = metrics.get("confusion_matrix") or {}
+    if len(cm.get("labels", [])) <= settings.TRAINYARD_CONFUSION_MATRIX_INLINE_CLASSES:
+        return metrics
+    return {k: v for k, v in metrics.items() if k != "confusion_matrix"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -18,7 +17,7 @@ from saas.registry import selectors as model_selectors
 from saas.registry import services as model_services
 from saas.tenancy.permissions import Action
 
-from ..base import PAGE_PARAMS, TenantAPIView, page_of, represent
+from ..base import PAGE_PARAMS, TenantAPIView, metrics_inline, page_of, represent
 from ..parsers import JSONParser
 
 
@@ -43,13 +42,7 @@ class ModelOut(serializers.Serializer):
         return "model"
 
     def get_metrics(self, obj) -> dict | None:
-        metrics = obj.metrics
-        if not metrics:
-            return metrics
-        cm = metrics.get("confusion_matrix") or {}
-        if len(cm.get("labels", [])) <= settings.TRAINYARD_CONFUSION_MATRIX_INLINE_CLASSES:
-            return metrics
-        return {k: v for k, v in metrics.items() if k != "confusion_matrix"}
+        return metrics_inline(obj.metrics)
 
 
 class ModelListOut(ModelOut):

@@ -14,7 +14,6 @@ import csv
 from collections.abc import Iterator
 from typing import Any, cast
 
-from django.conf import settings
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -34,7 +33,7 @@ from saas.jobs import services as job_services
 from saas.jobs.usage import JobUsage
 from saas.tenancy.permissions import Action
 
-from ..base import PAGE_PARAMS, TenantAPIView, page_of, paginate_list
+from ..base import PAGE_PARAMS, TenantAPIView, metrics_inline, page_of, paginate_list
 from ..parsers import JSONParser
 from .common import validated
 
@@ -179,13 +178,7 @@ class TrainingJobDetailOut(TrainingJobOut):
     )
 
     def get_metrics(self, obj) -> dict | None:
-        metrics = obj.metrics
-        if not metrics:
-            return metrics
-        cm = metrics.get("confusion_matrix") or {}
-        if len(cm.get("labels", [])) <= settings.TRAINYARD_CONFUSION_MATRIX_INLINE_CLASSES:
-            return metrics
-        return {k: v for k, v in metrics.items() if k != "confusion_matrix"}
+        return metrics_inline(obj.metrics)
 
 
 class ConfusionMatrixOut(serializers.Serializer):
