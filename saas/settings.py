@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "saas.billing",
     "saas.api",
     "saas.dashboard",
+    "saas.console",
     # Only management commands and Celery tasks; nothing here imports TensorFlow at import time.
     "workers",
 ]

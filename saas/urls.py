@@ -15,6 +15,7 @@ urlpatterns = [
     # this pattern answers /admin/login/.
     path("admin/login/", throttled("login")(admin.site.login)),
     path("admin/", admin.site.urls),
+    path("console/", include("saas.console.urls")),
     path("v1/", include("saas.api.v1.urls")),
     path("stripe/", include("saas.api.stripe_urls")),
     path("healthz", healthz),

@@ -1,0 +1,1 @@
+"""Console pages, one module per area: ops (queues, workers, jobs), tenants, economics, support."""

@@ -1,0 +1,5 @@
+"""Console pages: economics."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,5 @@
+"""Console pages: support."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

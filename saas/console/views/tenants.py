@@ -1,0 +1,5 @@
+"""Console pages: tenants."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
