@@ -1,0 +1,133 @@
+"""The operator console in a real browser (Debian's Chromium driven by Playwright) against
+pytest-django's live server on the real PostgreSQL and Redis.
+
+Walks every console page as staff, acts on a tenant, and shows a tenant owner gets the plain 404.
+Screenshots go to ``$TRAINYARD_SCREENSHOTS`` (default: a pytest temporary folder, printed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from saas.common.actor import Actor
+from saas.tenancy.models import Membership, Organization
+from saas.tenancy.services.organizations import organization_create
+
+pytestmark = [pytest.mark.browser]
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("TRAINYARD_SCREENSHOTS") or tmp_path_factory.mktemp("console"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls of the fixtures
+    # refuse to run there unless told it is safe.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, live_server):
+    context = chromium.new_context(
+        base_url=live_server.url, viewport={"width": 1360, "height": 900}
+    )
+    context.set_default_timeout(20_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def snap(page, shots: Path, name: str) -> None:
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def world(transactional_db):
+    """Two tenants (one with an owner whose password we know) and a staff operator."""
+    User = get_user_model()
+    staff = User.objects.create_user(
+        username="ops@trainyard.test", email="ops@trainyard.test", password=PASSWORD, is_staff=True
+    )
+    acme = organization_create(
+        slug="acme", name="Acme Corp", owner_email="owner@acme.test", actor=Actor.system()
+    )
+    organization_create(
+        slug="globex", name="Globex", owner_email="owner@globex.test", actor=Actor.system()
+    )
+    owner = Membership.objects.get(organization=acme).user
+    owner.set_password(PASSWORD)
+    owner.save()
+    return {"staff": staff, "acme": acme, "owner": owner}
+
+
+def admin_sign_in(page, email: str) -> None:
+    page.goto("/console/")
+    assert "/admin/login/" in page.url  # anonymous: sent to the sign-in, then back
+    page.fill("#id_username", email)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/console/")
+
+
+def test_staff_walk_the_console_and_act_on_a_tenant(page, world, shots):
+    admin_sign_in(page, world["staff"].email)
+    page.get_by_role("heading", name="At a glance").wait_for()
+    snap(page, shots, "01-at-a-glance")
+
+    for i, (path, name) in enumerate(
+        [
+            ("/console/jobs", "02-jobs"),
+            ("/console/tenants", "03-tenants"),
+            ("/console/economics", "05-economics"),
+            ("/console/support", "06-support"),
+        ]
+    ):
+        resp = page.goto(path)
+        assert resp is not None and resp.status == 200, (path, resp and resp.status)
+        snap(page, shots, name)
+
+    org = world["acme"]
+    page.goto(f"/console/tenants/{org.pk}")
+    page.get_by_role("heading", name="Acme Corp").wait_for()
+    snap(page, shots, "04-tenant")
+
+
+def test_a_tenant_owner_gets_404_in_the_console(page, world, shots):
+    page.goto("/login")
+    page.get_by_label("Email").fill(world["owner"].email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/app/**")
+    for path in ("/console/", "/console/tenants", f"/console/tenants/{world['acme'].pk}"):
+        resp = page.goto(path)
+        assert resp is not None and resp.status == 404, path
+    snap(page, shots, "07-owner-404")
+    assert Organization.objects.filter(pk=world["acme"].pk, status="active").exists()
