@@ -1,6 +1,6 @@
 """gunicorn settings for the web tier (loaded from the working directory, or with ``-c``).
 
-Only what the command lines (``scripts/stack.py``, ``docker/web.Dockerfile``, compose) do not
+Only what the command lines (``scripts/stack.py``, ``docker/Dockerfile``, compose) do not
 say. Errors gunicorn answers itself (unparseable requests, worker timeouts) are problem+json, not
 HTML (``saas/gunicorn_worker.py``). The access log never carries secrets. Emailed links hold invitation tokens in their query
 strings and password-reset / sign-up confirmation tokens in their paths, so every request line,

@@ -193,8 +193,35 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Artifacts (datasets, SavedModels) go through Django's storage API, keyed by tenant.
 MEDIA_ROOT = Path(env.str("TRAINYARD_STORAGE_DIR", default=str(VAR_DIR / "storage")))
+# With TRAINYARD_S3_BUCKET (or AWS_STORAGE_BUCKET_NAME) set, artifacts live in S3-compatible
+# object storage (AWS S3, MinIO, ...) via django-storages, so web, serve and every worker
+# machine share them without a shared volume. Objects are private; downloads stream through
+# our views (/v1/models/{id}/download, workers' local_copy), so no presigned URLs are needed.
+TRAINYARD_S3_BUCKET = env.str("TRAINYARD_S3_BUCKET", default="") or env.str(
+    "AWS_STORAGE_BUCKET_NAME", default=""
+)
+if TRAINYARD_S3_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": TRAINYARD_S3_BUCKET,
+            "endpoint_url": env.str("TRAINYARD_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("TRAINYARD_S3_REGION", default="") or None,
+            # Empty: boto3's own chain (instance role, AWS_* variables, ~/.aws).
+            "access_key": env.str("TRAINYARD_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("TRAINYARD_S3_SECRET_ACCESS_KEY", default="") or None,
+            # MinIO and most non-AWS endpoints want path-style (http://host/bucket/key).
+            "addressing_style": env.str("TRAINYARD_S3_ADDRESSING_STYLE", default="") or None,
+            "default_acl": "private",
+            "querystring_auth": False,
+            # As FileSystemStorage: a clashing name gets a suffix, never overwrites.
+            "file_overwrite": False,
+        },
+    }
+else:
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 

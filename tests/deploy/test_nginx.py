@@ -227,13 +227,13 @@ def test_upstreams_keep_connections_alive_and_match_compose(front):
         ports[name] = port
         if "resolve" in server.args:  # open source nginx has it since 1.27.3
             assert upstream.get("zone") is not None and front.http.get("resolver") is not None
-            tag = compose["nginx"]["image"].split(":")[1]
+            tag = compose["proxy"]["image"].split(":")[1]
             assert tuple(int(p) for p in tag.split(".")[:2]) >= (1, 28), tag
     assert f"--port {ports['serve']}" in compose["serve"]["command"]
     assert f"0.0.0.0:{ports['web']}" in compose["web"]["command"]
     listen = front.server.one("listen").args[0]
-    assert compose["nginx"]["ports"] == [f"{listen}:{listen}"]
-    assert "./docker/nginx.conf:/etc/nginx/nginx.conf:ro" in compose["nginx"]["volumes"]
+    assert compose["proxy"]["ports"] == [f"{listen}:{listen}"]
+    assert "./docker/nginx.conf:/etc/nginx/nginx.conf:ro" in compose["proxy"]["volumes"]
 
 
 # --- the real thing, where nginx is installed ------------------------------------------------
