@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "axes",  # sign-in lockout (django-axes): failed attempts per account, in the database
+    "django_prometheus",  # request and database metrics, served at /metrics (saas.console.metrics)
     "saas.limits",
     "saas.accounts",
     "saas.tenancy",
@@ -82,6 +83,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last, as django-prometheus asks: request counts and latency by view.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "saas.api.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -95,6 +98,7 @@ MIDDLEWARE = [
     "saas.dashboard.middleware.ServerTimingMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into its lockout response.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "saas.urls"
@@ -162,7 +166,10 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'trainyard.sqlite3'}")
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# django-prometheus' wrapper of the same backend: query counts and errors per database.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
+if DATABASES["default"]["ENGINE"] == "django_prometheus.db.backends.postgresql":
     # Persistent connections: a new PostgreSQL session costs a backend fork and the auth
     # handshake (~5 ms here, more than the rest of an API request). Each gunicorn sync worker
     # keeps its one connection for up to CONN_MAX_AGE seconds; the health check (a `SELECT 1`
@@ -430,6 +437,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# GET /metrics: loopback clients always; others with TRAINYARD_METRICS_PUBLIC=true or the
+# header "Authorization: Bearer <TRAINYARD_METRICS_TOKEN>" (empty: no token accepted).
+TRAINYARD_METRICS_PUBLIC = env.bool("TRAINYARD_METRICS_PUBLIC", default=False)
+TRAINYARD_METRICS_TOKEN = env.str("TRAINYARD_METRICS_TOKEN", default="")
 
 LOGGING = {
     "version": 1,

@@ -1,13 +1,9 @@
 from django.contrib import admin
-from django.http import JsonResponse
 from django.urls import include, path
 
+from saas.common import health
+from saas.console.metrics import metrics_view
 from saas.dashboard.auth import throttled
-
-
-def healthz(request):
-    return JsonResponse({"status": "ok"})
-
 
 urlpatterns = [
     # The admin's sign-in takes the same per-address limit as the dashboard's (django-axes'
@@ -18,7 +14,10 @@ urlpatterns = [
     path("console/", include("saas.console.urls")),
     path("v1/", include("saas.api.v1.urls")),
     path("stripe/", include("saas.api.stripe_urls")),
-    path("healthz", healthz),
+    path("healthz", health.live),  # the old liveness URL (scripts/stack.py, compose)
+    path("health/live", health.live),
+    path("health/ready", health.ready),
+    path("metrics", metrics_view),
     path("", include("saas.dashboard.urls")),
 ]
 
