@@ -1,6 +1,6 @@
 """Reads of the usage ledger, tenant-scoped."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -59,3 +59,24 @@ def usage_by_meter_and_day(
             row[group_by] = r[GROUPS[group_by]]
         out.append(row)
     return out
+
+
+def predictions_per_minute(*, minutes: int = 15, now: datetime | None = None) -> dict[str, float]:
+    """Predictions metered across every tenant (operator console): ``last_minute`` and the
+    average per minute over the last ``minutes`` (``average``), from the ledger's
+    ``predictions`` events by ``occurred_at``. The data plane's windows reach the ledger a few
+    seconds after they close, so the last minute can read a little low. Unscoped on purpose:
+    only staff pages call it."""
+    from django.utils import timezone
+
+    from .models import Meter
+
+    now = now or timezone.now()
+    qs = UsageEvent.objects.unscoped_all_tenants().filter(meter=Meter.PREDICTIONS)
+    window = qs.filter(occurred_at__gte=now - timedelta(minutes=minutes))
+    total = window.aggregate(s=Sum("quantity"))["s"] or 0
+    last = (
+        window.filter(occurred_at__gte=now - timedelta(minutes=1)).aggregate(s=Sum("quantity"))["s"]
+        or 0
+    )
+    return {"last_minute": float(last), "average": float(total) / minutes}

@@ -102,14 +102,12 @@ def test_staff_walk_the_console_and_act_on_a_tenant(page, world, shots):
     page.get_by_role("heading", name="At a glance").wait_for()
     snap(page, shots, "01-at-a-glance")
 
-    for i, (path, name) in enumerate(
-        [
-            ("/console/jobs", "02-jobs"),
-            ("/console/tenants", "03-tenants"),
-            ("/console/economics", "05-economics"),
-            ("/console/support", "06-support"),
-        ]
-    ):
+    for path, name in [
+        ("/console/jobs", "02-jobs"),
+        ("/console/tenants", "03-tenants"),
+        ("/console/economics", "05-economics"),
+        ("/console/support", "06-support"),
+    ]:
         resp = page.goto(path)
         assert resp is not None and resp.status == 200, (path, resp and resp.status)
         snap(page, shots, name)
