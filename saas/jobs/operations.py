@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -110,9 +110,11 @@ def workers_online(*, timeout: float = 1.0) -> list[WorkerInfo]:
     try:
         client = _redis()
         for q in Queue:
-            for host, score in client.zrange(
-                _WORKER_KEY.format(queue=q.value), 0, -1, withscores=True
-            ):
+            pairs = cast(
+                "list[tuple[bytes, float]]",
+                client.zrange(_WORKER_KEY.format(queue=q.value), 0, -1, withscores=True),
+            )
+            for host, score in pairs:
                 name = host.decode() if isinstance(host, bytes) else str(host)
                 w = workers.setdefault(name, WorkerInfo(name))
                 if q.value not in w.queues:
