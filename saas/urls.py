@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
+from hijack.views import ReleaseUserView
 
 from saas.dashboard.auth import throttled
 
@@ -16,6 +17,8 @@ urlpatterns = [
     path("admin/login/", throttled("login")(admin.site.login)),
     path("admin/", admin.site.urls),
     path("console/", include("saas.console.urls")),
+    # Only hijack's release view: starting goes through /console/support/start (reason, audit).
+    path("hijack/release/", ReleaseUserView.as_view(), name="hijack-release"),
     path("v1/", include("saas.api.v1.urls")),
     path("stripe/", include("saas.api.stripe_urls")),
     path("healthz", healthz),
