@@ -33,7 +33,11 @@ class SupportSessionMiddleware:
         if not request.session.get("hijack_history"):
             return self.get_response(request)
         session = active_session(request.session.get(SESSION_KEY))
-        if session is None or session.user_id != request.user.pk or session.expires_at <= timezone.now():
+        if (
+            session is None
+            or session.user_id != request.user.pk
+            or session.expires_at <= timezone.now()
+        ):
             return self._expire(request, session)
         request.support_session = session
         if not session.elevated and request.method not in SAFE and request.path not in EXEMPT:
@@ -50,7 +54,9 @@ class SupportSessionMiddleware:
         hijacked = request.user
         hijacker = get_user_model().objects.filter(pk=history.pop()).first() if history else None
         if session is not None:
-            end_support_session(actor=Actor.for_user(request, session.staff), session=session, how="expired")
+            end_support_session(
+                actor=Actor.for_user(request, session.staff), session=session, how="expired"
+            )
         if hijacker is None:
             request.session.flush()
             return HttpResponseRedirect("/console/support")
@@ -59,7 +65,9 @@ class SupportSessionMiddleware:
             login(request, hijacker, backend=backend)
         request.session["hijack_history"] = history
         request.session.pop(SESSION_KEY, None)
-        signals.hijack_ended.send(sender=None, request=request, hijacker=hijacker, hijacked=hijacked)
+        signals.hijack_ended.send(
+            sender=None, request=request, hijacker=hijacker, hijacked=hijacked
+        )
         return HttpResponseRedirect("/console/support")
 
 

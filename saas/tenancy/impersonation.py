@@ -41,7 +41,9 @@ def _org_ids(user_id: int) -> list[str]:
     )
 
 
-def start_support_session(*, actor: Actor, staff, user, reason: str, elevated: bool) -> SupportSession:
+def start_support_session(
+    *, actor: Actor, staff, user, reason: str, elevated: bool
+) -> SupportSession:
     """Record a support session of ``staff`` as ``user`` lasting
     ``TRAINYARD_SUPPORT_SESSION_MINUTES``, with one ``support.session_started`` audit event per
     organisation of ``user``. Call inside the transaction that performs the hijack.
@@ -58,7 +60,8 @@ def start_support_session(*, actor: Actor, staff, user, reason: str, elevated: b
             user=user,
             reason=reason,
             elevated=elevated,
-            expires_at=timezone.now() + timedelta(minutes=settings.TRAINYARD_SUPPORT_SESSION_MINUTES),
+            expires_at=timezone.now()
+            + timedelta(minutes=settings.TRAINYARD_SUPPORT_SESSION_MINUTES),
         )
         for org_id in _org_ids(user.pk):
             audit_record(

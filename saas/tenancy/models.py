@@ -177,3 +177,6 @@ class SupportSession(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"support {self.staff_id} as {self.user_id}"

@@ -47,7 +47,9 @@ def start(request):
     reason = request.POST.get("reason", "").strip()
     elevated = request.POST.get("elevated") in {"1", "on", "true"}
     if len(reason) < 10:
-        return console_error(request, 400, "Reason required", "State a reason of at least 10 characters.")
+        return console_error(
+            request, 400, "Reason required", "State a reason of at least 10 characters."
+        )
     user = get_user_model().objects.filter(email__iexact=email).first() if email else None
     if user is None:
         return console_error(request, 400, "Unknown user", f"No user with email {email!r}.")
