@@ -11,7 +11,9 @@ from saas.tenancy.models import AuditEvent, SupportSession
 
 @pytest.fixture
 def staff(db):
-    u = get_user_model().objects.create_user(username="ops", email="ops@trainyard.test", password="x" * 12)
+    u = get_user_model().objects.create_user(
+        username="ops", email="ops@trainyard.test", password="x" * 12
+    )
     u.is_staff = True
     u.save()
     c = APIClient()
