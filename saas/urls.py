@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
-from hijack.views import ReleaseUserView
+from hijack.views import ReleaseUserView  # type: ignore[import-untyped]
 
 from saas.dashboard.auth import throttled
 

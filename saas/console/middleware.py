@@ -14,7 +14,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, get_user_model, login
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
-from hijack import signals
+from hijack import signals  # type: ignore[import-untyped]
 
 from saas.common.actor import Actor, current_impersonator
 from saas.tenancy.impersonation import SESSION_KEY, active_session, end_support_session

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.shortcuts import render
 from django.urls import URLPattern, path
-from hijack.views import AcquireUserView
+from hijack.views import AcquireUserView  # type: ignore[import-untyped]
 
 from saas.tenancy.impersonation import (
     SESSION_KEY,
