@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "hijack",  # support sessions: staff act as a tenant user (saas.tenancy.impersonation)
     "axes",  # sign-in lockout (django-axes): failed attempts per account, in the database
     "django_prometheus",  # request and database metrics, served at /metrics (saas.console.metrics)
     "saas.limits",
@@ -96,6 +97,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "saas.dashboard.middleware.ServerTimingMiddleware",
+    "hijack.middleware.HijackUserMiddleware",
+    # After hijack's: ends expired support sessions, refuses writes in read-only ones.
+    "saas.console.middleware.SupportSessionMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into its lockout response.
     "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -464,6 +468,11 @@ TRAINYARD_RATE_LIMIT_WINDOW_SECONDS = env.int("TRAINYARD_RATE_LIMIT_WINDOW_SECON
 # How many reverse proxies in front of the web tier append to X-Forwarded-For (0 = none:
 # the socket's address is the client).
 TRAINYARD_TRUSTED_PROXIES = env.int("TRAINYARD_TRUSTED_PROXIES", default=0)
+# Support sessions (django-hijack): staff only, never staff or superuser targets; our own
+# banner (templates/console/support_banner.html) instead of hijack's injected one.
+HIJACK_PERMISSION_CHECK = "saas.tenancy.impersonation.can_impersonate"
+HIJACK_INSERT_BEFORE = None
+TRAINYARD_SUPPORT_SESSION_MINUTES = env.int("TRAINYARD_SUPPORT_SESSION_MINUTES", default=30)
 # How long a web process trusts rows it read on the request path before reading them again: an
 # API key with its organisation's status and its creator's role, a plan's rate limits, and
 # (immutable) trained-model rows. A revoked key, a suspended organisation or a lowered limit

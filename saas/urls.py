@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from hijack.views import ReleaseUserView  # type: ignore[import-untyped]
 
 from saas.common import health
 from saas.console.metrics import metrics_view
@@ -12,6 +13,8 @@ urlpatterns = [
     path("admin/login/", throttled("login")(admin.site.login)),
     path("admin/", admin.site.urls),
     path("console/", include("saas.console.urls")),
+    # Only hijack's release view: starting goes through /console/support/start (reason, audit).
+    path("hijack/release/", ReleaseUserView.as_view(), name="hijack-release"),
     path("v1/", include("saas.api.v1.urls")),
     path("stripe/", include("saas.api.stripe_urls")),
     path("healthz", health.live),  # the old liveness URL (scripts/stack.py, compose)

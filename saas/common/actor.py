@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -38,3 +39,9 @@ def client_ip(request, trusted_proxies: int) -> str | None:
     if len(chain) >= trusted_proxies:
         return chain[-trusted_proxies]
     return chain[0] if chain else remote
+
+
+# The staff user behind a support session (django-hijack) for the request being served, set by
+# saas.console.middleware. A context variable rather than an Actor field because actors are
+# built in many places (dashboard, API access, console) and every one of them must carry it.
+current_impersonator: ContextVar[int | None] = ContextVar("current_impersonator", default=None)

@@ -156,3 +156,27 @@ class Invitation(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.email} ({self.role})"
+
+
+class SupportSession(models.Model):
+    """A staff user acting as a tenant user (django-hijack), with the reason they gave.
+
+    Not tenant-owned: one session may touch several of the user's organisations; its start
+    and end are recorded as audit events in each of them. ``ended_how`` is ``released`` (the
+    staff user ended it) or ``expired`` (the time box ran out); empty while it lasts.
+    """
+
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.TextField()
+    elevated = models.BooleanField(default=False)
+    started_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_how = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"support {self.staff_id} as {self.user_id}"
