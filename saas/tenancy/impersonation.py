@@ -119,3 +119,16 @@ def active_session(session_id) -> SupportSession | None:
 def recent_sessions(limit: int = 50) -> list[SupportSession]:
     """The latest support sessions, newest first (operator read, all tenants)."""
     return list(SupportSession.objects.select_related("staff", "user")[:limit])
+
+
+def on_hijack_ended(sender, *, hijacker, hijacked, request=None, **kwargs) -> None:
+    """django-hijack's ``hijack_ended`` receiver: "End now" (hijack's release view) ends the open
+    support session of this staff user and tenant user, recorded as ``released``. A session the
+    time box already ended (the middleware sends the signal after ending it) is left as is."""
+    for session in SupportSession.objects.select_related("staff").filter(
+        staff_id=hijacker.pk, user_id=hijacked.pk, ended_at__isnull=True
+    ):
+        actor = (
+            Actor.for_user(request, hijacker) if request is not None else Actor(user_id=hijacker.pk)
+        )
+        end_support_session(actor=actor, session=session, how="released")
