@@ -25,7 +25,7 @@ from saas.inference.selectors import ServingModel, ServingPrincipal
 from saas.registry.services import EVICT_CHANNEL, PREWARM_CHANNEL
 from saas.tenancy.access import SUSPENDED_DETAIL
 
-from . import metrics
+from . import metrics, replica_stats
 from .admission import Admission, Admitted, Refused
 from .auth import AuthCache, Database
 from .commits import CommitItem, CommitWriter
@@ -97,6 +97,7 @@ class Plane:
             asyncio.create_task(self.auth.run(), name="auth-refresh"),
             asyncio.create_task(self._flush_loop(), name="metering-flush"),
             asyncio.create_task(self._prewarm_loop(), name="prewarm"),
+            asyncio.create_task(replica_stats.publish_loop(self), name="replica-stats"),
         ]
 
     async def stop(self) -> None:

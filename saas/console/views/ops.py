@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
 
+from saas.inference.replicas import data_plane_replicas
 from saas.jobs import operations
 from saas.jobs.models import TrainingJob
 from saas.jobs.services import training_job_cancel, training_jobs_reap_stuck
@@ -34,6 +35,7 @@ def overview(request):
             "active": operations.jobs_active(limit=50),
             "stats": operations.job_stats(hours=24),
             "predictions": predictions_per_minute(minutes=15, now=now),
+            "replicas": data_plane_replicas(),
         },
     )
 
