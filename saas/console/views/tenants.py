@@ -50,9 +50,7 @@ def tenant_list(request):
     orgs = Organization.objects.order_by("slug")
     if q:
         emails = Membership.objects.filter(user__email__icontains=q).values("organization_id")
-        orgs = orgs.filter(
-            Q(slug__icontains=q) | Q(name__icontains=q) | Q(pk=q) | Q(pk__in=emails)
-        )
+        orgs = orgs.filter(Q(slug__icontains=q) | Q(name__icontains=q) | Q(pk=q) | Q(pk__in=emails))
     page = Paginator(orgs, PAGE_SIZE).get_page(request.GET.get("page"))
     # Cross-tenant on purpose: the operator's list shows every tenant's plan.
     plans = dict(
@@ -85,9 +83,9 @@ def _detail(request, org: Organization, *, problems=None, status=200):
     events = list(AuditEvent.objects.for_tenant(org).order_by("-created_at", "-pk")[:100])
     User = get_user_model()
     users = dict(
-        User.objects.filter(pk__in={e.actor_user_id for e in events if e.actor_user_id}).values_list(
-            "pk", "email"
-        )
+        User.objects.filter(
+            pk__in={e.actor_user_id for e in events if e.actor_user_id}
+        ).values_list("pk", "email")
     )
     audit = [{"ev": e, "actor": _actor_label(e, users, key_prefix)} for e in events]
     ctx = {
