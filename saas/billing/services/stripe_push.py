@@ -15,8 +15,13 @@ from __future__ import annotations
 import datetime
 import logging
 
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+
+from saas.common.actor import Actor
+from saas.common.errors import NotFound
+from saas.tenancy.audit import audit_record
 
 from .. import stripe_sync
 from ..models import Invoice
@@ -110,3 +115,25 @@ def stripe_push_retry(*, now: datetime.datetime | None = None) -> dict[str, int]
         elif result is False:
             out["failed"] += 1
     return out
+
+
+def invoice_stripe_repush(
+    *, organization_id: str, invoice_id: str, actor: Actor, reason: str
+) -> bool | None:
+    """An operator's "push this invoice to Stripe again" (the console): make it due now, audit
+    ``invoice.stripe_repush_requested`` with ``actor`` and ``reason`` in the same transaction,
+    then try once with :func:`invoice_stripe_push` (outside the transaction: it calls Stripe).
+    Returns what that try returned. Raises NotFound for a missing or another tenant's invoice."""
+    with transaction.atomic():
+        scoped = Invoice.objects.for_tenant(organization_id).filter(pk=invoice_id)
+        if not scoped.update(stripe_next_attempt_at=timezone.now() - datetime.timedelta(seconds=1)):
+            raise NotFound("No such invoice.")
+        audit_record(
+            organization_id=organization_id,
+            action="invoice.stripe_repush_requested",
+            actor=actor,
+            target_type="invoice",
+            target_id=invoice_id,
+            reason=reason,
+        )
+    return invoice_stripe_push(organization_id=organization_id, invoice_id=invoice_id)

@@ -8,11 +8,10 @@ Reads here cross tenants on purpose (an operator looks anything up), hence the l
 
 from __future__ import annotations
 
-import datetime
-
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -22,12 +21,13 @@ from django.utils import timezone
 from saas.apikeys.models import ApiKey
 from saas.apikeys.services import api_key_revoke
 from saas.billing import pricing
-from saas.billing.models import BillingAccount, Invoice, Plan
+from saas.billing.models import BillingAccount, Plan
 from saas.billing.selectors import billing_account_get, invoice_list, period_charges
 from saas.billing.services.accounts import billing_plan_change
-from saas.billing.services.stripe_push import invoice_stripe_push
+from saas.billing.services.stripe_push import invoice_stripe_repush
 from saas.common.errors import ValidationFailed
 from saas.jobs.models import TrainingJob
+from saas.tenancy.audit import audit_record
 from saas.tenancy.models import AuditEvent, Membership, Organization
 from saas.tenancy.services.organizations import organization_reactivate, organization_suspend
 
@@ -79,7 +79,7 @@ def _detail(request, org: Organization, *, problems=None, status=200):
     start, end = pricing.month_bounds(timezone.now().date())
     charges = period_charges(organization=org, start=start, end=end)
     keys = list(ApiKey.objects.for_tenant(org).order_by("-created_at"))
-    key_prefix = {k.pk: k.public_id for k in keys}
+    key_prefix = {k.pk: k.prefix for k in keys}
     events = list(AuditEvent.objects.for_tenant(org).order_by("-created_at", "-pk")[:100])
     User = get_user_model()
     users = dict(
@@ -135,38 +135,36 @@ def tenant_action(request, org_id: str, action: str):
         organization_reactivate(organization=org, actor=actor, reason=reason)
     elif action == "plan":
         try:
-            billing_plan_change(
-                organization=org, plan_code=request.POST.get("plan", ""), actor=actor
-            )
+            # One transaction: the service's change and the operator's reason land together.
+            with transaction.atomic():
+                billing_plan_change(
+                    organization=org, plan_code=request.POST.get("plan", ""), actor=actor
+                )
+                _note(org, actor, "console.plan_changed", reason, plan=request.POST.get("plan", ""))
         except ValidationFailed as exc:
             return _detail(request, org, problems=[str(exc)], status=400)
-        # The plan service records no reason; the operator's reason goes beside it.
-        _note(org, actor, "console.plan_changed", reason, plan=request.POST.get("plan", ""))
     elif action == "revoke_key":
         key = ApiKey.objects.for_tenant(org).filter(pk=request.POST.get("key_id", "")).first()
         if key is None:
             raise Http404
-        api_key_revoke(api_key=key, actor=actor)
-        _note(org, actor, "console.api_key_revoked", reason, key_id=key.pk)
+        with transaction.atomic():
+            api_key_revoke(api_key=key, actor=actor)
+            _note(org, actor, "console.api_key_revoked", reason, key_id=key.pk)
     elif action == "repush_invoice":
-        inv = Invoice.objects.for_tenant(org).filter(pk=request.POST.get("invoice_id", "")).first()
-        if inv is None:
-            raise Http404
-        # Due now, so the push service's claim takes it (it skips invoices not yet due).
-        Invoice.objects.for_tenant(org).filter(pk=inv.pk).update(
-            stripe_next_attempt_at=timezone.now() - datetime.timedelta(seconds=1)
+        result = invoice_stripe_repush(
+            organization_id=org.pk,
+            invoice_id=request.POST.get("invoice_id", ""),
+            actor=actor,
+            reason=reason,
         )
-        result = invoice_stripe_push(organization_id=org.pk, invoice_id=inv.pk)
-        _note(org, actor, "console.invoice_repushed", reason, invoice_id=inv.pk, result=result)
+        outcome = {True: "pushed", False: "failed (retried later)", None: "not tried now"}[result]
+        messages.info(request, f"Invoice push to Stripe: {outcome}.")
     messages.success(request, f"{action} done.")
     return redirect("console:tenant_detail", org_id=org.pk)
 
 
 def _note(org, actor, action, reason, **data) -> None:
-    from django.db import transaction
-
-    from saas.tenancy.audit import audit_record
-
+    """The operator's reason, audited beside the service's own event (same transaction)."""
     with transaction.atomic():
         audit_record(
             organization_id=org.pk,

@@ -1,0 +1,80 @@
+"""The console's tenants pages and actions, through the domain services, audited."""
+
+from __future__ import annotations
+
+import pytest
+
+from saas.apikeys.models import ApiKey
+from saas.tenancy.models import AuditEvent, Organization
+
+pytestmark = pytest.mark.django_db
+
+
+def test_search_finds_by_member_email_and_slug(console, acme, globex):
+    by_email = console.get("/console/tenants?q=developer@acme.test").content.decode()
+    assert "acme" in by_email and "globex" not in by_email
+    by_slug = console.get("/console/tenants?q=glob").content.decode()
+    assert "globex" in by_slug and f"/console/tenants/{acme.org.pk}" not in by_slug
+
+
+def test_detail_shows_the_key_prefix_never_the_secret(console, acme):
+    client = acme.key("owner")
+    secret = client._credentials["HTTP_AUTHORIZATION"].split()[1]
+    html = console.get(f"/console/tenants/{acme.org.pk}").content.decode()
+    assert client.api_key.prefix in html
+    assert secret not in html
+    assert "owner@acme.test" in html
+    assert console.get("/console/tenants/org_missing").status_code == 404
+
+
+def test_suspend_needs_a_reason_and_is_audited_with_the_staff_user(console, operator, acme):
+    path = f"/console/tenants/{acme.org.pk}/suspend"
+    refused = console.post(path, {"reason": "  "})
+    assert refused.status_code == 400
+    assert Organization.objects.get(pk=acme.org.pk).status == "active"  # nothing changed
+    done = console.post(path, {"reason": "chargeback fraud ticket 77"})
+    assert done.status_code == 302
+    assert Organization.objects.get(pk=acme.org.pk).status == "suspended"
+    event = AuditEvent.objects.for_tenant(acme.org).filter(actor_user_id=operator.pk).latest("pk")
+    assert "suspend" in event.action
+    back = console.post(f"/console/tenants/{acme.org.pk}/reactivate", {"reason": "resolved"})
+    assert back.status_code == 302
+    assert Organization.objects.get(pk=acme.org.pk).status == "active"
+
+
+def test_revoke_a_key_from_the_console(console, operator, acme, globex):
+    key = acme.key("owner").api_key
+    other = globex.key("owner").api_key
+    # Another tenant's key through this tenant's URL: 404, untouched.
+    wrong = console.post(
+        f"/console/tenants/{acme.org.pk}/revoke_key", {"key_id": other.pk, "reason": "leak"}
+    )
+    assert wrong.status_code == 404
+    assert ApiKey.objects.for_tenant(globex.org).get(pk=other.pk).revoked_at is None
+    resp = console.post(
+        f"/console/tenants/{acme.org.pk}/revoke_key", {"key_id": key.pk, "reason": "leaked"}
+    )
+    assert resp.status_code == 302
+    assert ApiKey.objects.for_tenant(acme.org).get(pk=key.pk).revoked_at is not None
+    note = AuditEvent.objects.for_tenant(acme.org).get(action="console.api_key_revoked")
+    assert note.actor_user_id == operator.pk and note.data["reason"] == "leaked"
+
+
+def test_change_plan_refuses_an_unknown_plan(console, acme):
+    resp = console.post(
+        f"/console/tenants/{acme.org.pk}/plan", {"plan": "platinum-x", "reason": "upsell"}
+    )
+    assert resp.status_code == 400
+    assert (
+        not AuditEvent.objects.for_tenant(acme.org).filter(action="console.plan_changed").exists()
+    )
+
+
+def test_unknown_action_and_invoice_are_404(console, acme):
+    assert (
+        console.post(f"/console/tenants/{acme.org.pk}/explode", {"reason": "x"}).status_code == 404
+    )
+    resp = console.post(
+        f"/console/tenants/{acme.org.pk}/repush_invoice", {"invoice_id": "inv_nope", "reason": "x"}
+    )
+    assert resp.status_code == 404
