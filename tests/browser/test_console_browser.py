@@ -114,8 +114,15 @@ def test_staff_walk_the_console_and_act_on_a_tenant(page, world, shots):
 
     org = world["acme"]
     page.goto(f"/console/tenants/{org.pk}")
-    page.get_by_role("heading", name="Acme Corp").wait_for()
+    page.get_by_role("heading", name="Acme Corp (acme)").wait_for()
     snap(page, shots, "04-tenant")
+    # Act: suspend with a reason, through the page's own form.
+    page.locator("input[name=reason]").first.fill("chargeback, ticket 4411")
+    page.get_by_role("button", name="Suspend").click()
+    page.get_by_text("status suspended").wait_for()
+    snap(page, shots, "04b-tenant-suspended")
+    org.refresh_from_db()
+    assert org.status == "suspended"
 
 
 def test_a_tenant_owner_gets_404_in_the_console(page, world, shots):
