@@ -18,7 +18,12 @@ from saas.common.actor import Actor
 from saas.tenancy.models import Membership, Organization
 from saas.tenancy.services.organizations import organization_create
 
-pytestmark = [pytest.mark.browser]
+# serialized_rollback: the live server's flush at teardown re-creates content types and
+# permissions; tests after it that restore serialized data would then hit duplicates.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 PASSWORD = "correct-horse-battery-9"
@@ -70,7 +75,7 @@ def snap(page, shots: Path, name: str) -> None:
 
 
 @pytest.fixture
-def world(transactional_db):
+def world():
     """Two tenants (one with an owner whose password we know) and a staff operator."""
     User = get_user_model()
     staff = User.objects.create_user(

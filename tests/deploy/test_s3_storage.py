@@ -60,6 +60,14 @@ def s3() -> Iterator[str]:
             yield url
     finally:
         server.stop()
+        # No S3 backend instance may outlive the override (later tests and the e2e stack's
+        # in-process reads use the filesystem storage again).
+        from django.core.files.storage import default_storage as ds
+        from django.core.files.storage import storages as handler
+        from django.utils.functional import empty
+
+        handler._storages.clear()
+        ds._wrapped = empty
 
 
 def test_objects_round_trip_and_local_copy_streams_to_a_temp_file(s3: str) -> None:
