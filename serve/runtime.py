@@ -48,6 +48,7 @@ from saas.inference.selectors import ServingModel
 
 from . import metrics
 from .config import ServeConfig
+from .cpumeter import METER
 from .errors import Problem
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ class Execution:
 
     predictions: list[dict[str, Any]]
     seconds: float  # wall time of the execution(s) this request was part of
-    micros_share: int  # this request's share of the model execution time (metering)
+    micros_share: int  # this request's share of the execution's CPU time, µs (metering)
 
 
 class InputError(Exception):
@@ -391,24 +392,30 @@ def _lower_priority(nice: int) -> None:
 
 def _execute(loaded: Any, batch: list[_Job]) -> list[Any]:
     """On an execution thread: one model call for the whole batch; per job, ``(rows,
-    seconds, micros share)`` or the exception. If the batch fails on its inputs, each job is
+    seconds, CPU micros share)`` or the exception (wall seconds for the batch cap; CPU
+    microseconds, from :mod:`serve.cpumeter`, split over the jobs by input count). If the batch fails on its inputs, each job is
     retried alone so that one undecodable image fails only its own request."""
     flat = [x for job in batch for x in job.inputs]
     t0 = time.perf_counter()
+    token = METER.begin()
     try:
         rows = loaded.scores(flat)
     except Exception as exc:
+        METER.end(token)  # a failed call is not billed (its requests get errors)
         if len(batch) > 1:
             return [_execute(loaded, [job])[0] for job in batch]
         return [_input_error(exc)]
-    seconds = time.perf_counter() - t0
-    formatted = loaded.format(rows)
+    seconds = time.perf_counter() - t0  # wall time: what the AIMD batch cap adapts to
+    try:
+        formatted = loaded.format(rows)
+    finally:
+        cpu = METER.end(token)  # CPU seconds: what the execution cost (serve.cpumeter)
     out: list[Any] = []
     start = 0
     total = max(1, len(flat))
     for job in batch:
         n = len(job.inputs)
-        out.append((formatted[start : start + n], seconds, int(seconds * 1e6 * n / total)))
+        out.append((formatted[start : start + n], seconds, int(cpu * 1e6 * n / total)))
         start += n
     return out
 

@@ -17,6 +17,7 @@ from saas.common.actor import Actor
 from saas.common.errors import DomainError
 from saas.tenancy.admin import TenantModelAdmin
 
+from .economics import margins
 from .models import (
     BillingAccount,
     Contract,
@@ -28,7 +29,6 @@ from .models import (
     QuotaReservation,
     RateCard,
 )
-from .selectors import margins
 from .services.accounts import billing_plan_change
 
 

@@ -7,6 +7,7 @@ to the currency's minor unit.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TypedDict
 
 from django.core.validators import MinValueValidator
@@ -117,6 +118,9 @@ class RateCard(models.Model):
     currency = models.CharField(max_length=3, default="usd")
     cpu_second_cost = models.DecimalField(**UNIT_PRICE)
     gpu_second_cost = models.DecimalField(**UNIT_PRICE)
+    # Object storage per GB (10^9 bytes) held for an hour: $0.023 per GB-month (S3 Standard's
+    # list price) over the 730 hours of an average month.
+    storage_gb_hour_cost = models.DecimalField(**UNIT_PRICE, default=Decimal("0.0000315"))
 
     def __str__(self) -> str:
         return f"rate card {self.effective_from}"

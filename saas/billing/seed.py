@@ -92,16 +92,24 @@ LIMITS = {
     },
 }
 # $0.072 per CPU-hour and $2.88 per GPU-hour: typical cloud on-demand prices.
-RATE_CARD = {"cpu_second_cost": D("0.00002"), "gpu_second_cost": D("0.0008")}
-# Which rate-card cost each compute meter is sold against (the margin rule below).
+# Storage: $0.023 per GB-month (S3 Standard) over 730 hours.
+RATE_CARD = {
+    "cpu_second_cost": D("0.00002"),
+    "gpu_second_cost": D("0.0008"),
+    "storage_gb_hour_cost": D("0.0000315"),
+}
+# Which rate-card cost each meter with a per-unit cost is sold against (the margin rule
+# below). Predictions have no per-unit cost: each costs the CPU seconds it used (metered by
+# the data plane), so they are checked in the console's unit economics instead.
 METER_COSTS = {
     "training_compute_seconds": "cpu_second_cost",
     "training_gpu_seconds": "gpu_second_cost",
+    "storage_gb_hours": "storage_gb_hour_cost",
 }
 # The margin rule (tests/saas/billing/test_rate_card.py checks every seeded plan against it):
-# a metered compute unit is never sold below its cost, and a plan's included compute at full
-# use costs no more than its monthly fee, or, for a plan without a fee, this much a month
-# (the free plan's 3,600 CPU seconds cost $0.072).
+# a metered unit is never sold below its cost, and a plan's included compute and storage at
+# full use cost no more than its monthly fee, or, for a plan without a fee, this much a month
+# (the free plan's 3,600 CPU seconds cost $0.072 and its 720 GB-hours $0.023).
 FREE_TIER_MONTHLY_COST_CAP = D("0.10")
 
 
@@ -133,4 +141,7 @@ def seed(Plan, PlanPrice, RateCard) -> None:
                 effective_from=START,
                 defaults={"included_units": included, "unit_price": price},
             )
-    RateCard.objects.get_or_create(effective_from=START, defaults=RATE_CARD)
+    card_columns = {f.name for f in RateCard._meta.get_fields()}  # 0009 added storage
+    RateCard.objects.get_or_create(
+        effective_from=START, defaults={k: v for k, v in RATE_CARD.items() if k in card_columns}
+    )

@@ -329,30 +329,3 @@ def job_charge(
     return pricing.round_money(
         Decimal(seconds) * p_sec.unit_price + Decimal(examples) * p_ex.unit_price, p_sec.currency
     )
-
-
-def margins(*, start: datetime.date) -> list[dict]:
-    """Per organisation for the month starting ``start``: revenue (invoiced total before tax),
-    compute cost (usage events × rate card), gross margin and margin % (None without revenue).
-    For operators: reads every tenant."""
-    s, e = pricing.month_bounds(start)
-    out = []
-    for org in Organization.objects.all().order_by("slug"):
-        inv = Invoice.objects.for_tenant(org).filter(period_start=s).first()
-        revenue = (inv.total - inv.tax) if inv else Decimal(0)
-        cost = pricing.round_money(
-            usage_compute_cost(organization_id=org.pk, start=s, end=e), "usd"
-        )
-        margin = revenue - cost
-        out.append(
-            {
-                "organization": org.slug,
-                "revenue": revenue,
-                "compute_cost": cost,
-                "gross_margin": margin,
-                "margin_pct": (margin / revenue * 100).quantize(Decimal("0.1"))
-                if revenue
-                else None,
-            }
-        )
-    return out

@@ -8,40 +8,8 @@ not used). Every chart is also given as a table in the page for screen readers.
 from __future__ import annotations
 
 import pygal
-from pygal.style import Style
 
-_STYLE = Style(
-    background="transparent",
-    plot_background="transparent",
-    foreground="#334155",
-    foreground_strong="#0f172a",
-    foreground_subtle="#e2e8f0",
-    opacity=".85",
-    opacity_hover="1",
-    colors=("#4f46e5", "#0d9488", "#d97706", "#db2777", "#2563eb", "#65a30d"),
-    font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
-    label_font_size=13,
-    major_label_font_size=13,
-    legend_font_size=13,
-    title_font_size=15,
-    value_font_size=13,
-)
-
-
-def _config(**kw) -> dict:
-    return {
-        "style": _STYLE,
-        "js": [],
-        "disable_xml_declaration": True,
-        "explicit_size": False,
-        "show_y_guides": True,
-        "show_x_guides": False,
-        "margin": 8,
-        "legend_at_bottom": True,
-        "truncate_label": -1,
-        "max_scale": 6,
-        **kw,
-    }
+from saas.common.charts import chart_config as _config
 
 
 def class_balance(classes: dict[str, int], *, title: str = "Examples per class") -> str:

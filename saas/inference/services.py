@@ -24,8 +24,8 @@ def _client() -> redis.Redis:
 def prediction_windows_flush() -> int:
     """Write every closed prediction window to the ledger, exactly once (any number of
     callers may run it at once: each ``serve`` replica every second, and Celery beat).
-    ``compute_cost`` is the model execution time at the rate card's CPU price. Returns the
-    usage events written; a no-op without ``REDIS_URL``."""
+    ``compute_cost`` is the executions' CPU seconds (``serve.cpumeter``) at the rate card's CPU
+    price. Returns the usage events written; a no-op without ``REDIS_URL``."""
     if not settings.REDIS_URL:
         return 0
     card = pricing.rate_card_on(timezone.now().date())

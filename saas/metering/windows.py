@@ -48,7 +48,8 @@ def window_key(window: int) -> str:
 
 def group_field(*, organization_id: str, principal: str, model_id: str, measure: str) -> str:
     """A hash field: ``org|principal|model|measure``, measure ``n`` (inputs), ``r`` (requests),
-    ``us`` (model execution microseconds, the operator's inference cost) or ``cold``."""
+    ``us`` (model execution CPU microseconds, the operator's inference cost, from
+    ``serve.cpumeter``) or ``cold``."""
     return SEP.join((organization_id, principal, model_id, measure))
 
 

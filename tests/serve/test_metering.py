@@ -7,12 +7,14 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 
 from saas.apikeys.models import ApiKey
 from saas.apikeys.services import api_key_create
+from saas.billing.models import RateCard
 from saas.common.actor import Actor
 from saas.inference.services import prediction_windows_flush
 from saas.metering.models import UsageEvent
@@ -49,6 +51,7 @@ def test_the_ledger_holds_exactly_the_answered_inputs(
     other_model = register_text_model(tenant.org, text_saved_model, "mdl_servetext2")
     expected: Counter[tuple[str, str]] = Counter()
     cold_answers = 0
+    cpu_before = time.process_time()  # the TestClient runs the data plane in this process
     for i, n in enumerate(SIZES):
         key = tenant.key if i % 2 else second
         model = text_model if i % 3 else other_model
@@ -57,8 +60,17 @@ def test_the_ledger_holds_exactly_the_answered_inputs(
         expected[(key, model)] += n
     total = sum(SIZES)
     assert wait_ledger(tenant.org, total) == total
+    cpu_used = time.process_time() - cpu_before
     time.sleep(2.5)  # nothing more arrives
     rows = events(tenant.org)
+    # Inference cost is CPU seconds (serve.cpumeter): some, and never more than the process
+    # spent; each event's cost is its CPU seconds at the rate card's CPU price.
+    cpu = sum(e.dimensions["cpu_seconds"] for e in rows)
+    assert 0 < cpu <= cpu_used
+    rate = RateCard.objects.order_by("-effective_from").first().cpu_second_cost
+    for e in rows:
+        expected_cost = Decimal(str(e.dimensions["cpu_seconds"])) * rate
+        assert abs(e.compute_cost - expected_cost) < Decimal("0.0000001")
     assert sum(int(e.quantity) for e in rows) == total
     # One event per (window, key, model), each with its own idempotency key.
     groups = Counter((e.occurred_at, e.api_key_id, e.model_id) for e in rows)

@@ -19,12 +19,12 @@ not import jobs).
 """
 
 from .. import pricing
+from ..economics import margins, unit_economics
 from ..selectors import (
     METER_LABELS,
     TRAINING_METERS,
     billing_account_get,
     job_charge,
-    margins,
     period_charges,
     usage_levels,
     usage_totals,
@@ -69,6 +69,7 @@ __all__ = [
     "invoice_send",
     "job_charge",
     "margins",
+    "unit_economics",
     "period_charges",
     "period_close",
     "period_close_all",

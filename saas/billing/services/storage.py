@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from saas.billing.pricing import rate_card_on
 from saas.datasets.models import Dataset
 from saas.metering.models import Meter
 from saas.metering.services import usage_record
@@ -18,9 +19,13 @@ from saas.tenancy.models import Organization
 
 def storage_sample(*, at: datetime.datetime | None = None) -> int:
     """Record one hour of storage per organisation (meter ``storage_gb_hours``): the bytes of
-    live (not deleted) datasets and model artifacts, in GB (10^9 bytes) × 1 hour. Idempotent per hour (the
-    hour is the usage event's source). Run hourly by Celery beat; returns events written."""
+    live (not deleted) datasets and model artifacts, in GB (10^9 bytes) × 1 hour. Its
+    ``compute_cost`` (the operator's cost) is the GB-hours at the rate card's
+    ``storage_gb_hour_cost`` in force that day. Idempotent per hour (the hour is the usage
+    event's source). Run hourly by Celery beat; returns events written."""
     hour = (at or timezone.now()).replace(minute=0, second=0, microsecond=0)
+    card = rate_card_on(hour.date())
+    rate = card.storage_gb_hour_cost if card is not None else Decimal(0)
     written = 0
     for org in Organization.objects.all():
         data = (
@@ -38,11 +43,14 @@ def storage_sample(*, at: datetime.datetime | None = None) -> int:
         total = data + models_
         if not total:
             continue
+        # As the ledger stores it (6 places), so cost = quantity × rate exactly.
+        gb_hours = (Decimal(total) / Decimal(10**9)).quantize(Decimal("0.000001"))
         with transaction.atomic():
             _, created = usage_record(
                 organization_id=org.pk,
                 meter=Meter.STORAGE_GB_HOURS,
-                quantity=Decimal(total) / Decimal(10**9),
+                quantity=gb_hours,
+                compute_cost=(gb_hours * rate).quantize(Decimal("0.00000001")),
                 occurred_at=hour,
                 source_type="storage_sample",
                 source_id=f"{org.pk}:{hour:%Y-%m-%dT%H}",

@@ -203,6 +203,12 @@ def test_storage_sample_is_idempotent_per_hour(tenant):
     from saas.metering.models import UsageEvent
 
     assert UsageEvent.objects.for_tenant(tenant.org).filter(meter="storage_gb_hours").count() == 1
+    # The operator's cost: the GB-hours at the rate card's storage price.
+    from saas.billing.models import RateCard
+
+    ev = UsageEvent.objects.for_tenant(tenant.org).get(meter="storage_gb_hours")
+    rate = RateCard.objects.order_by("-effective_from").first().storage_gb_hour_cost
+    assert rate > 0 and ev.compute_cost == (ev.quantity * rate).quantize(D("0.00000001"))
 
 
 def test_billing_endpoint_and_spend_cap_patch(db):

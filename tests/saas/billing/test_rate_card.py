@@ -25,7 +25,11 @@ def _margins(plans: dict, card: dict) -> list[tuple[str, str, D]]:
 
 
 def test_every_compute_meter_is_priced_on_every_plan():
-    assert set(METER_COSTS) == {Meter.TRAINING_COMPUTE_SECONDS, Meter.TRAINING_GPU_SECONDS}
+    assert set(METER_COSTS) == {
+        Meter.TRAINING_COMPUTE_SECONDS,
+        Meter.TRAINING_GPU_SECONDS,
+        Meter.STORAGE_GB_HOURS,
+    }
     for code, (*_rest, prices) in PLANS.items():
         assert set(prices) == set(Meter.values), code
 

@@ -12,9 +12,9 @@ from decimal import Decimal as D
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from saas.billing.economics import margins
 from saas.billing.models import Contract, ContractPrice, InvoiceLine
 from saas.billing.pricing import compute_cost, month_bounds
-from saas.billing.selectors import margins
 from saas.billing.services.period_close import period_close
 from saas.common.actor import Actor
 from saas.metering.models import Meter
