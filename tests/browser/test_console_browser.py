@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
+from saas.billing.services import billing_plan_change
 from saas.common.actor import Actor
+from saas.metering.models import Meter
+from saas.metering.services import usage_record
 from saas.tenancy.models import Membership, Organization
 from saas.tenancy.services.organizations import organization_create
 
@@ -84,9 +89,33 @@ def world():
     acme = organization_create(
         slug="acme", name="Acme Corp", owner_email="owner@acme.test", actor=Actor.system()
     )
-    organization_create(
+    globex = organization_create(
         slug="globex", name="Globex", owner_email="owner@globex.test", actor=Actor.system()
     )
+    billing_plan_change(organization=globex, plan_code="pro", actor=Actor.system())
+    # This month's usage, so the economics page has figures: acme (free) costs money,
+    # globex (pro) makes some.
+    now = timezone.now()
+    for org, meter, qty, cost in [
+        (acme, Meter.TRAINING_COMPUTE_SECONDS, 3000, "0.06"),
+        (acme, Meter.PREDICTIONS, 9000, "0.41"),
+        (acme, Meter.STORAGE_GB_HOURS, 700, "0.02"),
+        (globex, Meter.TRAINING_COMPUTE_SECONDS, 90000, "1.80"),
+        (globex, Meter.TRAINING_GPU_SECONDS, 3600, "2.88"),
+        (globex, Meter.PREDICTIONS, 400000, "3.10"),
+    ]:
+        usage_record(
+            organization_id=org.pk,
+            meter=meter,
+            quantity=Decimal(qty),
+            occurred_at=now,
+            source_type="test",
+            source_id=f"{meter}-{qty}",
+            compute_cost=Decimal(cost),
+            dimensions={"cpu_seconds": float(Decimal(cost) / Decimal("0.00002"))}
+            if meter == Meter.PREDICTIONS
+            else {},
+        )
     owner = Membership.objects.get(organization=acme).user
     owner.set_password(PASSWORD)
     owner.save()

@@ -22,6 +22,7 @@ COLUMNS = {
     "plan": "Plan",
     "revenue": "Revenue",
     **{f"cost:{m}": label for m, label in COST_METERS.items()},
+    "inference_cpu_seconds": "Inference seconds",
     "cost": "Cost",
     "gross_margin": "Gross margin",
     "margin_pct": "Margin %",
