@@ -473,6 +473,8 @@ TRAINYARD_TRUSTED_PROXIES = env.int("TRAINYARD_TRUSTED_PROXIES", default=0)
 HIJACK_PERMISSION_CHECK = "saas.tenancy.impersonation.can_impersonate"
 HIJACK_INSERT_BEFORE = None
 TRAINYARD_SUPPORT_SESSION_MINUTES = env.int("TRAINYARD_SUPPORT_SESSION_MINUTES", default=30)
+# The console marks a queue backed up when its oldest queued job has waited this long (s).
+TRAINYARD_CONSOLE_BACKLOG_SECONDS = env.int("TRAINYARD_CONSOLE_BACKLOG_SECONDS", default=300)
 # How long a web process trusts rows it read on the request path before reading them again: an
 # API key with its organisation's status and its creator's role, a plan's rate limits, and
 # (immutable) trained-model rows. A revoked key, a suspended organisation or a lowered limit

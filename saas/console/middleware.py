@@ -1,7 +1,9 @@
 """Support-session rules on every request while a staff user acts as a tenant user.
 
 - the time box: past ``expires_at`` the impersonation is released back to the staff user
-  (recorded as ``expired``) and the request is redirected to the console's support page;
+  (recorded as ``expired``) and the request is redirected to the console's support page (a
+  ``/v1/`` call gets a 401 problem+json instead: an API client cannot follow a redirect to
+  a sign-in page);
 - read-only unless elevated: unsafe methods are refused with 403 (problem+json under /v1/,
   an HTML page elsewhere), except hijack's release and logout;
 - ``request.support_session`` for the banner, and the staff user's id in
@@ -59,7 +61,7 @@ class SupportSessionMiddleware:
             )
         if hijacker is None:
             request.session.flush()
-            return HttpResponseRedirect("/console/support")
+            return _expired(request)
         backend = request.session[BACKEND_SESSION_KEY]
         with signals.no_update_last_login():
             login(request, hijacker, backend=backend)
@@ -68,7 +70,19 @@ class SupportSessionMiddleware:
         signals.hijack_ended.send(
             sender=None, request=request, hijacker=hijacker, hijacked=hijacked
         )
-        return HttpResponseRedirect("/console/support")
+        return _expired(request)
+
+
+def _expired(request):
+    if request.path.startswith("/v1/"):
+        body = {
+            "type": "https://trainyard.dev/problems/support-session-expired",
+            "title": "Support session expired",
+            "status": 401,
+            "detail": "The support session ended; start a new one from the console.",
+        }
+        return JsonResponse(body, status=401, content_type="application/problem+json")
+    return HttpResponseRedirect("/console/support")
 
 
 def _refuse(request):

@@ -69,7 +69,7 @@ def queue_depths(*, now: datetime | None = None) -> list[QueueDepth]:
     ``TRAINYARD_CONSOLE_BACKLOG_SECONDS`` (default 300) or nobody consumes a queue holding work.
     """
     now = now or timezone.now()
-    limit = float(getattr(settings, "TRAINYARD_CONSOLE_BACKLOG_SECONDS", 300))
+    limit = float(settings.TRAINYARD_CONSOLE_BACKLOG_SECONDS)
     out = []
     for q in Queue:
         try:

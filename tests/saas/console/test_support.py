@@ -130,3 +130,18 @@ def test_the_time_box_ends_the_session(acme, staff):
         .exists()
     )
     assert staff.get("/console/support").status_code == 200  # the staff user again
+
+
+@pytest.mark.django_db
+def test_an_api_call_after_the_time_box_gets_a_401_problem_not_a_redirect(acme, staff):
+    import datetime
+
+    from django.utils import timezone
+
+    _start(staff)
+    SupportSession.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    r = staff.get("/v1/datasets")
+    assert r.status_code == 401 and r["Content-Type"] == "application/problem+json"
+    assert r.json()["type"].endswith("support-session-expired")
+    assert SupportSession.objects.get().ended_how == "expired"
+    assert staff.get("/console/support").status_code == 200  # the staff user again
