@@ -138,10 +138,11 @@ def api_key_spend_cap_set(
 
 
 @transaction.atomic
-def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, actor: Actor, reason: str = "") -> ApiKey:
     """Revoke a key; requests with it get 401 within 1 s (``TRAINYARD_REQUEST_CACHE_SECONDS``:
     how long a web process trusts a key it has read). Revoking twice is a no-op (and is not
-    audited again). ``actor`` is recorded with ``api_key.revoked``."""
+    audited again). ``actor`` is recorded with ``api_key.revoked``, and ``reason`` (an
+    operator's, from the console) with it."""
     scoped = ApiKey.objects.for_tenant(api_key.organization_id).filter(pk=api_key.pk)
     if scoped.filter(revoked_at__isnull=True).update(revoked_at=timezone.now()):
         audit_record(
@@ -151,6 +152,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
             target_type="api_key",
             target_id=api_key.pk,
             name=api_key.name,
+            **({"reason": reason} if reason else {}),
         )
     return scoped.get()
 

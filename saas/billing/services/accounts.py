@@ -119,13 +119,14 @@ def billing_account_update(
 
 @transaction.atomic
 def billing_plan_change(
-    *, organization: Organization, plan_code: str, actor: Actor
+    *, organization: Organization, plan_code: str, actor: Actor, reason: str = ""
 ) -> BillingAccount:
     """Move the organisation to the plan ``plan_code`` (an operator's change, e.g. from the
     admin): its account's plan changes, audited as ``billing_account.plan_changed``. That is
     the one place that says which plan an organisation is on, so its job caps follow from the
     next submission and its rate limits within 1 s (``TRAINYARD_REQUEST_CACHE_SECONDS``). No Stripe call: paid self-serve upgrades go through
     Checkout (:func:`checkout_url`). A change to the current plan records nothing.
+    ``reason`` (an operator's, from the console) is kept in the audit event.
 
     Raises ValidationFailed for an unknown plan code."""
     plan = Plan.objects.filter(code=plan_code).first()
@@ -146,6 +147,7 @@ def billing_plan_change(
             target_id=account.pk,
             old=old,
             new=plan.code,
+            **({"reason": reason} if reason else {}),
         )
     return billing_account_get(organization=organization)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -27,7 +26,6 @@ from saas.billing.services.accounts import billing_plan_change
 from saas.billing.services.stripe_push import invoice_stripe_repush
 from saas.common.errors import ValidationFailed
 from saas.jobs.models import TrainingJob
-from saas.tenancy.audit import audit_record
 from saas.tenancy.models import AuditEvent, Membership, Organization
 from saas.tenancy.services.organizations import organization_reactivate, organization_suspend
 
@@ -135,21 +133,16 @@ def tenant_action(request, org_id: str, action: str):
         organization_reactivate(organization=org, actor=actor, reason=reason)
     elif action == "plan":
         try:
-            # One transaction: the service's change and the operator's reason land together.
-            with transaction.atomic():
-                billing_plan_change(
-                    organization=org, plan_code=request.POST.get("plan", ""), actor=actor
-                )
-                _note(org, actor, "console.plan_changed", reason, plan=request.POST.get("plan", ""))
+            billing_plan_change(
+                organization=org, plan_code=request.POST.get("plan", ""), actor=actor, reason=reason
+            )
         except ValidationFailed as exc:
             return _detail(request, org, problems=[str(exc)], status=400)
     elif action == "revoke_key":
         key = ApiKey.objects.for_tenant(org).filter(pk=request.POST.get("key_id", "")).first()
         if key is None:
             raise Http404
-        with transaction.atomic():
-            api_key_revoke(api_key=key, actor=actor)
-            _note(org, actor, "console.api_key_revoked", reason, key_id=key.pk)
+        api_key_revoke(api_key=key, actor=actor, reason=reason)
     elif action == "repush_invoice":
         result = invoice_stripe_repush(
             organization_id=org.pk,
@@ -161,20 +154,6 @@ def tenant_action(request, org_id: str, action: str):
         messages.info(request, f"Invoice push to Stripe: {outcome}.")
     messages.success(request, f"{action} done.")
     return redirect("console:tenant_detail", org_id=org.pk)
-
-
-def _note(org, actor, action, reason, **data) -> None:
-    """The operator's reason, audited beside the service's own event (same transaction)."""
-    with transaction.atomic():
-        audit_record(
-            organization_id=org.pk,
-            action=action,
-            actor=actor,
-            target_type="organization",
-            target_id=org.pk,
-            reason=reason,
-            **data,
-        )
 
 
 ACTIONS = {"suspend", "reactivate", "plan", "revoke_key", "repush_invoice"}

@@ -56,8 +56,19 @@ def test_revoke_a_key_from_the_console(console, operator, acme, globex):
     )
     assert resp.status_code == 302
     assert ApiKey.objects.for_tenant(acme.org).get(pk=key.pk).revoked_at is not None
-    note = AuditEvent.objects.for_tenant(acme.org).get(action="console.api_key_revoked")
+    # One event, the service's own, carrying the operator and the reason.
+    note = AuditEvent.objects.for_tenant(acme.org).get(action="api_key.revoked")
     assert note.actor_user_id == operator.pk and note.data["reason"] == "leaked"
+
+
+def test_change_plan_from_the_console_audits_the_reason(console, operator, acme):
+    resp = console.post(
+        f"/console/tenants/{acme.org.pk}/plan", {"plan": "pro", "reason": "won deal 12"}
+    )
+    assert resp.status_code == 302
+    ev = AuditEvent.objects.for_tenant(acme.org).get(action="billing_account.plan_changed")
+    assert ev.actor_user_id == operator.pk
+    assert (ev.data["old"], ev.data["new"], ev.data["reason"]) == ("free", "pro", "won deal 12")
 
 
 def test_change_plan_refuses_an_unknown_plan(console, acme):
@@ -66,7 +77,9 @@ def test_change_plan_refuses_an_unknown_plan(console, acme):
     )
     assert resp.status_code == 400
     assert (
-        not AuditEvent.objects.for_tenant(acme.org).filter(action="console.plan_changed").exists()
+        not AuditEvent.objects.for_tenant(acme.org)
+        .filter(action="billing_account.plan_changed")
+        .exists()
     )
 
 
