@@ -7,8 +7,6 @@ Screenshots go to ``$TRAINYARD_SCREENSHOTS`` (default: a pytest temporary folder
 
 from __future__ import annotations
 
-import os
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from saas.metering.models import Meter
 from saas.metering.services import usage_record
 from saas.tenancy.models import Membership, Organization
 from saas.tenancy.services.organizations import organization_create
+from tests.browser_support import browser_page, chromium_browser, screenshots_dir, snap
 
 # serialized_rollback: the live server's flush at teardown re-creates content types and
 # permissions; tests after it that restore serialized data would then hit duplicates.
@@ -30,53 +29,26 @@ pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 PASSWORD = "correct-horse-battery-9"
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("TRAINYARD_SCREENSHOTS") or tmp_path_factory.mktemp("console"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"\nscreenshots: {folder}")
-    return folder
+    return screenshots_dir(tmp_path_factory, "console")
 
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop on this thread; the ORM calls of the fixtures
-    # refuse to run there unless told it is safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-        )
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def page(chromium, live_server):
-    context = chromium.new_context(
-        base_url=live_server.url, viewport={"width": 1360, "height": 900}
-    )
-    context.set_default_timeout(20_000)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors: {errors}"
-
-
-def snap(page, shots: Path, name: str) -> None:
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    with browser_page(
+        chromium, base_url=live_server.url, width=1360, height=900, timeout_ms=20_000
+    ) as pg:
+        yield pg
 
 
 @pytest.fixture

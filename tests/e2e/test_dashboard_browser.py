@@ -9,72 +9,39 @@ folder); the folder is printed. Chromium must be installed (``.ci/run`` installs
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.browser_support import browser_page, chromium_browser, screenshots_dir, snap
 from tests.conftest import DATA
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tf, pytest.mark.browser]
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SENTIMENT = DATA / "text/sentiment_labelled_sentences.csv"
 PASSWORD = "correct-horse-battery-9"
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("TRAINYARD_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"\nscreenshots: {folder}")
-    return folder
+    return screenshots_dir(tmp_path_factory, "screens")
 
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop on this thread; Django's ORM (used by the
-    # fixtures and the test database teardown) refuses to run there unless told it is safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def page(chromium, stack):
-    context = chromium.new_context(base_url=stack.base_url, viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(30_000)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors: {errors}"
-
-
-def snap(page, shots: Path, name: str) -> None:
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    with browser_page(
+        chromium, base_url=stack.base_url, width=1280, height=860, timeout_ms=30_000
+    ) as pg:
+        yield pg
 
 
 def confirmation_path(mail_dir: Path, email: str, timeout: float = 20.0) -> str:
