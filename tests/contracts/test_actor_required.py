@@ -27,6 +27,7 @@ WRITES = [
     datasets.dataset_delete,
     jobs.training_job_create,
     jobs.training_job_cancel,
+    jobs.training_job_retry,
     registry.model_download,
     metering.usage_correct,
     billing.billing_account_ensure,
