@@ -35,6 +35,7 @@ WRITES = [
     billing.billing_plan_change,
     billing.checkout_url,
     billing.billing_check,
+    billing.billing_credit_grant,
     billing.quota_reserve,
     billing.billing_enforce_grace,
     billing.invoice_send,

@@ -4,6 +4,8 @@ operator and the reason; every refusal leaves no new job."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from django.test import Client
 
@@ -163,3 +165,17 @@ def test_the_service_refuses_an_empty_reason_and_keeps_the_reason_short(tenant):
     assert event.target_id == new.pk and len(event.data["reason"]) == 500
     with pytest.raises(Conflict):
         jobs.training_job_retry(job=old, actor=Actor.system(), reason="again")
+
+
+def test_the_tenants_dashboard_shows_a_job_the_staff_user_retried(console, acme):
+    """``created_by`` of a retry is the staff user, who is no member of the tenant: the
+    tenant's own pages list and show the job as usual."""
+    api = acme.key("owner")
+    old = _failed(SimpleNamespace(client=api, org=acme.org))
+    assert console.post(f"/console/jobs/{old.pk}/retry", {"reason": "r"}).status_code == 302
+    new = TrainingJob.objects.for_tenant(acme.org).get(retry_of=old)
+    for role in ("owner", "viewer"):
+        session = acme.session(role)
+        listing = session.get("/app/training")
+        assert listing.status_code == 200 and new.pk in listing.content.decode()
+        assert session.get(f"/app/training/{new.pk}").status_code == 200
