@@ -179,3 +179,15 @@ def test_the_tenants_dashboard_shows_a_job_the_staff_user_retried(console, acme)
         listing = session.get("/app/training")
         assert listing.status_code == 200 and new.pk in listing.content.decode()
         assert session.get(f"/app/training/{new.pk}").status_code == 200
+
+
+def test_a_tenant_at_its_spend_cap_gets_the_402_and_no_job(console, tenant):
+    from decimal import Decimal
+
+    from saas.billing.models import BillingAccount
+
+    old = _failed(tenant)
+    BillingAccount.objects.for_tenant(tenant.org).update(monthly_spend_cap=Decimal("0.00"))
+    resp = console.post(f"/console/jobs/{old.pk}/retry", {"reason": "customer asked"})
+    assert resp.status_code == 402
+    assert _count(tenant) == 1
