@@ -15,13 +15,14 @@ from django.utils.html import format_html, format_html_join
 
 from saas.common.actor import Actor
 from saas.common.errors import DomainError
-from saas.tenancy.admin import TenantModelAdmin
+from saas.tenancy.admin import ReadOnlyAdminMixin, TenantModelAdmin
 
 from .economics import margins
 from .models import (
     BillingAccount,
     Contract,
     ContractPrice,
+    CreditLedgerEntry,
     Invoice,
     InvoiceLine,
     Plan,
@@ -300,6 +301,15 @@ class InvoiceAdmin(TenantModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(CreditLedgerEntry)
+class CreditLedgerEntryAdmin(ReadOnlyAdminMixin, TenantModelAdmin):
+    """The credit ledger: read-only (append-only; grants are made in the console through
+    ``billing_credit_grant``, drawdowns by period close)."""
+
+    list_display = ("id", "organization", "kind", "amount", "currency", "invoice", "created_at")
+    list_filter = ("kind",)
 
 
 @admin.register(QuotaReservation)

@@ -6,7 +6,8 @@ Order of an invoice (both business models):
 2. one usage line per meter: ``billable units × unit price``, each rounded once (half-up);
 3. a true-up line when the usage lines are below the contract's committed monthly minimum
    (``minimum − usage``, so usage + true-up = minimum exactly at and below the boundary);
-4. prepaid credit drawdown: ``min(credit balance, subtotal)``, a negative line (credits never go
+4. credit drawdown: ``min(credit balance, subtotal)``, a negative line, the balance being all the
+   credit the invoice may draw (a contract's prepaid balance and the credit ledger; credits never go
    below zero and never make the total negative);
 5. tax on (subtotal − credit) at the configured rate, rounded once;
 6. total = subtotal − credit + tax.
@@ -59,11 +60,13 @@ def compute_invoice(
     committed_minimum: Decimal,
     credit_balance: Decimal,
     tax_rate: Decimal,
+    credit_label: str = "Prepaid credit applied",
 ) -> Computed:
     """Compute an invoice's lines and totals (see the module docstring for the rules).
 
     Args: amounts are Decimals in ``currency``; ``tax_rate`` is a fraction (0.2 = 20 %);
-    ``credit_balance`` ≥ 0.
+    ``credit_balance`` ≥ 0 (every credit the invoice may draw, whatever its source);
+    ``credit_label`` is the credit line's description.
 
     Returns a :class:`Computed` whose ``subtotal`` is the sum of the non-credit lines,
     ``total = subtotal - credit_applied + tax`` and ``credit_remaining`` ≥ 0.
@@ -94,7 +97,7 @@ def compute_invoice(
     usable = Decimal(credit_balance).quantize(minor_unit(currency), rounding=ROUND_DOWN)
     credit = min(usable, out.subtotal)
     if credit > 0:
-        out.lines.append(Line("credit", "Prepaid credit applied", Decimal(1), -credit, -credit))
+        out.lines.append(Line("credit", credit_label, Decimal(1), -credit, -credit))
     out.credit_applied = credit
     out.credit_remaining = credit_balance - credit
     out.tax = round_money((out.subtotal - credit) * tax_rate, currency)

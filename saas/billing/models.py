@@ -10,12 +10,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TypedDict
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
 from saas.common.ids import IdFactory
 from saas.metering.models import Meter
-from saas.tenancy.models import TenantModel
+from saas.tenancy.models import Organization, TenantManager, TenantModel, TenantQuerySet
 
 
 class _MoneyField(TypedDict):
@@ -313,6 +314,94 @@ class InvoiceLine(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.invoice_id}#{self.position}"
+
+
+class AppendOnlyError(RuntimeError):
+    """An attempt to change or delete a row of an append-only ledger."""
+
+
+class CreditLedgerQuerySet(TenantQuerySet["CreditLedgerEntry"]):
+    """The ledger's rows: queries and inserts only; ``update()`` and ``delete()`` raise."""
+
+    def update(self, **kwargs) -> int:
+        raise AppendOnlyError("The credit ledger is append-only; record a new entry instead.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("The credit ledger is append-only; record a new entry instead.")
+
+
+class CreditLedgerManager(TenantManager["CreditLedgerEntry"]):
+    """:class:`TenantManager` (fail closed) whose querysets are :class:`CreditLedgerQuerySet`."""
+
+    def for_tenant(self, organization: Organization | str) -> CreditLedgerQuerySet:
+        qs = super().for_tenant(organization)
+        return CreditLedgerQuerySet(self.model, query=qs.query, using=self._db)
+
+    def unscoped_all_tenants(self) -> CreditLedgerQuerySet:
+        return CreditLedgerQuerySet(self.model, using=self._db)
+
+
+class CreditLedgerEntry(TenantModel):
+    """One movement of an organisation's credit: a ``grant`` (an operator's, positive, with a
+    reason) or a ``drawdown`` (period close applying it to an invoice, negative, linked to
+    that invoice). The balance is the sum of ``amount`` per currency
+    (``saas.billing.selectors.credit_balance``).
+
+    Append-only, like the usage ledger: a row is never edited or deleted (``save()`` of an
+    existing row, ``delete()`` and the queryset's ``update()``/``delete()`` raise
+    :class:`AppendOnlyError`); a mistake is corrected by a new entry. The database holds the
+    signs and the one drawdown per invoice (so a re-run of period close cannot draw twice).
+    Contract tenants' prepaid money stays on ``Contract.prepaid_credit_balance``.
+    """
+
+    class Kind(models.TextChoices):
+        GRANT = "grant"
+        DRAWDOWN = "drawdown"
+
+    id = models.CharField(primary_key=True, max_length=32, default=IdFactory("crd"), editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=500, blank=True, default="")
+    # PROTECT: an invoice that drew credit cannot go while its drawdown explains the balance.
+    invoice = models.ForeignKey(
+        Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CreditLedgerManager()  # type: ignore[misc]  # the TenantManager, narrowed
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind="grant", amount__gt=0, invoice__isnull=True)
+                    & ~models.Q(reason="")
+                )
+                | models.Q(kind="drawdown", amount__lt=0, invoice__isnull=False),
+                name="credit_ledger_entry_kind_sign",
+            ),
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=models.Q(kind="drawdown"),
+                name="uniq_credit_drawdown_per_invoice",
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("A credit ledger entry is never changed; record a new entry.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("A credit ledger entry is never deleted; record a new entry.")
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.kind} {self.amount} {self.currency}"
 
 
 class StripeEvent(models.Model):

@@ -22,7 +22,7 @@ from saas.tenancy.models import Organization
 
 from . import pricing
 from .invoicing import Computed, MeterCharge, compute_invoice
-from .models import BillingAccount, Contract, Invoice, Plan
+from .models import BillingAccount, Contract, CreditLedgerEntry, Invoice, Plan
 
 METER_LABELS: dict[str, str] = {
     Meter.TRAINING_COMPUTE_SECONDS: "Training compute",
@@ -247,14 +247,68 @@ def _charges(
     return out
 
 
+def billing_currency(*, organization: Organization, on: datetime.date | None = None) -> str:
+    """The currency ``organization`` is invoiced in on ``on`` (default today): its active
+    contract's, else its plan's (what period close uses)."""
+    on = on or timezone.now().date()
+    contract = pricing.contract_active(organization_id=organization.pk, on=on)
+    if contract is not None:
+        return contract.currency
+    return billing_account_get(organization=organization).plan.currency
+
+
+def credit_balance(*, organization: Organization | str, currency: str | None = None) -> Decimal:
+    """The organisation's credit ledger balance in ``currency`` (default: its billing currency
+    today): grants less drawdowns, a Decimal ≥ 0 (Decimal('0') without entries).
+
+    Entries in another currency are not counted: credit is applied only to invoices in its
+    own currency. Contract prepaid money is not part of it (``Contract.prepaid_credit_balance``).
+    """
+    if currency is None:
+        org = (
+            organization
+            if isinstance(organization, Organization)
+            else Organization.objects.get(pk=organization)
+        )
+        currency = billing_currency(organization=org)
+    total = (
+        CreditLedgerEntry.objects.for_tenant(organization)
+        .filter(currency=currency)
+        .aggregate(total=Sum("amount"))["total"]
+    )
+    return total if total is not None else Decimal("0.00")
+
+
+def credit_ledger_list(*, organization: Organization | str) -> QuerySet[CreditLedgerEntry]:
+    """The organisation's credit ledger, newest first, with each entry's invoice and creator
+    (a QuerySet; slice it)."""
+    return (
+        CreditLedgerEntry.objects.for_tenant(organization)
+        .select_related("invoice", "created_by")
+        .order_by("-created_at", "-pk")
+    )
+
+
 def period_charges(
-    *, organization: Organization, start: datetime.date, end: datetime.date
+    *,
+    organization: Organization,
+    start: datetime.date,
+    end: datetime.date,
+    ledger_credit: Decimal | None = None,
 ) -> Computed:
-    """The invoice the period ``[start, end)`` would produce so far (nothing is written)."""
+    """The invoice the period ``[start, end)`` would produce so far (nothing is written).
+
+    The credit available to it is the active contract's prepaid balance plus the credit
+    ledger's balance in the invoice's currency; ``ledger_credit`` is that ledger balance when
+    the caller has already read it (period close, under its lock), else it is read here.
+    """
     account = billing_account_get(organization=organization)
     contract = pricing.contract_active(organization_id=organization.pk, on=start)
     totals = usage_totals(organization_id=organization.pk, start=start, end=end)
     currency = contract.currency if contract else account.plan.currency
+    if ledger_credit is None:
+        ledger_credit = credit_balance(organization=organization, currency=currency)
+    prepaid = contract.prepaid_credit_balance if contract else Decimal(0)
     return compute_invoice(
         currency=currency,
         subscription_fee=Decimal(0) if contract else account.plan.monthly_fee,
@@ -267,7 +321,8 @@ def period_charges(
             on=start,
         ),
         committed_minimum=contract.committed_monthly_minimum if contract else Decimal(0),
-        credit_balance=contract.prepaid_credit_balance if contract else Decimal(0),
+        credit_balance=prepaid + max(ledger_credit, Decimal(0)),
+        credit_label="Prepaid credit applied" if contract else "Credit applied",
         tax_rate=contract.tax_rate if contract else Decimal(0),
     )
 

@@ -63,6 +63,11 @@ class TrainingJob(TenantModel):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # The failed or cancelled job an operator retried into this one (``training_job_retry``);
+    # SET_NULL so that the retry keeps its own history if the original ever goes.
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

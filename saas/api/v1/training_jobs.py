@@ -122,6 +122,11 @@ class TrainingJobOut(serializers.Serializer):
     model = serializers.SerializerMethodField()
     usage = JobUsageField()
     error = serializers.JSONField()
+    retry_of = serializers.CharField(
+        source="retry_of_id",
+        allow_null=True,
+        help_text="the failed or cancelled job this one retries (an operator's retry); else null",
+    )
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True, help_text="null until it starts")
     finished_at = serializers.DateTimeField(allow_null=True, help_text="null until it ends")

@@ -7,6 +7,8 @@
   and a running one is stopped when it uses up what is left (``quota_exhausted``)
 - ``period_close``: the monthly invoice, numbered, pushed to Stripe; ``stripe_push``: that
   push retried with exponential backoff until it succeeds; ``invoices``: emailing it
+- ``credits``: credit an operator grants (the append-only credit ledger, drawn down by
+  ``period_close``)
 - ``storage``: the hourly storage sample
 - ``usage_alerts``: 80 % / 100 % emails
 - ``stripe_events``: webhook events applied once, in order; ``grace``: dunning
@@ -24,6 +26,7 @@ from ..selectors import (
     METER_LABELS,
     TRAINING_METERS,
     billing_account_get,
+    credit_balance,
     job_charge,
     period_charges,
     usage_levels,
@@ -36,6 +39,7 @@ from .accounts import (
     checkout_url,
 )
 from .charges import training_charge
+from .credits import CREDIT_GRANT_MAX, billing_credit_grant
 from .grace import billing_enforce_grace
 from .invoices import invoice_recipients, invoice_send
 from .period_close import ISSUER, period_close, period_close_all, period_close_previous_month
@@ -52,6 +56,7 @@ from .stripe_push import invoice_stripe_push, stripe_push_retry
 from .usage_alerts import WARNING_THRESHOLDS, usage_warnings_send, usage_warnings_send_all
 
 __all__ = [
+    "CREDIT_GRANT_MAX",
     "ISSUER",
     "METER_LABELS",
     "TRAINING_METERS",
@@ -62,9 +67,11 @@ __all__ = [
     "billing_account_get",
     "billing_account_update",
     "billing_check",
+    "billing_credit_grant",
     "billing_enforce_grace",
     "billing_plan_change",
     "checkout_url",
+    "credit_balance",
     "invoice_recipients",
     "invoice_send",
     "job_charge",

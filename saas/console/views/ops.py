@@ -1,5 +1,5 @@
 """At a glance (queues, workers, jobs, stuck jobs, 24-h job figures, predictions per minute) and
-the jobs page with its actions (cancel, requeue stuck jobs)."""
+the jobs page with its actions (cancel, retry a failed or cancelled job, requeue stuck jobs)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from django.utils import timezone
 from saas.inference.replicas import data_plane_replicas
 from saas.jobs import operations
 from saas.jobs.models import TrainingJob
-from saas.jobs.services import training_job_cancel, training_jobs_reap_stuck
+from saas.jobs.services import training_job_cancel, training_job_retry, training_jobs_reap_stuck
+from saas.jobs.services.retry import RETRYABLE_STATUSES
 from saas.metering.selectors import predictions_per_minute
 from saas.tenancy.audit import audit_record
 
@@ -43,8 +44,13 @@ def overview(request):
 @staff_page(read=True)
 def jobs(request):
     """Running and queued jobs (oldest first), with stuck ones marked; ?status= filters."""
+    return _jobs_page(request, request.GET.get("status", ""))
+
+
+def _jobs_page(request, status: str, *, problems: list[str] | None = None, code: int = 200):
+    """The jobs page filtered by ``status`` ("" for queued and running), with ``problems``
+    listed (a refused action re-renders it with its 400)."""
     now = timezone.now()
-    status = request.GET.get("status", "")
     if status and status not in TrainingJob.Status.values:
         return console_error(
             request, 400, "Unknown status", f"status must be one of {TrainingJob.Status.values}"
@@ -60,9 +66,12 @@ def jobs(request):
             "now": now,
             "status": status,
             "statuses": TrainingJob.Status.values,
+            "retryable": RETRYABLE_STATUSES,
             "jobs": list(qs.order_by("-created_at")[:200]),
             "stuck": stuck,
+            "problems": problems or [],
         },
+        status=code,
     )
 
 
@@ -75,6 +84,32 @@ def job_cancel(request, job_id: str):
         raise Http404
     training_job_cancel(job=job, actor=request.actor)
     messages.success(request, f"Cancellation requested for {job.pk} ({job.organization_id}).")
+    return redirect("console:jobs")
+
+
+@staff_page(write=True)
+def job_retry(request, job_id: str):
+    """Retry a failed or cancelled job: a fresh job with the same inputs through
+    ``training_job_retry`` (the tenant's quotas, spend caps and active-job limit apply),
+    audited with the staff user and the required ``reason``.
+
+    No reason: the jobs page again with a 400 and the problem listed, nothing created. A job
+    in another state (or already retried) is a 409 page, a quota or limit refusal its own
+    status (402, 429); an unknown job a 404."""
+    job = TrainingJob.objects.unscoped_all_tenants().filter(pk=job_id).first()  # staff action
+    if job is None:
+        raise Http404
+    reason = request.POST.get("reason", "").strip()[:500]
+    if not reason:
+        back = request.POST.get("status", "")
+        back = back if back in TrainingJob.Status.values else ""
+        return _jobs_page(
+            request, back, problems=["A reason is required to retry a job."], code=400
+        )
+    new = training_job_retry(job=job, actor=request.actor, reason=reason)
+    messages.success(
+        request, f"Retried {job.pk} as {new.pk} ({job.organization_id}), queued on {new.device}."
+    )
     return redirect("console:jobs")
 
 
@@ -105,4 +140,5 @@ urlpatterns = [
     path("jobs", jobs, name="jobs"),
     path("jobs/requeue-stuck", jobs_requeue_stuck, name="jobs_requeue_stuck"),
     path("jobs/<str:job_id>/cancel", job_cancel, name="job_cancel"),
+    path("jobs/<str:job_id>/retry", job_retry, name="job_retry"),
 ]

@@ -21,8 +21,16 @@ from saas.apikeys.models import ApiKey
 from saas.apikeys.services import api_key_revoke
 from saas.billing import pricing
 from saas.billing.models import BillingAccount, Plan
-from saas.billing.selectors import billing_account_get, invoice_list, period_charges
+from saas.billing.selectors import (
+    billing_account_get,
+    billing_currency,
+    credit_balance,
+    credit_ledger_list,
+    invoice_list,
+    period_charges,
+)
 from saas.billing.services.accounts import billing_plan_change
+from saas.billing.services.credits import billing_credit_grant
 from saas.billing.services.stripe_push import invoice_stripe_repush
 from saas.common.errors import ValidationFailed
 from saas.jobs.models import TrainingJob
@@ -72,8 +80,9 @@ def _actor_label(ev: AuditEvent, users: dict, keys: dict) -> str:
     return "system"
 
 
-def _detail(request, org: Organization, *, problems=None, status=200):
+def _detail(request, org: Organization, *, problems=None, status=200, amount=""):
     account = billing_account_get(organization=org)
+    currency = billing_currency(organization=org)
     start, end = pricing.month_bounds(timezone.now().date())
     charges = period_charges(organization=org, start=start, end=end)
     keys = list(ApiKey.objects.for_tenant(org).order_by("-created_at"))
@@ -96,6 +105,10 @@ def _detail(request, org: Organization, *, problems=None, status=200):
         "keys": keys,
         "members": Membership.objects.filter(organization=org).select_related("user"),
         "invoices": invoice_list(organization=org)[:24],
+        "currency": currency,
+        "credit_balance": credit_balance(organization=org, currency=currency),
+        "credit_entries": credit_ledger_list(organization=org)[:20],
+        "amount": amount,
         "audit": audit,
         "plans": Plan.objects.order_by("code"),
         "problems": problems or [],
@@ -105,7 +118,8 @@ def _detail(request, org: Organization, *, problems=None, status=200):
 
 @staff_page(read=True)
 def tenant_detail(request, org_id: str):
-    """One tenant: plan, status, this period's usage, jobs, keys, members, invoices, audit."""
+    """One tenant: plan, status, this period's usage, credit balance and ledger, jobs, keys,
+    members, invoices, audit."""
     return _detail(request, _org(org_id))
 
 
@@ -115,7 +129,8 @@ def _reason(request) -> str:
 
 @staff_page(write=True)
 def tenant_action(request, org_id: str, action: str):
-    """POST an action on a tenant: suspend, reactivate, plan, revoke_key, repush_invoice.
+    """POST an action on a tenant: suspend, reactivate, plan, revoke_key, repush_invoice,
+    grant_credit (``amount``).
 
     Every action needs a ``reason``; bad input is a 400 detail page listing the problems, with
     nothing changed. Unknown org/key/invoice → 404."""
@@ -123,6 +138,8 @@ def tenant_action(request, org_id: str, action: str):
     if action not in ACTIONS:
         raise Http404
     reason = _reason(request)
+    if action == "grant_credit":
+        return _grant_credit(request, org, reason)
     problems = [] if reason else ["A reason is required."]
     if problems:
         return _detail(request, org, problems=problems, status=400)
@@ -156,7 +173,22 @@ def tenant_action(request, org_id: str, action: str):
     return redirect("console:tenant_detail", org_id=org.pk)
 
 
-ACTIONS = {"suspend", "reactivate", "plan", "revoke_key", "repush_invoice"}
+def _grant_credit(request, org: Organization, reason: str):
+    """The service checks the amount and the reason together, so a 400 lists every problem
+    (and keeps the amount typed in the form)."""
+    amount = request.POST.get("amount", "").strip()[:40]
+    try:
+        entry = billing_credit_grant(
+            organization=org, amount=amount, reason=reason, actor=request.actor
+        )
+    except ValidationFailed as exc:
+        problems = [e["message"] for e in exc.errors] or [str(exc)]
+        return _detail(request, org, problems=problems, status=400, amount=amount)
+    messages.success(request, f"Granted {entry.amount} {entry.currency.upper()} of credit.")
+    return redirect("console:tenant_detail", org_id=org.pk)
+
+
+ACTIONS = {"suspend", "reactivate", "plan", "revoke_key", "repush_invoice", "grant_credit"}
 
 _ = console_error  # shared error page, used via staff_page
 

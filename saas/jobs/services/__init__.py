@@ -6,6 +6,8 @@ or record a result twice. By concern:
 
 - :mod:`.create`: what a user does: ``training_job_create`` (and its dry-run estimate),
   ``training_job_cancel``; both take and audit an ``actor``.
+- :mod:`.retry`: an operator's retry of a failed or cancelled job (``training_job_retry``): a
+  fresh job through ``training_job_create``, audited with the operator's reason.
 - :mod:`.start`: a worker takes the job (``training_job_start``, ``JobStart``, ``Deferred``).
 - :mod:`.monitor`: while it trains (``JobMonitor``: stop checks, heartbeats, epochs).
 - :mod:`.completion`: how it ends (succeeded, stopped, failed) and its usage.
@@ -26,6 +28,7 @@ from .completion import (
 from .create import TooManyJobs, training_job_cancel, training_job_create, training_job_estimate
 from .monitor import JobMonitor
 from .reaper import training_jobs_reap_stuck
+from .retry import training_job_retry
 from .start import (
     Deferred,
     JobStart,
@@ -50,6 +53,7 @@ __all__ = [
     "training_job_create",
     "training_job_estimate",
     "training_job_fail",
+    "training_job_retry",
     "training_job_start",
     "training_job_stopped",
     "training_job_time_limited",

@@ -43,6 +43,7 @@ def training_job_create(
     hyperparameters: dict | None = None,
     seed: int = 0,
     device: str = "cpu",
+    retry_of: TrainingJob | None = None,
 ) -> TrainingJob:
     """Create a ``queued`` job and enqueue it after the transaction commits.
 
@@ -51,6 +52,7 @@ def training_job_create(
     (``training_job.created``). The job's estimate (compute seconds on its device's meter,
     examples × epochs) is reserved against the plan's hard quotas and the organisation's and
     API key's monthly spend caps (``saas.billing.services.quota_reserve``) until it ends.
+    ``retry_of`` is the job this one retries (only :func:`~.retry.training_job_retry` sets it).
 
     Raises:
         ValidationFailed: an unusable base model, hyperparameters, split or device (400).
@@ -90,6 +92,7 @@ def training_job_create(
         device=device,
         created_by_key_id=actor.api_key_id,
         created_by_id=actor.user_id,
+        retry_of=retry_of,
     )
     # The estimate is held against every quota and spend cap until the job ends (any terminal
     # status releases it); a 402 here rolls the job back. After the job's insert, under the

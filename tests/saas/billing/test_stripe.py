@@ -463,3 +463,55 @@ def test_backoff_doubles_up_to_its_cap():
 
     assert [backoff(n) for n in (1, 2, 3)] == [BACKOFF_BASE, 2 * BACKOFF_BASE, 4 * BACKOFF_BASE]
     assert backoff(40) == BACKOFF_CAP and backoff(1000) == BACKOFF_CAP
+
+
+# --- credit ledger --------------------------------------------------------------------------
+
+
+def test_a_credited_self_serve_invoice_reaches_stripe_with_its_credit_line(
+    db, fake_stripe, django_capture_on_commit_callbacks
+):
+    from saas.billing.services import billing_credit_grant, period_close
+
+    account = make_account(plan="pro")
+    org = account.organization
+    billing_credit_grant(
+        organization=org, amount=Decimal("10.00"), reason="goodwill", actor=Actor.system()
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        inv = period_close(organization=org, period_start=dt.date(2026, 1, 1), actor=Actor.system())
+    inv = _due(inv)
+    assert (inv.credit_applied, inv.total) == (Decimal("10.00"), Decimal("39.00"))
+    assert inv.stripe_invoice_id and inv.stripe_next_attempt_at is None
+    [remote] = stripe_invoices(fake_stripe, reload(account).stripe_customer_id)
+    lines = fake_stripe.v1.invoices.line_items.list(remote.id, params={"limit": 100}).data
+    assert sorted(li.amount for li in lines) == [-1000, 4900]
+    assert remote.total == 3900
+
+
+def test_a_credit_covering_a_stripe_billed_fee_is_still_pushed(
+    db, fake_stripe, django_capture_on_commit_callbacks
+):
+    """The Stripe subscription bills the plan fee by itself, so a local invoice the credit
+    brings to 0 still goes to Stripe: its credit line, alone, is a negative Stripe invoice
+    (customer balance Stripe takes off the subscription's next invoice)."""
+    from saas.billing.services import billing_credit_grant, period_close
+
+    account = make_account(plan="pro")
+    org = account.organization
+    BillingAccount.objects.for_tenant(org).update(stripe_subscription_id="sub_billed_by_stripe")
+    billing_credit_grant(
+        organization=org, amount=Decimal("60.00"), reason="goodwill", actor=Actor.system()
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        inv = period_close(organization=org, period_start=dt.date(2026, 1, 1), actor=Actor.system())
+    inv = _due(inv)
+    assert (inv.subtotal, inv.credit_applied, inv.total) == (
+        Decimal("49.00"),
+        Decimal("49.00"),
+        Decimal("0.00"),
+    )
+    assert inv.stripe_invoice_id and inv.stripe_next_attempt_at is None
+    [remote] = stripe_invoices(fake_stripe, reload(account).stripe_customer_id)
+    lines = fake_stripe.v1.invoices.line_items.list(remote.id, params={"limit": 100}).data
+    assert [li.amount for li in lines] == [-4900]

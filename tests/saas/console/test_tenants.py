@@ -91,3 +91,67 @@ def test_unknown_action_and_invoice_are_404(console, acme):
         f"/console/tenants/{acme.org.pk}/repush_invoice", {"invoice_id": "inv_nope", "reason": "x"}
     )
     assert resp.status_code == 404
+
+
+def test_grant_credit_from_the_console_shows_the_balance_and_the_entry(console, operator, acme):
+    from decimal import Decimal
+
+    from saas.billing.models import CreditLedgerEntry
+    from saas.billing.selectors import credit_balance
+
+    path = f"/console/tenants/{acme.org.pk}/grant_credit"
+    resp = console.post(path, {"amount": "10.00", "reason": "outage of 12 May"})
+    assert resp.status_code == 302 and resp["Location"] == f"/console/tenants/{acme.org.pk}"
+    entry = CreditLedgerEntry.objects.for_tenant(acme.org).get()
+    assert (entry.kind, entry.amount, entry.created_by_id) == (
+        "grant",
+        Decimal("10.00"),
+        operator.pk,
+    )
+    assert credit_balance(organization=acme.org) == Decimal("10.00")
+    event = AuditEvent.objects.for_tenant(acme.org).get(action="billing.credit_granted")
+    assert event.actor_user_id == operator.pk and event.data["reason"] == "outage of 12 May"
+    html = console.get(f"/console/tenants/{acme.org.pk}").content.decode()
+    assert '<strong id="credit-balance">10.00 USD</strong>' in html
+    assert "outage of 12 May" in html and "ops@trainyard.test" in html
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"amount": "0", "reason": "r"}, "more than zero"),
+        ({"amount": "-5", "reason": "r"}, "more than zero"),
+        ({"amount": "1.005", "reason": "r"}, "decimal places"),
+        ({"amount": "ten", "reason": "r"}, "must be a number"),
+        ({"amount": "1000000", "reason": "r"}, "at most 100,000"),
+        ({"amount": "5.00", "reason": "  "}, "A reason is required."),
+        ({"reason": "r"}, "must be a number"),
+    ],
+)
+def test_grant_credit_refuses_bad_input_with_a_400_listing_it(console, acme, data, problem):
+    from saas.billing.models import CreditLedgerEntry
+
+    resp = console.post(f"/console/tenants/{acme.org.pk}/grant_credit", data)
+    assert resp.status_code == 400
+    html = resp.content.decode()
+    assert problem in html and 'role="alert"' in html
+    assert not CreditLedgerEntry.objects.for_tenant(acme.org).exists()
+    assert not AuditEvent.objects.for_tenant(acme.org).filter(action="billing.credit_granted")
+
+
+def test_grant_credit_lists_both_problems_at_once(console, acme):
+    resp = console.post(f"/console/tenants/{acme.org.pk}/grant_credit", {"amount": "x"})
+    html = resp.content.decode()
+    assert resp.status_code == 400
+    assert "must be a number" in html and "A reason is required." in html
+
+
+@pytest.mark.parametrize("role", ["owner", "admin", "billing"])
+def test_non_staff_cannot_grant_credit(acme, role):
+    from saas.billing.models import CreditLedgerEntry
+
+    resp = acme.session(role).post(
+        f"/console/tenants/{acme.org.pk}/grant_credit", {"amount": "10.00", "reason": "me"}
+    )
+    assert resp.status_code == 404
+    assert not CreditLedgerEntry.objects.for_tenant(acme.org).exists()
