@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
+import environ
 import pytest
 
 from scripts.stack import training_recycling_flags
@@ -165,8 +166,14 @@ def _example_names() -> set[str]:
 
 
 def _example_values() -> dict[str, str]:
-    """The variables .env.example sets (its uncommented lines), as django-environ reads them."""
-    return {name: value for name, commented, value in _example_lines() if not commented}
+    """The variables .env.example sets (its uncommented lines), parsed by django-environ's own
+    .env reader, as settings.py reads a .env copied from it."""
+
+    class Capture(environ.Env):
+        ENVIRON: dict[str, str] = {}  # read_env writes here instead of os.environ
+
+    Capture.read_env(EXAMPLE)
+    return dict(Capture.ENVIRON)
 
 
 def test_settings_reads_variables_found_by_the_parser() -> None:
