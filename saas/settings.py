@@ -274,8 +274,6 @@ TRAINYARD_HUB_HANDLES = env.json(
         "mobilenet_v2": "https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5"
     },
 )
-# Training slots across all workers per device; used to explain why a job waits.
-TRAINYARD_TRAINING_SLOTS = env.json("TRAINYARD_TRAINING_SLOTS", default={"cpu": 1, "gpu": 0})
 TRAINYARD_HEARTBEAT_STALE_SECONDS = env.int("TRAINYARD_HEARTBEAT_STALE_SECONDS", default=120)
 TRAINYARD_REAPER_INTERVAL_SECONDS = env.float("TRAINYARD_REAPER_INTERVAL_SECONDS", default=60.0)
 # Scheduling and worker faults (saas/jobs/services/start.py). A job whose worker died (OOM,
@@ -292,7 +290,6 @@ TRAINYARD_PREDICT_TIMEOUT_SECONDS = env.float("TRAINYARD_PREDICT_TIMEOUT_SECONDS
 # Where the data plane (`python -m serve`) listens, for the dashboard's "try it" and for a
 # predict request that reaches the web tier directly (the proxy normally routes it to serve).
 TRAINYARD_SERVE_URL = env.str("TRAINYARD_SERVE_URL", default="http://127.0.0.1:8001")
-TRAINYARD_PREDICT_MAX_INPUTS = 256
 TRAINYARD_MODEL_CACHE_DIR = Path(
     env.str("TRAINYARD_MODEL_CACHE_DIR", default=str(VAR_DIR / "model-cache"))
 )
