@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from .plane import Plane
 
 CHECK_TIMEOUT_SECONDS = 3.0
-#: A key nothing ever writes: asking whether it exists is one metadata read of the storage
-#: (a HEAD on S3), answered "no" by a healthy one and with an error by an unreachable one.
+#: A key nothing ever writes: asking whether it exists is one metadata read of a storage that
+#: is neither the filesystem nor S3, answered "no" by a healthy one, an error otherwise.
 STORAGE_PROBE_KEY = ".trainyard-readiness-probe"
 
 # Storage probes get a thread of their own: the model store's loader thread may be busy
@@ -77,16 +77,24 @@ def check_database(plane: Plane) -> str:
 def storage_probe() -> None:
     """Read model storage once; raises when it cannot be read.
 
-    The filesystem backend: its root must be a directory this process can list (a root that
-    does not exist yet is fine: the backend creates it on the first save, and until then no
-    model has been stored). Any other backend (S3): one ``exists()`` of a key nobody writes,
-    which is a metadata read of the bucket and raises on a refused or unreachable one."""
+    - The filesystem backend: its root must be a directory this process can list (a root that
+      does not exist yet is fine: the backend creates it on the first save, and until then no
+      model has been stored).
+    - S3 (django-storages): a HEAD of the bucket, which fails on an unreachable endpoint,
+      refused credentials (403) and a missing bucket (404). It needs ``s3:ListBucket``, which
+      the storage needs anyway (without it S3 answers 403 for a missing key, not 404).
+    - Any other backend: one ``exists()`` of a key nobody writes."""
     if isinstance(default_storage, FileSystemStorage):
         root = Path(default_storage.location)
         if not root.exists():
             return
         with os.scandir(root):  # NotADirectoryError, PermissionError
             pass
+        return
+    from storages.backends.s3 import S3Storage  # type: ignore[import-untyped]
+
+    if isinstance(default_storage, S3Storage):
+        default_storage.connection.meta.client.head_bucket(Bucket=default_storage.bucket_name)
         return
     default_storage.exists(STORAGE_PROBE_KEY)
 
