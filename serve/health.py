@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
-from threading import Lock
 from typing import TYPE_CHECKING
 
 from django.core.files.storage import FileSystemStorage, default_storage
@@ -33,13 +34,28 @@ CHECK_TIMEOUT_SECONDS = 3.0
 #: is neither the filesystem nor S3, answered "no" by a healthy one, an error otherwise.
 STORAGE_PROBE_KEY = ".trainyard-readiness-probe"
 
-# Storage probes get a thread of their own: the model store's loader thread may be busy
-# extracting a large model for seconds, which must not read as "storage unreadable". One
-# probe at a time per process (a hung endpoint must not pile up threads): a probe still
-# running is awaited again by the next readiness request rather than started twice.
-_probe_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serve-health")
-_probe_lock = Lock()
+# Storage probes run on one daemon thread of their own: the model store's loader thread may
+# be busy extracting a large model for seconds, which must not read as "storage unreadable";
+# a probe hung on an unreachable endpoint (botocore retries for minutes) must not hold up the
+# process's exit; and one long-lived thread keeps its S3 client (django-storages keeps one per
+# thread) instead of building one per probe. One probe at a time, so a hung endpoint cannot
+# pile work up: a probe still running is awaited again by the next readiness request.
+_probe_lock = threading.Lock()
 _probe_running: Future[None] | None = None
+_probe_queue: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()
+_probe_thread: threading.Thread | None = None
+
+
+def _probe_loop() -> None:
+    while True:
+        future = _probe_queue.get()
+        future.set_running_or_notify_cancel()
+        try:
+            storage_probe()
+        except BaseException as exc:  # noqa: BLE001 — handed to whoever awaits it
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
 
 
 def database_age_limit(plane: Plane) -> float:
@@ -100,19 +116,26 @@ def storage_probe() -> None:
 
 
 def _probe_future() -> Future[None]:
-    global _probe_running
+    """The storage probe in flight, or a new one queued for the probe thread."""
+    global _probe_running, _probe_thread
     with _probe_lock:
+        if _probe_thread is None:
+            _probe_thread = threading.Thread(target=_probe_loop, name="serve-health", daemon=True)
+            _probe_thread.start()
         if _probe_running is None or _probe_running.done():
-            _probe_running = _probe_pool.submit(storage_probe)
+            _probe_running = Future()
+            _probe_queue.put(_probe_running)
         return _probe_running
 
 
 async def check_storage() -> str:
     """``"ok"`` when :func:`storage_probe` succeeds within the timeout."""
+    probe = asyncio.wrap_future(_probe_future())
+    # A probe that outlives the timeout still ends; its outcome is read here so that asyncio
+    # does not log it as never retrieved.
+    probe.add_done_callback(lambda f: f.cancelled() or f.exception())
     try:
-        await asyncio.wait_for(
-            asyncio.shield(asyncio.wrap_future(_probe_future())), CHECK_TIMEOUT_SECONDS
-        )
+        await asyncio.wait_for(asyncio.shield(probe), CHECK_TIMEOUT_SECONDS)
     except TimeoutError:
         return "unreadable (timed out)"
     except Exception as exc:  # noqa: BLE001 — a probe answers, whatever went wrong

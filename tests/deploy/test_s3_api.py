@@ -149,3 +149,15 @@ def test_the_data_plane_is_ready_only_while_the_bucket_can_be_read(
         assert _storage_check(c, lambda r: r == "ok") == "ok"
         s3_storage.stop()
         assert _storage_check(c, lambda r: r != "ok").startswith("unreadable (")
+    _wait_storage_probe_idle()
+
+
+def _wait_storage_probe_idle(seconds: float = 60.0) -> None:
+    """Wait for a storage probe still retrying the stopped endpoint (botocore backs off for
+    seconds): the next test's readiness would otherwise await this test's probe."""
+    from serve import health
+
+    deadline = time.monotonic() + seconds
+    while health._probe_running is not None and not health._probe_running.done():
+        assert time.monotonic() < deadline, "the storage probe never ended"
+        time.sleep(0.2)
