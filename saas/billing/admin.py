@@ -9,7 +9,7 @@ report lives in the operator console (``/console/economics``); its old admin URL
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
-from django.http import HttpResponseRedirect
+from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -102,7 +102,7 @@ class PlanAdmin(admin.ModelAdmin):
         month = request.GET.get("month")
         if month:
             url += "?" + urlencode({"month": month})
-        return HttpResponseRedirect(url)
+        return redirect(url)
 
 
 @admin.register(RateCard)
