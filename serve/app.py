@@ -4,7 +4,8 @@
 - Open Inference Protocol v2 (KServe / Triton / MLServer clients): ``GET /v2``,
   ``/v2/health/live``, ``/v2/health/ready``, ``GET /v2/models/{id}``, ``/v2/models/{id}/ready``,
   ``POST /v2/models/{id}/infer`` (and the same under ``/versions/{v}``).
-- ``GET /healthz/serve`` (liveness), ``GET /metrics`` (Prometheus).
+- ``GET /healthz/serve`` (liveness), ``GET /metrics`` (Prometheus); readiness checks in
+  ``serve.health``.
 - With ``TRAINYARD_SERVE_UPSTREAM`` set, every other path is forwarded to the control plane
   (``serve.proxy``), so that ``make run`` has one public base URL without a separate proxy.
 
@@ -34,7 +35,7 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from . import metrics, oip  # noqa: E402
+from . import health, metrics, oip  # noqa: E402
 from .config import ServeConfig  # noqa: E402
 from .errors import Problem, exception_handlers  # noqa: E402
 from .inputs import request_inputs, request_weight  # noqa: E402
@@ -106,26 +107,25 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Readiness: Redis answers and the database was reached recently (the key cache's last
-    successful refresh). 503 naming the failing checks otherwise."""
+    """Readiness (``serve.health``): 200 ``{"ready": true, "models_loaded": n, "checks":
+    {"redis": "ok", "database": "ok", "storage": "ok"}}``, or a 503 problem whose ``checks``
+    name what failed (``{"redis": "unreachable (ConnectionError)", …}``) and whose detail
+    lists the failing checks."""
     plane: Plane = request.app.state.plane
-    failing: list[str] = []
-    try:
-        await plane.redis.ping()
-    except Exception:
-        failing.append("redis")
-    if time.monotonic() - plane.auth.last_refresh_ok > max(5.0, 4 * plane.config.auth_refresh_s):
-        failing.append("database")
+    checks = await health.readiness(plane)
+    failing = [name for name, result in checks.items() if result != "ok"]
     if failing:
         return Problem(
             503,
             "service-unavailable",
             "Not ready",
             f"Failing checks: {', '.join(failing)}.",
-            checks={name: "failing" for name in failing},
+            checks=checks,
             ready=False,
         ).response()
-    return json_response({"ready": True, "models_loaded": len(plane.store.loaded())})
+    return json_response(
+        {"ready": True, "models_loaded": len(plane.store.loaded()), "checks": checks}
+    )
 
 
 async def prometheus(request: Request) -> Response:

@@ -117,6 +117,9 @@ class AuthCache:
         self._loading: dict[str, asyncio.Future] = {}
         self.last_refresh_ok = 0.0
         self.last_error: str | None = None
+        #: The last refresh failure's exception class (readiness names it; the text may carry
+        #: a connection string), None once a refresh succeeds again.
+        self.last_error_type: str | None = None
 
     # --- the request path ------------------------------------------------------------------
 
@@ -288,10 +291,11 @@ class AuthCache:
                 if time.monotonic() >= next_budget:
                     await self.refresh_budgets_once()
                     next_budget = time.monotonic() + min(1.0, self.config.budget_refresh_s)
-                self.last_error = None
+                self.last_error = self.last_error_type = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database down: keep serving within the staleness bound
                 self.last_error = str(exc)
+                self.last_error_type = type(exc).__name__
                 log.warning("auth cache refresh failed: %s", exc)
             await asyncio.sleep(self.config.auth_refresh_s)

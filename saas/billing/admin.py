@@ -1,16 +1,16 @@
-"""Operator console for billing: plans, prices, the rate card, contracts, invoices, margins.
+"""Operator admin for billing: plans, prices, the rate card, contracts, invoices, margins.
 
 Invoices and their lines are read-only (they are issued by period close, changed only by
-Stripe's events). An account's plan changes through an admin action that calls
+Stripe's events), and so are quota reservations and the stored Stripe events. The margins
+report lives in the operator console (``/console/economics``); its old admin URL redirects. An account's plan changes through an admin action that calls
 ``billing_plan_change`` (audited), never by editing the field.
 """
 
-import datetime
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
-from django.template.response import TemplateResponse
+from django.shortcuts import redirect
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from saas.common.actor import Actor
@@ -29,6 +29,7 @@ from .models import (
     PlanPrice,
     QuotaReservation,
     RateCard,
+    StripeEvent,
 )
 from .services.accounts import billing_plan_change
 
@@ -90,27 +91,20 @@ class PlanAdmin(admin.ModelAdmin):
     inlines = [PlanPriceInline]
 
     def get_urls(self):
+        # The old margins report moved to the console's unit economics page; the URL and its
+        # name stay so that bookmarks and ``reverse("admin:billing_margins")`` still work.
         return [
             path("margins/", self.admin_site.admin_view(self.margins_view), name="billing_margins"),
             *super().get_urls(),
         ]
 
     def margins_view(self, request):
-        """Unit economics per organisation for a month (``?month=2026-05``, default last month)."""
-        raw = request.GET.get("month")
-        if raw:
-            start = datetime.date.fromisoformat(raw + "-01")
-        else:
-            start = (timezone.now().date().replace(day=1) - datetime.timedelta(days=1)).replace(
-                day=1
-            )
-        rows = margins(start=start)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Margins, {start:%B %Y}",
-            "rows": rows,
-        }
-        return TemplateResponse(request, "billing/margins.html", context)
+        """302 to ``/console/economics``, passing ``?month=YYYY-MM`` on when given."""
+        url = reverse("console:economics")
+        month = request.GET.get("month")
+        if month:
+            url += "?" + urlencode({"month": month})
+        return redirect(url)
 
 
 @admin.register(RateCard)
@@ -337,3 +331,32 @@ class QuotaReservationAdmin(TenantModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(InvoiceLine)
+class InvoiceLineAdmin(ReadOnlyAdminMixin, TenantModelAdmin):
+    """Read-only: lines are written with their invoice by period close (a credit drawdown is
+    one of them) and never changed afterwards."""
+
+    list_display = (
+        "invoice",
+        "organization",
+        "position",
+        "kind",
+        "meter",
+        "description",
+        "quantity",
+        "unit_price",
+        "amount",
+    )
+    list_filter = ("kind",)
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: Stripe's webhook events as received (raw data for an operator looking into a
+    payment); they are stored once and applied by the webhook handler only."""
+
+    list_display = ("event_id", "type", "created", "received_at", "processed_at")
+    list_filter = ("type",)
+    search_fields = ("event_id",)

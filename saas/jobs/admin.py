@@ -1,11 +1,12 @@
-"""Training jobs in the operator admin: read-only. Job state (status, attempt, progress, result)
-changes only through the job state machine in ``saas.jobs.services``."""
+"""Training jobs and their timelines in the operator admin: read-only. Job state (status,
+attempt, progress, result) and the timeline's events change only through the job state machine
+in ``saas.jobs.services``."""
 
 from django.contrib import admin
 
 from saas.tenancy.admin import ReadOnlyAdminMixin, TenantModelAdmin
 
-from .models import TrainingJob
+from .models import JobEvent, TrainingJob
 
 
 @admin.register(TrainingJob)
@@ -20,3 +21,9 @@ class TrainingJobAdmin(ReadOnlyAdminMixin, TenantModelAdmin):
         "finished_at",
     )
     list_filter = ("status", "device")
+
+
+@admin.register(JobEvent)
+class JobEventAdmin(ReadOnlyAdminMixin, TenantModelAdmin):
+    list_display = ("job", "organization", "type", "message", "created_at")
+    list_filter = ("type",)

@@ -88,3 +88,17 @@ def test_app_services_wait_for_migrate_and_share_settings(services) -> None:
     for var in env_names:
         assert f'"{var}"' in settings_src, var
     assert services["serve"]["deploy"]["replicas"] == 2
+
+
+def test_workers_health_check_pings_this_worker_by_its_default_name(services) -> None:
+    # workers/health.py pings celery@<hostname>, the name a worker started without -n takes.
+    for name in ("worker-cpu", "worker-gpu", "worker-maintenance"):
+        svc = services[name]
+        assert " -n " not in f" {svc['command']} ", name
+        test = svc["healthcheck"]["test"]
+        assert test[:4] == ["CMD", "python", "-m", "workers.health"], name
+        timeout = float(test[test.index("--timeout") + 1])
+        # The check's worst case (the broker connection, then the ping, each up to
+        # --timeout, plus the interpreter's start-up) fits in what Docker allows it.
+        limit = float(svc["healthcheck"]["timeout"].rstrip("s"))
+        assert 2 * timeout + 5 <= limit, name

@@ -4,70 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import boto3
-import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.test import override_settings
-from moto.server import ThreadedMotoServer
 
 from saas.common.storage import local_copy
-
-BUCKET = "trainyard-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def s3() -> Iterator[str]:
-    """An S3 endpoint URL with an empty private bucket; STORAGES points at it meanwhile."""
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    creds = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1", **creds).create_bucket(
-        Bucket=BUCKET
-    )
-    storages = {
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": BUCKET,
-                "endpoint_url": url,
-                "region_name": "us-east-1",
-                "access_key": "test",
-                "secret_key": "test",
-                "addressing_style": "path",
-                "default_acl": "private",
-                "querystring_auth": False,
-                "file_overwrite": False,
-            },
-        },
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    try:
-        with override_settings(STORAGES=storages):
-            yield url
-    finally:
-        server.stop()
-        # No S3 backend instance may outlive the override (later tests and the e2e stack's
-        # in-process reads use the filesystem storage again).
-        from django.core.files.storage import default_storage as ds
-        from django.core.files.storage import storages as handler
-        from django.utils.functional import empty
-
-        handler._storages.clear()
-        ds._wrapped = empty
+from tests.deploy.conftest import BUCKET
 
 
 def test_objects_round_trip_and_local_copy_streams_to_a_temp_file(s3: str) -> None:

@@ -12,8 +12,10 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from saas.apikeys.models import ApiKey
-from saas.billing.models import Contract, ContractPrice
+from saas.billing.models import Contract, ContractPrice, StripeEvent
 from saas.billing.selectors import billing_account_get
+from saas.billing.services.period_close import period_close
+from saas.common.actor import Actor
 from saas.jobs.models import TrainingJob
 from saas.metering.models import Meter, UsageEvent
 from saas.metering.services import usage_record
@@ -148,6 +150,10 @@ def test_every_admin_list_and_change_page_renders(acme, console, operator):
     ContractPrice.objects.for_tenant(acme.org).create(
         organization=acme.org, contract=contract, meter=Meter.PREDICTIONS, unit_price="0.001"
     )
+    # This month's invoice (its usage line bills the prediction above), a stored Stripe event.
+    this_month = timezone.now().date().replace(day=1)
+    period_close(organization=acme.org, period_start=this_month, actor=Actor.system())
+    StripeEvent.objects.create(event_id="evt_walk", type="invoice.paid", created=1, payload={})
     empty = []
     for model, model_admin in admin.site._registry.items():
         base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
@@ -160,4 +166,4 @@ def test_every_admin_list_and_change_page_renders(acme, console, operator):
         else:
             empty.append(model._meta.label)
     # Every tenant-owned model has a row above, so every one of their change pages rendered.
-    assert set(empty) <= {"auth.Group", "billing.Invoice", "billing.RateCard"}, empty
+    assert set(empty) <= {"auth.Group", "billing.RateCard"}, empty
