@@ -348,6 +348,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Task events (sent, started, succeeded…) for Flower's live view and its /metrics: one small
+# pub/sub message per state change, nothing stored.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
 # Celery beat's periodic tasks, all on the `maintenance` queue (saas.celery.Queue.MAINTENANCE;
 # also routed there by name), which has its own worker, so none waits behind a training job.
 # `expires` drops a message that no maintenance worker picked up before its next run was due

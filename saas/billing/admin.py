@@ -17,7 +17,6 @@ from saas.common.actor import Actor
 from saas.common.errors import DomainError
 from saas.tenancy.admin import ReadOnlyAdminMixin, TenantModelAdmin
 
-from .economics import margins
 from .models import (
     BillingAccount,
     Contract,
