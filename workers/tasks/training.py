@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 
+import structlog
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DatabaseError, connection
@@ -60,7 +61,19 @@ def run_training(start: jobs.JobStart) -> None:
     A taken-over job resumes from its last checkpoint (``start.resume_epoch``); every epoch's
     checkpoint is stored before the epoch is recorded. Never raises for a training failure:
     every outcome ends the job through a service.
+
+    Every line logged meanwhile (TensorFlow's, the heartbeat thread's too) carries ``job_id``,
+    ``organization_id`` and ``attempt``: the job this ticket started, which need not be the
+    ticket's own ``job_id`` (the fairest queued job runs), nor the tenant of the request that
+    sent the ticket (its ``request_id`` stays bound, as where the ticket came from).
     """
+    with structlog.contextvars.bound_contextvars(
+        job_id=start.job_id, organization_id=start.organization_id, attempt=start.attempt
+    ):
+        _run_training(start)
+
+
+def _run_training(start: jobs.JobStart) -> None:
     monitor = jobs.JobMonitor(start)
     workdir = jobs.attempt_workdir(start)
     output_dir, checkpoint_dir = workdir / "out", workdir / "checkpoint"
