@@ -70,7 +70,7 @@ _API_KEY = re.compile(r"\b(ty_(?:live|test)_)([A-Za-z0-9]{12}_)?[A-Za-z0-9_\-]+"
 _STRIPE_KEY = re.compile(r"\b((?:sk|rk)_(?:live|test)_|whsec_)[A-Za-z0-9]+")
 _CREDENTIALS = re.compile(r"(?i)\b(bearer|basic|internal)(\s+)[A-Za-z0-9._~+/=\-]+")
 _QUERY_SECRET = re.compile(
-    r"(?i)([?&](?:token|invitation|key|api_key|secret|password|code|signature)=)[^&\s\"'#]+"
+    r"(?i)([?&](?:token|invitation|key|api_key|secret|password|code|signature)=)([^&\s\"'#]+)"
 )
 
 
@@ -99,7 +99,8 @@ def mask_string(value: str) -> str:
         value = _API_KEY.sub(lambda m: f"{m[1]}{m[2] or ''}{MASK}", value)
         value = _STRIPE_KEY.sub(lambda m: f"{m[1]}{MASK}", value)
     if "=" in value:
-        value = _QUERY_SECRET.sub(lambda m: f"{m[1]}{MASK}", value)
+        # Kept when already redacted to "-" (saas.common.redact, the request lines).
+        value = _QUERY_SECRET.sub(lambda m: m[0] if m[2] == "-" else f"{m[1]}{MASK}", value)
     return value
 
 
