@@ -6,6 +6,7 @@ TensorFlow is loaded by ``runners.train`` on first use, i.e. in the pool child a
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict
 
 import structlog
@@ -70,7 +71,19 @@ def run_training(start: jobs.JobStart) -> None:
     with structlog.contextvars.bound_contextvars(
         job_id=start.job_id, organization_id=start.organization_id, attempt=start.attempt
     ):
-        _run_training(start)
+        # One line each way per attempt (minutes to hours long): where it began and how long
+        # it held the worker; the outcome itself is the job's status and events.
+        began = time.monotonic()
+        log.info(
+            "training attempt started: %s on %s, from epoch %d",
+            start.task,
+            start.base_model,
+            start.resume_epoch,
+        )
+        try:
+            _run_training(start)
+        finally:
+            log.info("training attempt ended after %.1f s", time.monotonic() - began)
 
 
 def _run_training(start: jobs.JobStart) -> None:
