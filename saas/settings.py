@@ -16,7 +16,7 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 
-from saas.common.logs import LOG_FORMATS, configure_structlog, logging_config
+from saas.common.logs import configure_structlog, log_format, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -48,20 +48,6 @@ def proxy_ssl_header(value: str) -> tuple[str, str] | None:
             "TRAINYARD_PROXY_SSL_HEADER must look like 'X-Forwarded-Proto: https'"
         )
     return "HTTP_" + name.upper().replace("-", "_"), expected
-
-
-def log_format(value: str, *, debug: bool) -> str:
-    """``TRAINYARD_LOG_FORMAT``: ``json`` (one JSON object per line) or ``console`` (for a
-    person at a terminal), any letter case; empty means ``console`` with DEBUG on, ``json``
-    otherwise (production). Raises ImproperlyConfigured for any other value."""
-    value = value.strip().lower()
-    if not value:
-        return "console" if debug else "json"
-    if value not in LOG_FORMATS:
-        raise environ.ImproperlyConfigured(
-            f"TRAINYARD_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {value!r}"
-        )
-    return value
 
 
 # Behind a TLS-terminating proxy, the header it sets to say the client used HTTPS (so

@@ -15,7 +15,8 @@ request or task (``request_id``, ``organization_id``, ``job_id``, ``model_id``, 
 ``exception`` (the formatted traceback) for a logged exception. ``console`` instead renders
 the same fields for a human (structlog's ``ConsoleRenderer``).
 
-Nothing here imports Django: ``saas/settings.py`` imports this module to build ``LOGGING``.
+Nothing here needs Django's settings: ``saas/settings.py`` imports this module to build
+``LOGGING``, and ``gunicorn.conf.py`` to format gunicorn's own lines alike.
 
 Secrets never reach a line (:func:`redact_secrets`): values under secret-like keys are masked
 wherever they are nested, and API keys, Stripe keys, bearer credentials and emailed-link tokens
@@ -32,6 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from django.core.exceptions import ImproperlyConfigured
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 #: The values of ``TRAINYARD_LOG_FORMAT``.
@@ -72,6 +74,20 @@ _CREDENTIALS = re.compile(r"(?i)\b(bearer|basic|internal)(\s+)[A-Za-z0-9._~+/=\-
 _QUERY_SECRET = re.compile(
     r"(?i)([?&](?:token|invitation|key|api_key|secret|password|code|signature)=)([^&\s\"'#]+)"
 )
+
+
+def log_format(value: str, *, debug: bool) -> str:
+    """``TRAINYARD_LOG_FORMAT``: ``json`` (one JSON object per line) or ``console`` (for a
+    person at a terminal), any letter case; empty means ``console`` with DEBUG on, ``json``
+    otherwise (production). Raises ImproperlyConfigured for any other value."""
+    value = value.strip().lower()
+    if not value:
+        return "console" if debug else "json"
+    if value not in LOG_FORMATS:
+        raise ImproperlyConfigured(
+            f"TRAINYARD_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {value!r}"
+        )
+    return value
 
 
 def incoming_request_id(value: str | None) -> str | None:
@@ -216,6 +232,9 @@ def logging_config(*, fmt: str, level: str) -> dict[str, Any]:
             # text) and stops them propagating; here they lose those and reach the root's.
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
-            "uvicorn.access": {"handlers": [], "propagate": True},
+            # serve has no access log (``access_log=False``, which uvicorn implements by not
+            # propagating this one): no line per prediction, and none with the unredacted
+            # paths of the emailed links it forwards to the web tier.
+            "uvicorn.access": {"handlers": [], "propagate": False},
         },
     }

@@ -59,3 +59,20 @@ def test_a_predict_line_carries_request_tenant_and_model_but_no_input(
     # lines too, and carry no request's context.
     background = [r for r in log_lines.records(logger="serve.plane") if r != line]
     assert background and all("request_id" not in r for r in background)
+
+
+def test_uvicorn_lines_reach_the_json_handler_but_it_keeps_no_access_log(log_lines):
+    import logging
+
+    import uvicorn
+    from django.conf import settings
+
+    # What `python -m serve` does (serve/__main__.py): uvicorn applies Django's LOGGING.
+    uvicorn.Config("serve.app:create_app", log_config=settings.LOGGING, access_log=False)
+    log_lines.attach()  # that dictConfig replaced the root's handlers
+    assert not logging.getLogger("uvicorn.error").handlers
+    logging.getLogger("uvicorn.error").info("Application startup complete.")
+    logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET /signup/confirm/MQ/tok HTTP/1.1"')
+    (line,) = log_lines.records(logger="uvicorn.error")
+    assert line["event"] == "Application startup complete." and line["level"] == "info"
+    assert "signup/confirm" not in log_lines.text
