@@ -70,7 +70,14 @@ _WORD_SPLIT = re.compile(r"[_\-.\s]+")
 # secrets, HTTP credentials, and the values of token-like query parameters (emailed links).
 _API_KEY = re.compile(r"\b(ty_(?:live|test)_)([A-Za-z0-9]{12}_)?[A-Za-z0-9_\-]+")
 _STRIPE_KEY = re.compile(r"\b((?:sk|rk)_(?:live|test)_|whsec_)[A-Za-z0-9]+")
-_CREDENTIALS = re.compile(r"(?i)\b(bearer|basic|internal)(\s+)[A-Za-z0-9._~+/=\-]+")
+# Credentials after their scheme's name; Basic only when it looks like base64 (a digit, + / or
+# = in it) and Internal (the dashboard's signed token) only when it has the signer's ":", so
+# that "basic usage" or "internal error" in a message stay as they are.
+_CREDENTIALS = re.compile(
+    r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=\-]+"
+    r"|\b(basic)(\s+)(?=[A-Za-z0-9+/]*[0-9+/=])[A-Za-z0-9+/]{8,}={0,2}"
+    r"|\b(internal)(\s+)(?=[A-Za-z0-9._\-]*:)[A-Za-z0-9._:\-]{16,}"
+)
 _QUERY_SECRET = re.compile(
     r"(?i)([?&](?:token|invitation|key|api_key|secret|password|code|signature)=)([^&\s\"'#]+)"
 )
@@ -105,12 +112,17 @@ def _is_secret_key(name: str) -> bool:
     return any(word in _SECRET_WORDS for word in _WORD_SPLIT.split(lowered))
 
 
+def _mask_credentials(m: re.Match[str]) -> str:
+    scheme, space = next((m[i], m[i + 1]) for i in (1, 3, 5) if m[i] is not None)
+    return f"{scheme}{space}{MASK}"
+
+
 def mask_string(value: str) -> str:
     """``value`` with API keys (``ty_live_<id>_***``), Stripe keys, ``Bearer``/``Basic``
     credentials and token-like query values masked; unchanged when it holds none."""
     # Credentials first: "Bearer ty_live_…" becomes "Bearer ***", not a half-masked key.
     if " " in value or "\t" in value:
-        value = _CREDENTIALS.sub(lambda m: f"{m[1]}{m[2]}{MASK}", value)
+        value = _CREDENTIALS.sub(_mask_credentials, value)
     if "_" in value:
         value = _API_KEY.sub(lambda m: f"{m[1]}{m[2] or ''}{MASK}", value)
         value = _STRIPE_KEY.sub(lambda m: f"{m[1]}{MASK}", value)

@@ -151,9 +151,22 @@ def test_secrets_inside_strings_are_masked():
     assert "S3cr3tPart" not in event
 
 
-def test_mask_string_leaves_ordinary_text_alone():
-    text = "job tj_abc failed: epoch 3 of 5, routing training-cpu, model mdl_1"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "job tj_abc failed: epoch 3 of 5, routing training-cpu, model mdl_1",
+        "basic usage of the internal error page",
+        "Internal Server Error: /v1/models",
+    ],
+)
+def test_mask_string_leaves_ordinary_text_alone(text):
     assert mask_string(text) == text
+
+
+def test_mask_string_masks_basic_and_internal_credentials():
+    assert mask_string("Authorization: Basic dXNlcjpwYXNzd29yZA==") == "Authorization: Basic ***"
+    signed = "eyJvIjoib3JnXzEiLCJ1Ijo3fQ:1tXyZa:abcDEF123-_ghiJKL"
+    assert mask_string(f"Internal {signed}") == "Internal ***"
 
 
 @pytest.mark.parametrize(
