@@ -4,10 +4,10 @@ The codebase logs through the standard library (``logging.getLogger(__name__)``)
 logs through structlog. Both end in the root logger's handler, whose formatter is
 :func:`formatter` (a ``structlog.stdlib.ProcessorFormatter``), so both come out alike::
 
-    {"event": "request_finished", "code": 200, "request": "GET /v1/models?cursor=-",
-     "request_id": "5f0c…", "organization_id": "org_…", "user_id": null, "ip": "10.0.0.7",
-     "logger": "django_structlog.middlewares.request", "level": "info",
-     "timestamp": "2026-12-02T13:30:00.123456Z"}
+    {"timestamp": "2026-12-02T13:30:00.123456Z", "level": "info",
+     "logger": "django_structlog.middlewares.request", "event": "request_finished",
+     "code": 200, "request": "GET /v1/models?cursor=-", "request_id": "5f0c…",
+     "organization_id": "org_…", "api_key_id": "key_…", "user_id": null, "ip": "10.0.0.7"}
 
 Fields: ``timestamp`` (ISO 8601, UTC), ``level``, ``logger``, ``event`` (the message), then
 whatever the call passed and the context bound with ``structlog.contextvars`` for the current
@@ -82,6 +82,10 @@ _QUERY_SECRET = re.compile(
     r"(?i)([?&](?:token|invitation|key|api_key|secret|password|code|signature)=)([^&\s\"'#]+)"
 )
 
+# The token segments of emailed links' paths (saas.common.redact) anywhere in a string: Django's
+# own "Internal Server Error: /password-reset/<uid>/<token>" line names the path.
+_TOKEN_PATH = re.compile(r"(/password-reset/|/signup/confirm/)[^/\s?#\"']+/[^/\s?#\"']+")
+
 
 def log_format(value: str, *, debug: bool) -> str:
     """``TRAINYARD_LOG_FORMAT``: ``json`` (one JSON object per line) or ``console`` (for a
@@ -126,6 +130,8 @@ def mask_string(value: str) -> str:
     if "_" in value:
         value = _API_KEY.sub(lambda m: f"{m[1]}{m[2] or ''}{MASK}", value)
         value = _STRIPE_KEY.sub(lambda m: f"{m[1]}{MASK}", value)
+    if "/" in value:
+        value = _TOKEN_PATH.sub(lambda m: f"{m[1]}-/-", value)
     if "=" in value:
         # Kept when already redacted to "-" (saas.common.redact, the request lines).
         value = _QUERY_SECRET.sub(lambda m: m[0] if m[2] == "-" else f"{m[1]}{MASK}", value)

@@ -148,6 +148,9 @@ def test_secrets_inside_strings_are_masked():
     assert "Bearer ***" in event and "abc.def-ghi" not in event
     assert "sk_test_***" in event and "whsec_***" in event
     assert "token=***&x=1" in event and "inv-secret" not in event
+    assert mask_string("Internal Server Error: /password-reset/MQ/cz2-abc123") == (
+        "Internal Server Error: /password-reset/-/-"
+    )
     assert "S3cr3tPart" not in event
 
 
