@@ -9,6 +9,7 @@ path, query and referer is redacted before it is written (``saas.common.redact``
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,13 +19,25 @@ from gunicorn.glogging import Logger
 # file's folder) must be importable whatever the working directory.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from saas.common.logs import formatter, log_format
 from saas.common.redact import redact_query, redact_request_line, redact_url
 
 
 class RedactingLogger(Logger):
     """gunicorn's logger, writing access-log atoms without tokens: ``%(r)s`` (the request
     line), ``%(U)s`` (the path), ``%(q)s`` (the query), ``%(f)s`` and ``%({referer}i)s``, and
-    the same values as environ or header atoms (``%({raw_uri}e)s``, ``%({location}o)s``, …)."""
+    the same values as environ or header atoms (``%({raw_uri}e)s``, ``%({location}o)s``, …).
+
+    gunicorn's own lines (start, worker boots and exits, timeouts) are the app's JSON lines
+    (``saas.common.logs``, ``TRAINYARD_LOG_FORMAT``); the access log keeps its text format,
+    one line per request beside the app's ``request_finished``."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        debug = os.environ.get("DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+        fmt = formatter(log_format(os.environ.get("TRAINYARD_LOG_FORMAT", ""), debug=debug))
+        for handler in self.error_log.handlers:
+            handler.setFormatter(fmt)
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)

@@ -18,8 +18,10 @@ flushes its metering windows to the ledger (``FLUSH_PREDICTIONS``), as a backsto
 
 import enum
 import os
+from typing import Any
 
 from celery import Celery
+from django_structlog.celery.signals import modify_context_before_task_publish
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saas.settings")
 
@@ -74,3 +76,18 @@ app.conf.task_default_queue = Queue.TRAINING_CPU.value
 app.conf.task_routes = {
     **{name.value: {"queue": Queue.MAINTENANCE.value} for name in MAINTENANCE_TASKS},
 }
+
+
+#: The log context a task inherits from whoever sent it (django-structlog puts it in the
+#: message's headers): the request's id and tenant, not its client address or user agent.
+TASK_CONTEXT_KEYS = frozenset(
+    {"request_id", "organization_id", "api_key_id", "user_id", "parent_task_id"}
+)
+
+
+def _task_context(context: dict[str, Any], **_kwargs: Any) -> None:
+    for key in set(context) - TASK_CONTEXT_KEYS:
+        del context[key]
+
+
+modify_context_before_task_publish.connect(_task_context, dispatch_uid="trainyard-task-context")

@@ -16,6 +16,8 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 
+from saas.common.logs import configure_structlog, log_format, logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
@@ -66,6 +68,7 @@ INSTALLED_APPS = [
     "hijack",  # support sessions: staff act as a tenant user (saas.tenancy.impersonation)
     "axes",  # sign-in lockout (django-axes): failed attempts per account, in the database
     "django_prometheus",  # request and database metrics, served at /metrics (saas.console.metrics)
+    "django_structlog",  # request and task context in every log line (saas.common.logs)
     "saas.limits",
     "saas.accounts",
     "saas.tenancy",
@@ -86,6 +89,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First and last, as django-prometheus asks: request counts and latency by view.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Early, so every later middleware's lines and responses carry the request id; the user
+    # and organisation are bound once authentication has run (saas.common.request_log).
+    "saas.common.request_log.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "saas.api.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -448,19 +454,18 @@ SPECTACULAR_SETTINGS = {
 TRAINYARD_METRICS_PUBLIC = env.bool("TRAINYARD_METRICS_PUBLIC", default=False)
 TRAINYARD_METRICS_TOKEN = env.str("TRAINYARD_METRICS_TOKEN", default="")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "django.request": {"level": "ERROR"},
-        # httpx logs every request's full URL at INFO; the data plane forwards the dashboard's
-        # requests through it (emailed links with their tokens), so only its warnings.
-        "httpx": {"level": "WARNING"},
-        "httpcore": {"level": "WARNING"},
-    },
-}
+# Logs: one JSON object per line on stderr from every process (web, workers, serve), the
+# standard library's lines and django-structlog's alike (saas.common.logs, README "Logs").
+TRAINYARD_LOG_FORMAT = log_format(env.str("TRAINYARD_LOG_FORMAT", default=""), debug=DEBUG)
+LOGGING = logging_config(fmt=TRAINYARD_LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+configure_structlog()
+# django-structlog: request_id (an incoming X-Request-ID is kept when it looks like one, see
+# saas.common.request_log), user_id and the client address per request; carried into the
+# Celery tasks a request sends, and task_id / parent_task_id in them.
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+# Our client_ip (TRAINYARD_TRUSTED_PROXIES) is bound instead: django-structlog's ipware would
+# believe any X-Forwarded-For a client sends.
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 
 # --- tenancy limits ----------------------------------------------------------------------------
 # The per-plan limits (request rates per key and per organisation, running and queued jobs)

@@ -3,7 +3,7 @@
 One uvicorn worker per process by default (scale out with more ``serve`` processes or
 replicas behind the proxy; each holds its own model cache and Prometheus registry). With
 ``--workers N`` uvicorn spawns N fresh interpreters: models are loaded inside each, never
-before the fork.
+before the fork. Its logs are the web tier's JSON lines (``serve.logctx``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ def main() -> None:
         os.environ["TRAINYARD_SERVE_UPSTREAM"] = args.upstream
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saas.settings")
+    from django.conf import settings
+
     uvicorn.run(
         "serve.app:create_app",
         factory=True,
@@ -41,6 +44,10 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         log_level=args.log_level,
+        # Django's LOGGING (JSON lines, saas.common.logs) from the start, the supervisor's
+        # lines included, instead of uvicorn's plain-text set-up; django.setup() in each
+        # worker applies the same again.
+        log_config=settings.LOGGING,
         access_log=False,
         timeout_keep_alive=30,
         proxy_headers=True,

@@ -31,6 +31,7 @@ django.setup()
 import orjson  # noqa: E402
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
@@ -39,6 +40,7 @@ from . import health, metrics, oip  # noqa: E402
 from .config import ServeConfig  # noqa: E402
 from .errors import Problem, exception_handlers  # noqa: E402
 from .inputs import request_inputs, request_weight  # noqa: E402
+from .logctx import RequestIdMiddleware, bind_prediction  # noqa: E402
 from .plane import Plane  # noqa: E402
 from .responses import SLOW_ANSWER_SECONDS, CommittedResponse  # noqa: E402
 
@@ -59,6 +61,7 @@ async def predict(request: Request) -> Response:
     label = "unknown"
     try:
         principal = await plane.auth.authenticate(request.headers.get("authorization"))
+        bind_prediction(organization_id=principal.organization_id, model_id=model_id)
         plane.check_access(principal)
         model = await plane.model_for(principal, model_id)
         label = model.id
@@ -180,6 +183,11 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
                 methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             )
         )
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers())
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=exception_handlers(),
+        middleware=[Middleware(RequestIdMiddleware)],
+    )
     app.state.config = config
     return app

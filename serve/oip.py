@@ -26,6 +26,7 @@ from saas.contract.tasks import TEXT
 from . import metrics
 from .errors import Problem, invalid
 from .inputs import model_inputs, parse_json, read_body, request_weight
+from .logctx import bind_prediction
 from .responses import SLOW_ANSWER_SECONDS, CommittedResponse
 
 SERVER = {"name": "trainyard-serve", "version": "1", "extensions": []}
@@ -45,6 +46,9 @@ def _problem(problem: Problem) -> Response:
 async def _principal_and_model(request: Request):
     plane = request.app.state.plane
     principal = await plane.auth.authenticate(request.headers.get("authorization"))
+    bind_prediction(
+        organization_id=principal.organization_id, model_id=request.path_params["model_id"]
+    )
     plane.check_access(principal)
     model = await plane.model_for(principal, request.path_params["model_id"])
     version = request.path_params.get("version")

@@ -17,6 +17,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from .logctx import current_request_id
+
 # httpx logs each request's full URL at INFO: for forwarded requests those are emailed links
 # with their tokens (invitations, password resets). The web tier's own (redacted) access log
 # is the record of them; here only httpx's warnings.
@@ -57,7 +59,15 @@ async def forward(request: Request) -> Response:
     upstream: Upstream = request.app.state.upstream
     # Values are stripped: HTTP ignores surrounding whitespace (RFC 9110 §5.5), and httpx
     # refuses to send a value that keeps it ("Authorization: Bearer " from an empty variable).
-    headers = [(k, v.strip()) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+    headers = [
+        (k, v.strip())
+        for k, v in request.headers.items()
+        if k.lower() not in HOP_BY_HOP and k.lower() != "x-request-id"
+    ]
+    # The id this request has here (serve.logctx), so the web tier's lines carry the same one.
+    request_id = current_request_id()
+    if request_id:
+        headers.append(("x-request-id", request_id))
     client_host = request.client.host if request.client else ""
     headers.append(("x-forwarded-for", client_host))
     headers.append(("x-forwarded-proto", request.url.scheme))

@@ -225,3 +225,53 @@ def console(operator) -> Client:
     c = Client()
     c.force_login(operator)
     return c
+
+
+class LogLines:
+    """What the root logger's handler writes, formatted as in production (JSON lines by
+    ``saas.common.logs.formatter``), read back: :meth:`records` parses each line."""
+
+    def __init__(self) -> None:
+        import logging
+
+        from saas.common.logs import formatter
+
+        self.stream = io.StringIO()
+        self.handler = logging.StreamHandler(self.stream)
+        self.handler.setFormatter(formatter("json"))
+
+    def attach(self) -> None:
+        """(Re-)attach to the root logger: a ``dictConfig`` (a Celery worker's start-up
+        applies Django's ``LOGGING``) replaces the root's handlers."""
+        import logging
+
+        root = logging.getLogger()
+        if self.handler not in root.handlers:
+            root.addHandler(self.handler)
+
+    def detach(self) -> None:
+        import logging
+
+        logging.getLogger().removeHandler(self.handler)
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def records(self, **match) -> list[dict]:
+        """Every line as a dict (each must be one JSON object), those with ``match``'s items."""
+        import json
+
+        out = [json.loads(line) for line in self.text.splitlines() if line.strip()]
+        return [r for r in out if all(r.get(k) == v for k, v in match.items())]
+
+
+@pytest.fixture
+def log_lines():
+    """The log lines written during the test, as the production formatter renders them."""
+    capture = LogLines()
+    capture.attach()
+    try:
+        yield capture
+    finally:
+        capture.detach()

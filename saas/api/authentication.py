@@ -3,6 +3,7 @@
 from rest_framework import authentication, exceptions
 
 from saas.apikeys.services import InvalidApiKey, api_key_resolve
+from saas.common.request_log import bind_organization
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -29,6 +30,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             resolved = api_key_resolve(raw=token)
         except InvalidApiKey as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from None
+        # Every later line of the request names the tenant and key (never the secret).
+        bind_organization(resolved.api_key.organization_id, api_key_id=resolved.api_key.pk)
         return (ApiKeyUser(resolved.api_key, resolved.creator_role), resolved.api_key)
 
     def authenticate_header(self, request) -> str:

@@ -24,6 +24,7 @@ from saas.apikeys.models import ApiKey
 from saas.billing.selectors import plan_limits_for_request
 from saas.common.actor import Actor, client_ip
 from saas.common.errors import DomainError, ValidationFailed
+from saas.common.request_log import bind_organization
 from saas.limits.idempotency import (
     Replay,
     idempotency_begin,
@@ -198,6 +199,7 @@ class TenantAPIView(APIView):
                 raise exceptions.PermissionDenied(exc.detail) from None
             self.api_key = None
         self.organization, self.role = self.access.organization, self.access.role
+        bind_organization(self.organization.pk)  # a session's too (the key's is bound already)
         self.actor = self.access.actor(ip=ip)
         if action is not None:  # None only for a method with no handler: DRF answers 405
             self.access.require(action)

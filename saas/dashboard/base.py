@@ -21,6 +21,7 @@ from django.shortcuts import render
 from saas.billing.selectors import PlanLimits, plan_limits_get
 from saas.common.actor import Actor
 from saas.common.errors import DomainError, NotFound
+from saas.common.request_log import bind_organization
 from saas.limits.ratelimit import rate_limit_check
 from saas.tenancy.access import Access, NotAMember
 from saas.tenancy.models import Membership, Organization
@@ -68,6 +69,7 @@ def _current(request) -> Tenant | None:
         access = Access.for_session(request.user, request.session.get("organization_id"))
     except NotAMember:
         return None
+    bind_organization(access.organization.pk)
     actor = Actor.for_user(request, request.user)
     assert access.role is not None  # a session's access always holds the member's role
     return Tenant(

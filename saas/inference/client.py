@@ -19,8 +19,11 @@ import json
 from dataclasses import dataclass
 
 import httpx
+import structlog
 from django.conf import settings
 from django.core import signing
+
+from saas.common.logs import REQUEST_ID_HEADER
 
 _SALT = "trainyard.serve.internal"
 INTERNAL_TOKEN_MAX_AGE_SECONDS = 60
@@ -72,11 +75,16 @@ def data_plane_predict(
     answers).
     """
     url = f"{settings.TRAINYARD_SERVE_URL.rstrip('/')}/v1/models/{model_id}/predict"
+    headers = {"Authorization": authorization, "Content-Type": content_type}
+    # The data plane's lines for this prediction carry this request's id (saas.common.logs).
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        headers[REQUEST_ID_HEADER] = request_id
     try:
         r = httpx.post(
             url,
             content=body,
-            headers={"Authorization": authorization, "Content-Type": content_type},
+            headers=headers,
             timeout=timeout or settings.TRAINYARD_PREDICT_TIMEOUT_SECONDS,
         )
     except httpx.HTTPError:

@@ -6,8 +6,10 @@ TensorFlow is loaded by ``runners.train`` on first use, i.e. in the pool child a
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict
 
+import structlog
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DatabaseError, connection
@@ -60,7 +62,31 @@ def run_training(start: jobs.JobStart) -> None:
     A taken-over job resumes from its last checkpoint (``start.resume_epoch``); every epoch's
     checkpoint is stored before the epoch is recorded. Never raises for a training failure:
     every outcome ends the job through a service.
+
+    Every line logged meanwhile (TensorFlow's, the heartbeat thread's too) carries ``job_id``,
+    ``organization_id`` and ``attempt``: the job this ticket started, which need not be the
+    ticket's own ``job_id`` (the fairest queued job runs), nor the tenant of the request that
+    sent the ticket (its ``request_id`` stays bound, as where the ticket came from).
     """
+    with structlog.contextvars.bound_contextvars(
+        job_id=start.job_id, organization_id=start.organization_id, attempt=start.attempt
+    ):
+        # One line each way per attempt (minutes to hours long): where it began and how long
+        # it held the worker; the outcome itself is the job's status and events.
+        began = time.monotonic()
+        log.info(
+            "training attempt started: %s on %s, from epoch %d",
+            start.task,
+            start.base_model,
+            start.resume_epoch,
+        )
+        try:
+            _run_training(start)
+        finally:
+            log.info("training attempt ended after %.1f s", time.monotonic() - began)
+
+
+def _run_training(start: jobs.JobStart) -> None:
     monitor = jobs.JobMonitor(start)
     workdir = jobs.attempt_workdir(start)
     output_dir, checkpoint_dir = workdir / "out", workdir / "checkpoint"

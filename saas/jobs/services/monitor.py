@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -75,8 +76,12 @@ class JobMonitor:
         """Start the heartbeat thread (a daemon: it never keeps a dying worker alive)."""
         if self._thread is None:
             self._stop.clear()
+            # In a copy of this thread's context: its log lines carry the job's (job_id, …).
             self._thread = threading.Thread(
-                target=self._beat_loop, name=f"heartbeat-{self.start.job_id}", daemon=True
+                target=contextvars.copy_context().run,
+                args=(self._beat_loop,),
+                name=f"heartbeat-{self.start.job_id}",
+                daemon=True,
             )
             self._thread.start()
 
