@@ -431,6 +431,23 @@ def test_nginx_passes_body_and_forwarding_headers(running):
     assert h.get("connection", "").lower() != "close"
 
 
+def test_nginx_passes_one_request_id_to_the_apps_and_logs_it(running):
+    # A plain id from the client is kept end to end.
+    status, _, body = running.request("GET", "/v1/datasets", headers={"X-Request-ID": "req-abc.1"})
+    assert status == 200 and json.loads(body)["headers"]["x-request-id"] == "req-abc.1"
+    # None, or one that is not a plain id (log injection, too long): nginx's own, 32 hex.
+    for sent in (None, 'x" injected=1', "-leading", "a" * 129):
+        headers = {"X-Request-ID": sent} if sent is not None else {}
+        status, _, body = running.request("GET", "/v1/datasets", headers=headers)
+        rid = json.loads(body)["headers"]["x-request-id"]
+        assert status == 200 and re.fullmatch(r"[0-9a-f]{32}", rid), (sent, rid)
+    deadline = time.monotonic() + 5
+    while "request_id=req-abc.1" not in running.access_log.read_text():
+        assert time.monotonic() < deadline, running.access_log.read_text()
+        time.sleep(0.05)
+    assert "injected" not in running.access_log.read_text()
+
+
 def test_nginx_reuses_upstream_connections(running):
     serve = running.upstreams["serve"]
     before = len(serve.peers)
