@@ -15,12 +15,15 @@ from typing import Any, cast
 import redis
 from django.conf import settings
 from django.db import connection
+from django.db.models import Case, IntegerField, OuterRef, Subquery, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from saas.celery import Queue, app
 
 from .liveness import _KEY as _WORKER_KEY
 from .models import TrainingJob
+
 
 Status = TrainingJob.Status
 
@@ -152,13 +155,39 @@ def workers_online(*, timeout: float = 1.0) -> list[WorkerInfo]:
 
 def jobs_active(*, limit: int = 200) -> list[TrainingJob]:
     """Running then queued jobs, oldest first, with their organisation (at most ``limit``);
-    each queued job carries ``queue_position`` and ``wait_reason`` as the API reports them."""
-    from .selectors import training_job_queue_info
+    each queued job carries ``queue_position`` and ``wait_reason`` as the API reports them.
 
+    One SQL query whatever the number of jobs: the figures ``training_job_queue_info`` needs
+    (jobs ahead on the device queue, the tenant's running jobs, its plan's limit) are
+    annotated here, correlated on each row's own organisation, as the tenant-scoped list does
+    for one organisation."""
+    from saas.billing.models import BillingAccount
+
+    from .selectors import _count, training_job_queue_info
+
+    every = TrainingJob.objects.unscoped_all_tenants()  # operator view: all tenants on purpose
+    ahead = every.filter(
+        status=Status.QUEUED, device=OuterRef("device"), created_at__lt=OuterRef("created_at")
+    )
+    running = every.filter(status=Status.RUNNING, organization_id=OuterRef("organization_id"))
+    plan_limit = BillingAccount.objects.unscoped_all_tenants().filter(
+        organization_id=OuterRef("organization_id")
+    )
     jobs = list(
-        TrainingJob.objects.unscoped_all_tenants()
-        .filter(status__in=[Status.RUNNING, Status.QUEUED])
+        every.filter(status__in=[Status.RUNNING, Status.QUEUED])
         .select_related("organization")
+        .defer("metrics", "misclassified")
+        .annotate(
+            queue_ahead=Case(
+                When(status=Status.QUEUED, then=Coalesce(_count(ahead, "device"), 0)),
+                default=None,
+                output_field=IntegerField(),
+            ),
+            org_running=Coalesce(_count(running, "organization_id"), 0),
+            max_running_jobs=Subquery(
+                plan_limit.values("plan__max_running_jobs")[:1], output_field=IntegerField()
+            ),
+        )
         .order_by("-status", "created_at")[:limit]
     )
     for job in jobs:

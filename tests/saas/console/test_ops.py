@@ -154,3 +154,27 @@ def test_predictions_per_minute_reads_the_ledger(console):
     from saas.metering.selectors import predictions_per_minute
 
     assert predictions_per_minute() == {"last_minute": 0.0, "average": 0.0}
+
+
+def test_active_jobs_take_one_query_and_agree_with_the_api(broker, tenant, other_tenant):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    a1, a2 = _job(tenant), _job(tenant)
+    b1 = _job(other_tenant)
+    # tenant's first job runs: its second waits on the tenant's limit, globex's on capacity.
+    TrainingJob.objects.for_tenant(tenant.org).filter(pk=a1.pk).update(status="running")
+    with CaptureQueriesContext(connection) as few:
+        rows = {j.pk: j for j in operations.jobs_active()}
+    _job(other_tenant)
+    with CaptureQueriesContext(connection) as more:
+        operations.jobs_active()
+    assert len(more) == len(few) <= 2  # not one per job
+    for job, t in ((a2, tenant), (b1, other_tenant)):
+        api = t.client.get(f"/v1/training-jobs/{job.pk}").json()
+        assert (rows[job.pk].queue_position, rows[job.pk].wait_reason) == (
+            api["queue_position"],
+            api["wait_reason"],
+        )
+    assert rows[a2.pk].wait_reason == "tenant_limit" and rows[b1.pk].wait_reason == "capacity"
+    assert rows[a1.pk].wait_reason is None
