@@ -24,7 +24,6 @@ from saas.celery import Queue, app
 from .liveness import _KEY as _WORKER_KEY
 from .models import TrainingJob
 
-
 Status = TrainingJob.Status
 
 # kombu's Redis transport keeps one list per queue and priority step: the plain name holds
@@ -173,8 +172,10 @@ def jobs_active(*, limit: int = 200) -> list[TrainingJob]:
     plan_limit = BillingAccount.objects.unscoped_all_tenants().filter(
         organization_id=OuterRef("organization_id")
     )
+    # The annotations are declared on TrainingJob (typed readers); django-stubs reports
+    # annotating a declared attribute as a redefinition, as in selectors.training_job_list.
     jobs = list(
-        every.filter(status__in=[Status.RUNNING, Status.QUEUED])
+        every.filter(status__in=[Status.RUNNING, Status.QUEUED])  # type: ignore[no-redef]
         .select_related("organization")
         .defer("metrics", "misclassified")
         .annotate(
