@@ -330,3 +330,64 @@ def test_a_correction_larger_than_the_months_usage_is_credited_not_trued_up(org)
     inv = billing.period_close(organization=org, period_start=MAY, actor=Actor.system())
     assert "true_up" not in [k for k, _, _ in _lines(inv)]  # a plan has no committed minimum
     assert inv.total == fee - D("7.50")
+
+
+# --- concurrency ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_period_closes_racing_for_one_org_draw_the_ledger_once():
+    import threading
+
+    from django.db import connections
+
+    from saas.billing.models import PlanPrice, RateCard
+    from saas.billing.seed import seed
+
+    if not Plan.objects.exists():  # a transactional test may start after a flush
+        seed(Plan, PlanPrice, RateCard)
+    org = make_tenant("close-racer").org
+    billing.billing_plan_change(organization=org, plan_code="pro", actor=Actor.system())
+    Plan.objects.filter(code="pro").update(monthly_fee=D("0"))
+    org.refresh_from_db()
+    billing.billing_credit_grant(
+        organization=org, amount=D("10.00"), reason="goodwill", actor=Actor.system()
+    )
+    record(org, Meter.TRAINING_GPU_SECONDS, 6250)  # $7.50
+    barrier = threading.Barrier(3)
+    numbers: list[str] = []
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            barrier.wait(timeout=10)
+            inv = billing.period_close(organization=org, period_start=MAY, actor=Actor.system())
+            numbers.append(inv.number)
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def grant() -> None:  # a grant landing at the same moment is either drawn or left whole
+        try:
+            barrier.wait(timeout=10)
+            billing.billing_credit_grant(
+                organization=org, amount=D("1.00"), reason="race", actor=Actor.system()
+            )
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=t) for t in (close, close, grant)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=30)
+    assert not errors, errors
+    assert len(numbers) == 2 and numbers[0] == numbers[1]
+    assert Invoice.objects.for_tenant(org).count() == 1
+    assert CreditLedgerEntry.objects.for_tenant(org).filter(kind="drawdown").count() == 1
+    inv = Invoice.objects.for_tenant(org).get()
+    assert inv.credit_applied == D("7.50")
+    assert credit_balance(organization=org) == D("3.50")  # 10 + 1 − 7.50, never below zero
