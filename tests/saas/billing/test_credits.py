@@ -184,6 +184,34 @@ def test_the_database_refuses_malformed_entries(org, fields):
         CreditLedgerEntry.objects.for_tenant(org).create(organization=org, currency="usd", **fields)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: the ledger says 'a mistake is corrected by a new entry', but its check "
+    "constraint admits only positive grants and invoice-linked drawdowns: an over-grant "
+    "(a typo, 1000 for 100) cannot be taken back by any entry or service",
+)
+def test_an_over_grant_can_be_corrected_by_a_new_entry(org):
+    billing.billing_credit_grant(
+        organization=org, amount=D("1000.00"), reason="typo", actor=Actor.system()
+    )
+    corrected = False
+    for kind in CreditLedgerEntry.Kind.values:
+        try:
+            with transaction.atomic():
+                CreditLedgerEntry.objects.for_tenant(org).create(
+                    organization=org,
+                    kind=kind,
+                    amount=D("-900.00"),
+                    currency="usd",
+                    reason="correct the typo",
+                )
+            corrected = True
+            break
+        except IntegrityError:
+            continue
+    assert corrected and credit_balance(organization=org) == D("100.00")
+
+
 # --- period close --------------------------------------------------------------------------
 
 
