@@ -405,6 +405,11 @@ def _execute(loaded: Any, batch: list[_Job]) -> list[Any]:
         if len(batch) > 1:
             return [_execute(loaded, [job])[0] for job in batch]
         return [_input_error(exc)]
+    except BaseException:
+        # Not an input problem (an interpreter exit reaching this thread): still end the
+        # token, or it would take a share of every later interval's CPU for good.
+        METER.end(token)
+        raise
     seconds = time.perf_counter() - t0  # wall time: what the AIMD batch cap adapts to
     try:
         formatted = loaded.format(rows)

@@ -34,7 +34,7 @@ from saas.tenancy.models import Organization
 
 from . import pricing
 from .models import BillingAccount, Invoice, RateCard
-from .selectors import period_charges
+from .selectors import billing_currency, period_charges
 
 # The meters that carry an operator cost, in the order the console shows them.
 COST_METERS: dict[str, str] = {
@@ -194,7 +194,9 @@ def unit_economics(*, start: datetime.date, today: datetime.date | None = None) 
             invoiced, accrued = inv.total - inv.tax, ZERO
         elif s <= today and account:
             preview = period_charges(organization=org, start=s, end=accrue_to)
-            currency = account["plan__currency"]
+            # The preview is in the currency its invoice will be: the contract's when one
+            # governs the month, not the plan's.
+            currency = billing_currency(organization=org, on=s)
             invoiced, accrued = ZERO, preview.subtotal - preview.credit_applied
         else:  # a month still to come, or no billing account (an invariant broken elsewhere)
             currency = account.get("plan__currency", cost_currency)

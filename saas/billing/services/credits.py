@@ -24,6 +24,9 @@ from ..selectors import billing_currency, credit_balance
 # amounts are several grants, each with its reason, or a contract.
 CREDIT_GRANT_MAX = Decimal("100000.00")
 REASON_MAX = 500
+# Characters of an amount given as a string: far more than any real amount needs, and it
+# bounds the work a hostile one ("1" × 2 MB) makes the Decimal parser do.
+AMOUNT_MAX = 40
 
 
 def billing_credit_grant(
@@ -32,7 +35,8 @@ def billing_credit_grant(
     """Grant ``organization`` ``amount`` of credit in its billing currency (its active
     contract's, else its plan's), for ``reason``.
 
-    ``amount`` is a Decimal, or the string a form sent ("25.00"): positive, at most
+    ``amount`` is a Decimal, or the string a form sent ("25.00", at most ``AMOUNT_MAX``
+    characters once stripped): positive, at most
     ``CREDIT_GRANT_MAX``, with no more decimals than the currency has (at most 2). ``reason``
     (stripped, at most 500 characters) is required. One transaction, under the organisation's
     row lock (the lock period close takes, so the balance audited is exact): the ledger entry
@@ -92,8 +96,14 @@ def billing_credit_grant(
 
 def _amount(amount: Decimal | str, errors: list[dict]) -> Decimal | None:
     """``amount`` as a finite Decimal in (0, CREDIT_GRANT_MAX], or None with a problem added."""
+    text = None if isinstance(amount, Decimal) else str(amount).strip()
+    if text is not None and len(text) > AMOUNT_MAX:
+        errors.append(
+            {"field": "amount", "message": f"The amount is at most {AMOUNT_MAX} characters."}
+        )
+        return None
     try:
-        value = amount if isinstance(amount, Decimal) else Decimal(str(amount).strip())
+        value = amount if isinstance(amount, Decimal) else Decimal(text)
     except InvalidOperation:
         value = None
     if value is None or not value.is_finite():

@@ -30,7 +30,7 @@ from saas.billing.selectors import (
     period_charges,
 )
 from saas.billing.services.accounts import billing_plan_change
-from saas.billing.services.credits import billing_credit_grant
+from saas.billing.services.credits import AMOUNT_MAX, billing_credit_grant
 from saas.billing.services.stripe_push import invoice_stripe_repush
 from saas.common.errors import ValidationFailed
 from saas.jobs.models import TrainingJob
@@ -176,14 +176,16 @@ def tenant_action(request, org_id: str, action: str):
 def _grant_credit(request, org: Organization, reason: str):
     """The service checks the amount and the reason together, so a 400 lists every problem
     (and keeps the amount typed in the form)."""
-    amount = request.POST.get("amount", "").strip()[:40]
+    # Not cut short here: a cut can turn a longer number into a different valid one
+    # ("2.5…e+01", 25, read as 2.5); the service refuses an overlong amount instead.
+    amount = request.POST.get("amount", "").strip()
     try:
         entry = billing_credit_grant(
             organization=org, amount=amount, reason=reason, actor=request.actor
         )
     except ValidationFailed as exc:
         problems = [e["message"] for e in exc.errors] or [str(exc)]
-        return _detail(request, org, problems=problems, status=400, amount=amount)
+        return _detail(request, org, problems=problems, status=400, amount=amount[:AMOUNT_MAX])
     messages.success(request, f"Granted {entry.amount} {entry.currency.upper()} of credit.")
     return redirect("console:tenant_detail", org_id=org.pk)
 

@@ -173,3 +173,15 @@ def test_largest_remainder_rounding_always_adds_up(parts, expected, total):
     got, t = round_shares(parts, "usd")
     assert t == total and sum(got.values()) == total
     assert [got[k] for k in parts] == expected
+
+
+def test_an_open_month_accrues_in_the_contract_currency_not_the_plan_currency(three):
+    # Review finding: the accrual labelled a eur contract's preview with the plan's currency
+    # (usd), so eur revenue was compared with usd cost and summed into the plan totals.
+    Contract.objects.for_tenant(three["bigco"]).update(currency="eur")
+    month = unit_economics(start=MAY, today=datetime.date(2026, 5, 20))
+    big = next(t for t in month.tenants if t.organization == "bigco")
+    assert big.invoice_number is None and big.revenue_accrued > 0
+    assert big.currency == "eur"
+    assert not big.comparable and big.gross_margin is None
+    assert "enterprise" not in {p.plan for p in month.plans}

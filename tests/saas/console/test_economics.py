@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
+
+from saas.console.views.economics import SORTS
 
 pytestmark = pytest.mark.django_db
 
@@ -61,3 +65,29 @@ def test_the_page_shows_cost_by_meter_accruals_and_the_best_and_worst_chart(cons
 @pytest.mark.parametrize("query", ["month=1900-01", "sort=cost:bogus"])
 def test_out_of_range_month_or_unknown_meter_sort_is_a_400(console, query):
     assert console.get(f"/console/economics?{query}").status_code == 400
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+@pytest.mark.parametrize("sort", SORTS)
+def test_every_column_sorts_both_ways_with_none_last(console, acme, globex, sort, direction):
+    from saas.billing.models import Contract
+
+    # One tenant without a margin at all (revenue in eur against usd cost).
+    Contract.objects.for_tenant(globex.org).create(
+        organization=globex.org,
+        starts_on=datetime.date(2000, 1, 1),
+        ends_on=datetime.date(2100, 1, 1),
+        currency="eur",
+    )
+    resp = console.get(f"/console/economics?sort={sort}&dir={direction}")
+    assert resp.status_code == 200
+    if sort in ("gross_margin", "margin_pct"):
+        values = [getattr(t, sort) for t in resp.context["rows"]]
+        assert None in values and values[-1] is None
+        present = [v for v in values if v is not None]
+        assert present == sorted(present, reverse=direction == "desc")
+
+
+@pytest.mark.parametrize(("month", "status"), [("0000-01", 400), ("2026-1", 200), ("", 200)])
+def test_odd_month_spellings(console, month, status):
+    assert console.get(f"/console/economics?month={month}").status_code == status

@@ -155,3 +155,57 @@ def test_non_staff_cannot_grant_credit(acme, role):
     )
     assert resp.status_code == 404
     assert not CreditLedgerEntry.objects.for_tenant(acme.org).exists()
+
+
+HOSTILE_AMOUNTS = [
+    "NaN",
+    "sNaN",
+    "-Infinity",
+    "Infinity",
+    "5,00",
+    "1e999999999",
+    "1e-999999999",
+    "1" * 5000,
+    "0." + "0" * 5000 + "1",
+    "5\x00",
+    # 41 characters meaning 25.00; its first 40 characters read 2.50.
+    "2.5" + "0" * 34 + "e+01",
+]
+
+
+@pytest.mark.parametrize("amount", HOSTILE_AMOUNTS, ids=lambda a: repr(a)[:24])
+def test_grant_credit_refuses_hostile_amounts_with_a_400_and_writes_nothing(console, acme, amount):
+    from saas.billing.models import CreditLedgerEntry
+
+    resp = console.post(
+        f"/console/tenants/{acme.org.pk}/grant_credit", {"amount": amount, "reason": "r"}
+    )
+    assert resp.status_code == 400, CreditLedgerEntry.objects.for_tenant(acme.org).first()
+    assert not CreditLedgerEntry.objects.for_tenant(acme.org).exists()
+    assert not AuditEvent.objects.for_tenant(acme.org).filter(action="billing.credit_granted")
+
+
+@pytest.mark.parametrize(("amount", "granted"), [("1e5", "100000.00"), (" 5 ", "5.00")])
+def test_grant_credit_takes_exponents_and_spaces_as_the_number_they_are(
+    console, acme, amount, granted
+):
+    from decimal import Decimal
+
+    from saas.billing.models import CreditLedgerEntry
+
+    resp = console.post(
+        f"/console/tenants/{acme.org.pk}/grant_credit", {"amount": amount, "reason": "r"}
+    )
+    assert resp.status_code == 302
+    assert CreditLedgerEntry.objects.for_tenant(acme.org).get().amount == Decimal(granted)
+
+
+def test_grant_credit_with_a_nul_in_the_reason_is_a_400_not_a_500(console, acme):
+    from saas.billing.models import CreditLedgerEntry
+
+    console.raise_request_exception = False
+    resp = console.post(
+        f"/console/tenants/{acme.org.pk}/grant_credit", {"amount": "5", "reason": "out\x00age"}
+    )
+    assert resp.status_code == 400
+    assert not CreditLedgerEntry.objects.for_tenant(acme.org).exists()
