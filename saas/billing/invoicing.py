@@ -6,7 +6,7 @@ Order of an invoice (both business models):
 2. one usage line per meter: ``billable units × unit price``, each rounded once (half-up);
 3. a true-up line when the usage lines are below the contract's committed monthly minimum
    (``minimum − usage``, so usage + true-up = minimum exactly at and below the boundary);
-4. credit drawdown: ``min(credit balance, subtotal)``, a negative line, the balance being all the
+4. credit drawdown: ``min(credit balance, subtotal)`` (never below 0), a negative line, the balance being all the
    credit the invoice may draw (a contract's prepaid balance and the credit ledger; credits never go
    below zero and never make the total negative);
 5. tax on (subtotal − credit) at the configured rate, rounded once;
@@ -87,7 +87,9 @@ def compute_invoice(
         usage_total += amount
         out.lines.append(Line("usage", c.description, units, c.unit_price, amount, meter=c.meter))
     minimum = round_money(committed_minimum, currency)
-    if minimum > usage_total:
+    # Only a committed minimum is trued up: without one (self-serve), a month whose usage is
+    # negative (a correction) must lower the invoice, not be topped back up to 0.
+    if minimum > 0 and minimum > usage_total:
         gap = minimum - usage_total
         out.lines.append(
             Line("true_up", "True-up to the committed monthly minimum", Decimal(1), gap, gap)
@@ -95,7 +97,9 @@ def compute_invoice(
     out.subtotal = sum((ln.amount for ln in out.lines), Decimal(0))
     # Round the balance *down*: applying more credit than the customer holds is never right.
     usable = Decimal(credit_balance).quantize(minor_unit(currency), rounding=ROUND_DOWN)
-    credit = min(usable, out.subtotal)
+    # Never a negative credit: a subtotal below 0 (corrections beyond the month's charges) is
+    # owed to the customer as it stands, and their credit balance stays whole.
+    credit = max(Decimal(0), min(usable, out.subtotal))
     if credit > 0:
         out.lines.append(Line("credit", credit_label, Decimal(1), -credit, -credit))
     out.credit_applied = credit

@@ -343,8 +343,9 @@ class CreditLedgerManager(TenantManager["CreditLedgerEntry"]):
 
 class CreditLedgerEntry(TenantModel):
     """One movement of an organisation's credit: a ``grant`` (an operator's, positive, with a
-    reason) or a ``drawdown`` (period close applying it to an invoice, negative, linked to
-    that invoice). The balance is the sum of ``amount`` per currency
+    reason), a ``reversal`` (an operator taking unused credit back, negative, with a reason)
+    or a ``drawdown`` (period close applying it to an invoice, negative, linked to that
+    invoice). The balance is the sum of ``amount`` per currency
     (``saas.billing.selectors.credit_balance``).
 
     Append-only, like the usage ledger: a row is never edited or deleted (``save()`` of an
@@ -356,6 +357,7 @@ class CreditLedgerEntry(TenantModel):
 
     class Kind(models.TextChoices):
         GRANT = "grant"
+        REVERSAL = "reversal"
         DRAWDOWN = "drawdown"
 
     id = models.CharField(primary_key=True, max_length=32, default=IdFactory("crd"), editable=False)
@@ -379,6 +381,10 @@ class CreditLedgerEntry(TenantModel):
             models.CheckConstraint(
                 condition=(
                     models.Q(kind="grant", amount__gt=0, invoice__isnull=True)
+                    & ~models.Q(reason="")
+                )
+                | (
+                    models.Q(kind="reversal", amount__lt=0, invoice__isnull=True)
                     & ~models.Q(reason="")
                 )
                 | models.Q(kind="drawdown", amount__lt=0, invoice__isnull=False),

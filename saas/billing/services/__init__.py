@@ -39,7 +39,7 @@ from .accounts import (
     checkout_url,
 )
 from .charges import training_charge
-from .credits import CREDIT_GRANT_MAX, billing_credit_grant
+from .credits import CREDIT_GRANT_MAX, billing_credit_grant, billing_credit_reverse
 from .grace import billing_enforce_grace
 from .invoices import invoice_recipients, invoice_send
 from .period_close import ISSUER, period_close, period_close_all, period_close_previous_month
@@ -68,6 +68,7 @@ __all__ = [
     "billing_account_update",
     "billing_check",
     "billing_credit_grant",
+    "billing_credit_reverse",
     "billing_enforce_grace",
     "billing_plan_change",
     "checkout_url",

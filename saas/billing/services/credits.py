@@ -1,5 +1,6 @@
 """Credit an operator grants an organisation (goodwill, an outage, a sales promise): a ``grant``
-entry in the append-only credit ledger, drawn down by period close (:mod:`.period_close`).
+entry in the append-only credit ledger, drawn down by period close (:mod:`.period_close`);
+and its correction, a ``reversal`` entry taking unused credit back.
 
 Unlike a contract's prepaid balance, ledger credit needs no contract, so self-serve tenants can
 hold it too.
@@ -47,6 +48,47 @@ def billing_credit_grant(
         ValidationFailed: listing every problem at once (field ``amount`` and/or ``reason``);
             nothing is written.
     """
+    return _record(
+        organization=organization,
+        amount=amount,
+        reason=reason,
+        actor=actor,
+        kind=CreditLedgerEntry.Kind.GRANT,
+    )
+
+
+def billing_credit_reverse(
+    *, organization: Organization, amount: Decimal | str, reason: str, actor: Actor
+) -> CreditLedgerEntry:
+    """Take back ``amount`` of ``organization``'s unused credit (an over-grant, a typo): a
+    ``reversal`` entry of ``-amount`` in its billing currency, for ``reason``. The ledger
+    stays append-only: the grant it corrects remains, and the balance is their sum.
+
+    The same rules as :func:`billing_credit_grant` for ``amount`` and ``reason``, and
+    ``amount`` may not exceed the balance (credit already drawn by an invoice is on that
+    invoice; a reversal never takes the balance below zero). Audited as
+    ``billing.credit_reversed`` with the amount, currency, reason and the new balance.
+
+    Raises:
+        ValidationFailed: listing every problem at once; nothing is written.
+    """
+    return _record(
+        organization=organization,
+        amount=amount,
+        reason=reason,
+        actor=actor,
+        kind=CreditLedgerEntry.Kind.REVERSAL,
+    )
+
+
+def _record(
+    *,
+    organization: Organization,
+    amount: Decimal | str,
+    reason: str,
+    actor: Actor,
+    kind: CreditLedgerEntry.Kind,
+) -> CreditLedgerEntry:
     errors: list[dict] = []
     value = _amount(amount, errors)
     reason = (reason or "").strip()
@@ -69,12 +111,24 @@ def billing_credit_grant(
                         f"in {currency.upper()}.",
                     }
                 )
+        reversal = kind == CreditLedgerEntry.Kind.REVERSAL
+        if reversal and value is not None:
+            held = credit_balance(organization=org, currency=currency)
+            if value > held:
+                errors.append(
+                    {
+                        "field": "amount",
+                        "message": f"At most the unused balance, {held} {currency.upper()}, "
+                        "can be reversed.",
+                    }
+                )
         if errors or value is None:
             raise ValidationFailed(" ".join(e["message"] for e in errors), errors=errors)
+        value = value.quantize(Decimal("0.01"))  # as the ledger stores it (2 places)
         entry = CreditLedgerEntry.objects.for_tenant(org).create(
             organization=org,
-            kind=CreditLedgerEntry.Kind.GRANT,
-            amount=value,
+            kind=kind,
+            amount=-value if reversal else value,
             currency=currency,
             reason=reason,
             created_by_id=actor.user_id,
@@ -82,11 +136,11 @@ def billing_credit_grant(
         balance = credit_balance(organization=org, currency=currency)
         audit_record(
             organization_id=org.pk,
-            action="billing.credit_granted",
+            action="billing.credit_reversed" if reversal else "billing.credit_granted",
             actor=actor,
             target_type="credit_ledger_entry",
             target_id=entry.pk,
-            amount=str(entry.amount),
+            amount=str(value),
             currency=currency,
             reason=reason,
             balance=str(balance),

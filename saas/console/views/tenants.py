@@ -30,7 +30,11 @@ from saas.billing.selectors import (
     period_charges,
 )
 from saas.billing.services.accounts import billing_plan_change
-from saas.billing.services.credits import AMOUNT_MAX, billing_credit_grant
+from saas.billing.services.credits import (
+    AMOUNT_MAX,
+    billing_credit_grant,
+    billing_credit_reverse,
+)
 from saas.billing.services.stripe_push import invoice_stripe_repush
 from saas.common.errors import ValidationFailed
 from saas.jobs.models import TrainingJob
@@ -130,7 +134,7 @@ def _reason(request) -> str:
 @staff_page(write=True)
 def tenant_action(request, org_id: str, action: str):
     """POST an action on a tenant: suspend, reactivate, plan, revoke_key, repush_invoice,
-    grant_credit (``amount``).
+    grant_credit and reverse_credit (``amount``).
 
     Every action needs a ``reason``; bad input is a 400 detail page listing the problems, with
     nothing changed. Unknown org/key/invoice → 404."""
@@ -138,8 +142,8 @@ def tenant_action(request, org_id: str, action: str):
     if action not in ACTIONS:
         raise Http404
     reason = _reason(request)
-    if action == "grant_credit":
-        return _grant_credit(request, org, reason)
+    if action in ("grant_credit", "reverse_credit"):
+        return _credit(request, org, reason, reverse=action == "reverse_credit")
     problems = [] if reason else ["A reason is required."]
     if problems:
         return _detail(request, org, problems=problems, status=400)
@@ -173,24 +177,33 @@ def tenant_action(request, org_id: str, action: str):
     return redirect("console:tenant_detail", org_id=org.pk)
 
 
-def _grant_credit(request, org: Organization, reason: str):
-    """The service checks the amount and the reason together, so a 400 lists every problem
-    (and keeps the amount typed in the form)."""
+def _credit(request, org: Organization, reason: str, *, reverse: bool):
+    """Grant credit, or take unused credit back (``reverse``). The service checks the amount
+    and the reason together, so a 400 lists every problem (and keeps the amount typed in the
+    form)."""
     # Not cut short here: a cut can turn a longer number into a different valid one
     # ("2.5…e+01", 25, read as 2.5); the service refuses an overlong amount instead.
     amount = request.POST.get("amount", "").strip()
+    service = billing_credit_reverse if reverse else billing_credit_grant
     try:
-        entry = billing_credit_grant(
-            organization=org, amount=amount, reason=reason, actor=request.actor
-        )
+        entry = service(organization=org, amount=amount, reason=reason, actor=request.actor)
     except ValidationFailed as exc:
         problems = [e["message"] for e in exc.errors] or [str(exc)]
         return _detail(request, org, problems=problems, status=400, amount=amount[:AMOUNT_MAX])
-    messages.success(request, f"Granted {entry.amount} {entry.currency.upper()} of credit.")
+    done = "Reversed" if reverse else "Granted"
+    messages.success(request, f"{done} {abs(entry.amount)} {entry.currency.upper()} of credit.")
     return redirect("console:tenant_detail", org_id=org.pk)
 
 
-ACTIONS = {"suspend", "reactivate", "plan", "revoke_key", "repush_invoice", "grant_credit"}
+ACTIONS = {
+    "suspend",
+    "reactivate",
+    "plan",
+    "revoke_key",
+    "repush_invoice",
+    "grant_credit",
+    "reverse_credit",
+}
 
 _ = console_error  # shared error page, used via staff_page
 

@@ -13,6 +13,7 @@ from django.db import transaction
 from saas.common.actor import Actor
 from saas.common.errors import Conflict, ValidationFailed
 from saas.datasets.models import Dataset
+from saas.tenancy.access import OrganizationSuspended
 from saas.tenancy.audit import audit_record
 from saas.tenancy.models import Organization
 
@@ -75,8 +76,15 @@ def training_job_retry(*, job: TrainingJob, actor: Actor, reason: str) -> Traini
             f"The job's dataset {locked.dataset_id} has been deleted; the job cannot be retried.",
             dataset=locked.dataset_id,
         )
+    organization = Organization.objects.get(pk=locked.organization_id)
+    if organization.status == Organization.Status.SUSPENDED:
+        # The tenant itself may not train now (saas.tenancy.access); nor may a retry on its
+        # behalf: reactivate the organisation first.
+        raise OrganizationSuspended(
+            "The organisation is suspended: reactivate it before retrying its jobs."
+        )
     new = training_job_create(
-        organization=Organization.objects.get(pk=locked.organization_id),
+        organization=organization,
         dataset=dataset,
         actor=actor,
         base_model=locked.base_model,

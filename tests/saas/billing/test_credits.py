@@ -184,32 +184,47 @@ def test_the_database_refuses_malformed_entries(org, fields):
         CreditLedgerEntry.objects.for_tenant(org).create(organization=org, currency="usd", **fields)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: the ledger says 'a mistake is corrected by a new entry', but its check "
-    "constraint admits only positive grants and invoice-linked drawdowns: an over-grant "
-    "(a typo, 1000 for 100) cannot be taken back by any entry or service",
-)
-def test_an_over_grant_can_be_corrected_by_a_new_entry(org):
-    billing.billing_credit_grant(
+def test_an_over_grant_is_corrected_by_a_reversal_entry(org):
+    grant = billing.billing_credit_grant(
         organization=org, amount=D("1000.00"), reason="typo", actor=Actor.system()
     )
-    corrected = False
-    for kind in CreditLedgerEntry.Kind.values:
-        try:
-            with transaction.atomic():
-                CreditLedgerEntry.objects.for_tenant(org).create(
-                    organization=org,
-                    kind=kind,
-                    amount=D("-900.00"),
-                    currency="usd",
-                    reason="correct the typo",
-                )
-            corrected = True
-            break
-        except IntegrityError:
-            continue
-    assert corrected and credit_balance(organization=org) == D("100.00")
+    rev = billing.billing_credit_reverse(
+        organization=org, amount="900", reason="correct the typo", actor=Actor.system()
+    )
+    assert rev.kind == "reversal" and rev.amount == D("-900.00") and rev.invoice_id is None
+    assert credit_balance(organization=org) == D("100.00")
+    # Append-only: the grant is still there, untouched.
+    assert CreditLedgerEntry.objects.for_tenant(org).get(pk=grant.pk).amount == D("1000.00")
+    ev = AuditEvent.objects.for_tenant(org).get(action="billing.credit_reversed")
+    assert ev.data["amount"] == "900.00" and ev.data["balance"] == "100.00"
+
+
+@pytest.mark.parametrize("amount", ["100.01", "0", "-5", "abc", "1e999"])
+def test_a_reversal_never_exceeds_the_unused_balance_or_takes_bad_amounts(org, amount):
+    billing.billing_credit_grant(
+        organization=org, amount=D("100.00"), reason="goodwill", actor=Actor.system()
+    )
+    with pytest.raises(ValidationFailed):
+        billing.billing_credit_reverse(
+            organization=org, amount=amount, reason="take back", actor=Actor.system()
+        )
+    with pytest.raises(ValidationFailed):
+        billing.billing_credit_reverse(
+            organization=org, amount="1", reason="  ", actor=Actor.system()
+        )
+    assert credit_balance(organization=org) == D("100.00")
+    assert CreditLedgerEntry.objects.for_tenant(org).count() == 1
+
+
+def test_the_database_refuses_a_reversal_without_reason_or_with_an_invoice_or_positive(org):
+    for fields in (
+        {"kind": "reversal", "amount": D("-1.00"), "reason": ""},
+        {"kind": "reversal", "amount": D("1.00"), "reason": "x"},
+    ):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            CreditLedgerEntry.objects.for_tenant(org).create(
+                organization=org, currency="usd", **fields
+            )
 
 
 # --- period close --------------------------------------------------------------------------
@@ -342,12 +357,6 @@ def test_without_credit_a_contract_invoice_is_unchanged(org):
     assert _rows(org) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: compute_invoice adds a 'True-up to the committed monthly minimum' line "
-    "whenever usage is negative, even with no minimum (self-serve): minimum 0 > usage -7.50, "
-    "so a correction larger than the month's usage is charged back and erased",
-)
 def test_a_correction_larger_than_the_months_usage_is_credited_not_trued_up(org):
     billing.billing_plan_change(organization=org, plan_code="pro", actor=Actor.system())
     org.refresh_from_db()

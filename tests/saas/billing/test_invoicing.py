@@ -115,3 +115,38 @@ def test_credit_never_exceeds_the_subtotal_and_never_goes_negative():
             credit_balance=Decimal(-1),
             tax_rate=Decimal(0),
         )
+
+
+def _signed(amount: str) -> MeterCharge:
+    """A correction: a signed (negative) quantity at $1."""
+    return MeterCharge("a", Decimal(amount), Decimal(0), Decimal(1), "correction", signed=True)
+
+
+def test_a_correction_beyond_the_months_charges_lowers_the_invoice_and_spares_the_credit():
+    inv = compute_invoice(
+        currency="usd",
+        subscription_fee=Decimal("49"),
+        subscription_label="plan",
+        charges=[_signed("-60")],
+        committed_minimum=Decimal(0),  # self-serve: nothing to true up to
+        credit_balance=Decimal("10.00"),
+        tax_rate=Decimal("0.1"),
+    )
+    assert [ln.kind for ln in inv.lines] == ["subscription", "usage"]
+    assert inv.subtotal == Decimal("-11.00") and inv.credit_applied == 0
+    assert inv.credit_remaining == Decimal("10.00")  # never a negative draw
+    assert inv.tax == Decimal("-1.10") and inv.total == Decimal("-12.10")  # owed to them
+
+
+def test_a_committed_minimum_is_still_met_when_the_months_usage_is_negative():
+    inv = compute_invoice(
+        currency="usd",
+        subscription_fee=Decimal(0),
+        subscription_label="plan",
+        charges=[_signed("-5")],
+        committed_minimum=Decimal("100"),
+        credit_balance=Decimal(0),
+        tax_rate=Decimal(0),
+    )
+    assert inv.lines[-1].kind == "true_up" and inv.lines[-1].amount == Decimal("105.00")
+    assert inv.total == Decimal("100.00")

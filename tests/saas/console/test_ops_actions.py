@@ -193,11 +193,6 @@ def test_a_tenant_at_its_spend_cap_gets_the_402_and_no_job(console, tenant):
     assert _count(tenant) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: training_job_retry does not check suspension (only the API's Access does), "
-    "so the console queues paid training for a suspended organisation",
-)
 def test_a_suspended_organisations_job_is_not_retried(console, tenant):
     from saas.tenancy.services.organizations import organization_suspend
 
@@ -205,7 +200,7 @@ def test_a_suspended_organisations_job_is_not_retried(console, tenant):
     organization_suspend(organization=tenant.org, actor=Actor.system(), reason="unpaid")
     # The tenant itself cannot train now (403); a retry must not do it behind its back.
     resp = console.post(f"/console/jobs/{old.pk}/retry", {"reason": "customer asked"})
-    assert resp.status_code in (403, 409)
+    assert resp.status_code == 403 and b"reactivate it" in resp.content
     assert _count(tenant) == 1
     assert not AuditEvent.objects.for_tenant(tenant.org).filter(action="training_job.retried")
 

@@ -209,3 +209,24 @@ def test_grant_credit_with_a_nul_in_the_reason_is_a_400_not_a_500(console, acme)
     )
     assert resp.status_code == 400
     assert not CreditLedgerEntry.objects.for_tenant(acme.org).exists()
+
+
+def test_take_unused_credit_back_from_the_console(console, operator, acme):
+    from decimal import Decimal
+
+    from saas.billing.selectors import credit_balance
+
+    base = f"/console/tenants/{acme.org.pk}"
+    assert (
+        console.post(f"{base}/grant_credit", {"amount": "50", "reason": "outage"}).status_code
+        == 302
+    )
+    page = console.get(base).content.decode()
+    assert "Take unused credit back" in page
+    too_much = console.post(f"{base}/reverse_credit", {"amount": "60", "reason": "typo"})
+    assert too_much.status_code == 400 and b"unused balance" in too_much.content
+    done = console.post(f"{base}/reverse_credit", {"amount": "45", "reason": "typo: 5 meant"})
+    assert done.status_code == 302
+    assert credit_balance(organization=acme.org) == Decimal("5.00")
+    ev = AuditEvent.objects.for_tenant(acme.org).get(action="billing.credit_reversed")
+    assert ev.actor_user_id == operator.pk and ev.data["reason"] == "typo: 5 meant"
