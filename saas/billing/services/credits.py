@@ -150,16 +150,20 @@ def _record(
 
 def _amount(amount: Decimal | str, errors: list[dict]) -> Decimal | None:
     """``amount`` as a finite Decimal in (0, CREDIT_GRANT_MAX], or None with a problem added."""
-    text = None if isinstance(amount, Decimal) else str(amount).strip()
-    if text is not None and len(text) > AMOUNT_MAX:
-        errors.append(
-            {"field": "amount", "message": f"The amount is at most {AMOUNT_MAX} characters."}
-        )
-        return None
-    try:
-        value = amount if isinstance(amount, Decimal) else Decimal(text)
-    except InvalidOperation:
-        value = None
+    value: Decimal | None
+    if isinstance(amount, Decimal):
+        value = amount
+    else:
+        text = str(amount).strip()
+        if len(text) > AMOUNT_MAX:
+            errors.append(
+                {"field": "amount", "message": f"The amount is at most {AMOUNT_MAX} characters."}
+            )
+            return None
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            value = None
     if value is None or not value.is_finite():
         errors.append({"field": "amount", "message": "The amount must be a number, e.g. 25.00."})
         return None
