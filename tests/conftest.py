@@ -24,15 +24,40 @@ from saas.tenancy.models import Membership
 from saas.tenancy.services import _user_for_email, organization_create
 
 
+def _non_serialized_transactional(item: pytest.Item) -> bool:
+    """A transactional test (marker ``transaction=True``, ``transactional_db`` or
+    ``live_server``) without ``serialized_rollback``."""
+    marker = item.get_closest_marker("django_db")
+    transaction = serialized = False
+    if marker is not None:
+        transaction = bool(
+            marker.kwargs.get("transaction", marker.args[0] if marker.args else False)
+        )
+        serialized = bool(marker.kwargs.get("serialized_rollback", False))
+    fixtures = getattr(item, "fixturenames", [])
+    transaction = transaction or "transactional_db" in fixtures or "live_server" in fixtures
+    serialized = serialized or "django_db_serialized_rollback" in fixtures
+    return transaction and not serialized
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the end-to-end tests last, after pytest-django's ordering.
+    """After pytest-django's ordering (database tests, then transactional ones, then the
+    rest), two stable moves:
 
-    Their web and worker processes stay up for a whole module and write to the test database
-    outside any test's transaction (Django creates content types on demand, beat runs tasks),
-    so a transactional test with ``serialized_rollback`` after them would find rows where it
-    expects a flushed database. Last is also where slow tests belong.
+    - Within the transactional tests, those with ``serialized_rollback`` first. A
+      transactional test without it flushes the database at teardown and lets Django
+      re-create the content types and permissions (new ids); a ``serialized_rollback`` test
+      after it then restores the migrated rows over them and fails on duplicate content
+      types. (Two such failures came from a new transactional test that sorted before
+      tests/saas/api.) The ones after a serialized test start from an empty database, and
+      seed what they need.
+    - The end-to-end tests last. Their web and worker processes stay up for a whole module
+      and write to the test database outside any test's transaction (Django creates content
+      types on demand, beat runs tasks), so a ``serialized_rollback`` test after them would
+      find rows where it expects a flushed database. Last is also where slow tests belong.
     """
+    items.sort(key=_non_serialized_transactional)  # stable: only moves those after the rest
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
 
 

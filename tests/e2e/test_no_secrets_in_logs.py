@@ -42,7 +42,13 @@ def quiet_stack(django_db_setup, django_db_blocker, run_dirs, tmp_path_factory):
     log_dir, mail_dir = run_dirs
     db = django_settings.DATABASES["default"]
     port = free_port()
-    redis_url = os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
+    # A Redis database of its own: the session's e2e stack (tests/e2e/conftest.py) may still
+    # be up on E2E_REDIS_URL, and its worker, with its own storage folder, would take this
+    # stack's training job off the shared queue.
+    redis_url = os.environ.get("E2E_QUIET_REDIS_URL", "redis://127.0.0.1:6379/12")
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
     env = {
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": redis_url,

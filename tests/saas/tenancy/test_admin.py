@@ -14,6 +14,7 @@ from django.utils import timezone
 from saas.apikeys.models import ApiKey
 from saas.billing.models import Contract, ContractPrice, StripeEvent
 from saas.billing.selectors import billing_account_get
+from saas.billing.services import billing_credit_grant
 from saas.billing.services.period_close import period_close
 from saas.common.actor import Actor
 from saas.jobs.models import TrainingJob
@@ -154,6 +155,7 @@ def test_every_admin_list_and_change_page_renders(acme, console, operator):
     this_month = timezone.now().date().replace(day=1)
     period_close(organization=acme.org, period_start=this_month, actor=Actor.system())
     StripeEvent.objects.create(event_id="evt_walk", type="invoice.paid", created=1, payload={})
+    billing_credit_grant(organization=acme.org, amount="5", reason="walk", actor=Actor.system())
     empty = []
     for model, model_admin in admin.site._registry.items():
         base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
