@@ -73,27 +73,31 @@ class SupportSessionMiddleware:
         return _expired(request)
 
 
+def _problem(status: int, code: str, title: str, detail: str) -> JsonResponse:
+    """An RFC 9457 problem for an API client (it cannot follow a page or a redirect)."""
+    body = {
+        "type": f"https://trainyard.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    return JsonResponse(body, status=status, content_type="application/problem+json")
+
+
 def _expired(request):
     if request.path.startswith("/v1/"):
-        body = {
-            "type": "https://trainyard.dev/problems/support-session-expired",
-            "title": "Support session expired",
-            "status": 401,
-            "detail": "The support session ended; start a new one from the console.",
-        }
-        return JsonResponse(body, status=401, content_type="application/problem+json")
+        return _problem(
+            401,
+            "support-session-expired",
+            "Support session expired",
+            "The support session ended; start a new one from the console.",
+        )
     return HttpResponseRedirect("/console/support")
 
 
 def _refuse(request):
     if request.path.startswith("/v1/"):
-        body = {
-            "type": "https://trainyard.dev/problems/support-session-read-only",
-            "title": "Support session is read-only",
-            "status": 403,
-            "detail": READ_ONLY,
-        }
-        return JsonResponse(body, status=403, content_type="application/problem+json")
+        return _problem(403, "support-session-read-only", "Support session is read-only", READ_ONLY)
     return render(
         request,
         "console/support_read_only.html",
