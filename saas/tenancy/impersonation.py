@@ -63,21 +63,32 @@ def start_support_session(
             expires_at=timezone.now()
             + timedelta(minutes=settings.TRAINYARD_SUPPORT_SESSION_MINUTES),
         )
-        for org_id in _org_ids(user.pk):
-            audit_record(
-                organization_id=org_id,
-                action="support.session_started",
-                actor=actor,
-                target_type="user",
-                target_id=user.pk,
-                reason=reason,
-                elevated=elevated,
-                staff_email=staff.email,
-                impersonator_id=staff.pk,
-                expires_at=session.expires_at.isoformat(),
-                support_session_id=session.pk,
-            )
+        _audit_in_each_org(
+            session,
+            "support.session_started",
+            actor,
+            reason=reason,
+            elevated=elevated,
+            expires_at=session.expires_at.isoformat(),
+        )
     return session
+
+
+def _audit_in_each_org(session: SupportSession, action: str, actor: Actor, **data) -> None:
+    """``action`` in the audit log of every organisation of the impersonated user, naming the
+    staff user and the session (so each tenant's own log shows the support access)."""
+    for org_id in _org_ids(session.user_id):
+        audit_record(
+            organization_id=org_id,
+            action=action,
+            actor=actor,
+            target_type="user",
+            target_id=session.user_id,
+            staff_email=session.staff.email,
+            impersonator_id=session.staff_id,
+            support_session_id=session.pk,
+            **data,
+        )
 
 
 def end_support_session(*, actor: Actor, session: SupportSession, how: str) -> None:
@@ -91,18 +102,7 @@ def end_support_session(*, actor: Actor, session: SupportSession, how: str) -> N
         locked.ended_at = timezone.now()
         locked.ended_how = how
         locked.save(update_fields=["ended_at", "ended_how"])
-        for org_id in _org_ids(locked.user_id):
-            audit_record(
-                organization_id=org_id,
-                action="support.session_ended",
-                actor=actor,
-                target_type="user",
-                target_id=locked.user_id,
-                how=how,
-                staff_email=locked.staff.email,
-                impersonator_id=locked.staff_id,
-                support_session_id=locked.pk,
-            )
+        _audit_in_each_org(locked, "support.session_ended", actor, how=how)
 
 
 def active_session(session_id) -> SupportSession | None:
