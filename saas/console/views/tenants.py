@@ -26,8 +26,10 @@ from saas.billing.selectors import (
     billing_currency,
     credit_balance,
     credit_ledger_list,
+    METER_LABELS,
     invoice_list,
     period_charges,
+    usage_totals,
 )
 from saas.billing.services.accounts import billing_plan_change
 from saas.billing.services.credits import (
@@ -89,6 +91,8 @@ def _detail(request, org: Organization, *, problems=None, status=200, amount="")
     currency = billing_currency(organization=org)
     start, end = pricing.month_bounds(timezone.now().date())
     charges = period_charges(organization=org, start=start, end=end)
+    used = usage_totals(organization_id=org.pk, start=start, end=end)
+    usage = [(METER_LABELS.get(m, m), q) for m, q in sorted(used.items())]
     keys = list(ApiKey.objects.for_tenant(org).order_by("-created_at"))
     key_prefix = {k.pk: k.prefix for k in keys}
     events = list(AuditEvent.objects.for_tenant(org).order_by("-created_at", "-pk")[:100])
@@ -104,6 +108,7 @@ def _detail(request, org: Organization, *, problems=None, status=200, amount="")
         "org": org,
         "account": account,
         "charges": charges,
+        "usage": usage,
         "period_start": start,
         "jobs": TrainingJob.objects.for_tenant(org).order_by("-created_at")[:20],
         "keys": keys,

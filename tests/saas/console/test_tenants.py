@@ -230,3 +230,24 @@ def test_take_unused_credit_back_from_the_console(console, operator, acme):
     assert credit_balance(organization=acme.org) == Decimal("5.00")
     ev = AuditEvent.objects.for_tenant(acme.org).get(action="billing.credit_reversed")
     assert ev.actor_user_id == operator.pk and ev.data["reason"] == "typo: 5 meant"
+
+
+def test_detail_shows_this_periods_usage_per_meter(console, acme):
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from saas.metering.models import Meter
+    from saas.metering.services import usage_record
+
+    usage_record(
+        organization_id=acme.org.pk,
+        meter=Meter.TRAINING_COMPUTE_SECONDS,
+        quantity=Decimal(3000),
+        occurred_at=timezone.now(),
+        source_type="test",
+        source_id="u1",
+    )
+    html = console.get(f"/console/tenants/{acme.org.pk}").content.decode()
+    assert "<td>Training compute" in html and "<td>3000</td>" in html
+    assert "Charges so far this period" in html
