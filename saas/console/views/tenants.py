@@ -22,11 +22,11 @@ from saas.apikeys.services import api_key_revoke
 from saas.billing import pricing
 from saas.billing.models import BillingAccount, Plan
 from saas.billing.selectors import (
+    METER_LABELS,
     billing_account_get,
     billing_currency,
     credit_balance,
     credit_ledger_list,
-    METER_LABELS,
     invoice_list,
     period_charges,
     usage_totals,
